@@ -1,0 +1,829 @@
+//! One block of edges between two layers, in CSR form.
+//!
+//! Rows are target neurons (slots of the later layer), columns are source neurons (slots of the
+//! earlier layer). Within a row the column indices are sorted and unique. Each edge carries its
+//! birth step and a frozen flag packed in one `u32` aligned with `indices` (the flag is the top
+//! bit, which is why steps stay below 2^31), so an edge costs 4 + 4 = 8 bytes, plus 8 bytes per
+//! row for `indptr`.
+//!
+//! Batch mutations validate everything first and then rebuild the arrays in one pass, in parallel
+//! over row chunks for large blocks, so an error never leaves a block half-changed.
+
+use rayon::prelude::*;
+
+use crate::error::{GrowError, Result};
+use crate::Step;
+
+/// Top bit of an edge's `meta` word: the edge is frozen. The other 31 bits are its birth step.
+const FROZEN_BIT: u32 = 1 << 31;
+
+fn meta(birth: Step, frozen: bool) -> u32 {
+    birth | if frozen { FROZEN_BIT } else { 0 }
+}
+
+pub(crate) fn meta_birth(m: u32) -> Step {
+    m & !FROZEN_BIT
+}
+
+pub(crate) fn meta_frozen(m: u32) -> bool {
+    m & FROZEN_BIT != 0
+}
+
+/// Work below this many edges is done on one thread: spawning costs more than it saves.
+const PARALLEL_MIN_EDGES: usize = 1 << 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrBlock {
+    pub(crate) src: u32,
+    pub(crate) dst: u32,
+    pub(crate) n_rows: u32,
+    pub(crate) n_cols: u32,
+    pub(crate) indptr: Vec<u64>,
+    pub(crate) indices: Vec<u32>,
+    /// Per edge: birth step and frozen flag (see `FROZEN_BIT`).
+    pub(crate) meta: Vec<u32>,
+}
+
+/// How a batch treats an edge named twice.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeats {
+    Reject,
+    Merge,
+}
+
+impl CsrBlock {
+    pub fn empty(src: u32, dst: u32, n_rows: u32, n_cols: u32) -> Self {
+        CsrBlock {
+            src,
+            dst,
+            n_rows,
+            n_cols,
+            indptr: vec![0; n_rows as usize + 1],
+            indices: Vec::new(),
+            meta: Vec::new(),
+        }
+    }
+
+    /// Builds a block from sorted, unique keys `row * n_cols + col`.
+    pub(crate) fn from_sorted_keys(
+        src: u32,
+        dst: u32,
+        n_rows: u32,
+        n_cols: u32,
+        keys: &[u64],
+        step: Step,
+    ) -> Self {
+        let mut block = CsrBlock::empty(src, dst, n_rows, n_cols);
+        let counts = row_counts(keys, n_rows, n_cols);
+        block.indptr = prefix_sum(&counts);
+        block.indices = keys.iter().map(|&k| (k % n_cols as u64) as u32).collect();
+        block.meta = vec![meta(step, false); keys.len()];
+        block
+    }
+
+    /// Builds a block from CSR arrays as a user gives them: columns within a row may come in any
+    /// order (they are sorted), but must be unique and in range.
+    pub fn from_csr(
+        src: u32,
+        dst: u32,
+        n_rows: u32,
+        n_cols: u32,
+        indptr: &[i64],
+        indices: &[i64],
+        step: Step,
+        arg: &str,
+    ) -> Result<Self> {
+        if indptr.len() != n_rows as usize + 1 {
+            return Err(GrowError::invalid(
+                format!("{arg}.indptr"),
+                format!(
+                    "length {} does not match {} target rows + 1",
+                    indptr.len(),
+                    n_rows
+                ),
+            ));
+        }
+        if indptr[0] != 0 || *indptr.last().unwrap() != indices.len() as i64 {
+            return Err(GrowError::invalid(
+                format!("{arg}.indptr"),
+                format!(
+                    "must start at 0 and end at len(indices) = {} (got {} .. {})",
+                    indices.len(),
+                    indptr[0],
+                    indptr.last().unwrap()
+                ),
+            ));
+        }
+        if let Some(r) = (0..n_rows as usize).find(|&r| indptr[r] > indptr[r + 1]) {
+            return Err(GrowError::invalid(
+                format!("{arg}.indptr"),
+                format!(
+                    "must not decrease (indptr[{r}] = {} > indptr[{}] = {})",
+                    indptr[r],
+                    r + 1,
+                    indptr[r + 1]
+                ),
+            ));
+        }
+        let mut keys = Vec::with_capacity(indices.len());
+        for r in 0..n_rows as usize {
+            for (pos, &c) in indices
+                .iter()
+                .enumerate()
+                .take(indptr[r + 1] as usize)
+                .skip(indptr[r] as usize)
+            {
+                if c < 0 || c >= n_cols as i64 {
+                    return Err(GrowError::out_of_range(
+                        format!("{arg}.indices[{pos}]"),
+                        c,
+                        n_cols as u64,
+                        format!("source layer {src}"),
+                    ));
+                }
+                keys.push(r as u64 * n_cols as u64 + c as u64);
+            }
+        }
+        // Keys of consecutive rows are already ordered, so sorting only reorders within rows.
+        sort_keys(&mut keys);
+        if let Some(k) = first_repeat(&keys) {
+            return Err(GrowError::invalid(
+                format!("{arg}.indices"),
+                format!(
+                    "row {} lists column {} more than once",
+                    k / n_cols as u64,
+                    k % n_cols as u64
+                ),
+            ));
+        }
+        Ok(CsrBlock::from_sorted_keys(
+            src, dst, n_rows, n_cols, &keys, step,
+        ))
+    }
+
+    /// Builds a block from a row-major dense mask of shape (n_rows, n_cols).
+    pub fn from_dense(
+        src: u32,
+        dst: u32,
+        n_rows: u32,
+        n_cols: u32,
+        mask: &[bool],
+        step: Step,
+    ) -> Result<Self> {
+        let expected = n_rows as usize * n_cols as usize;
+        if mask.len() != expected {
+            return Err(GrowError::invalid(
+                "mask",
+                format!(
+                    "has {} entries, expected {n_rows} x {n_cols} = {expected}",
+                    mask.len()
+                ),
+            ));
+        }
+        let keys: Vec<u64> = mask
+            .iter()
+            .enumerate()
+            .filter(|(_, &on)| on)
+            .map(|(i, _)| i as u64)
+            .collect();
+        Ok(CsrBlock::from_sorted_keys(
+            src, dst, n_rows, n_cols, &keys, step,
+        ))
+    }
+
+    /// Assembles a block from stored columns (used when loading a state; check it afterwards).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        src: u32,
+        dst: u32,
+        n_rows: u32,
+        n_cols: u32,
+        indptr: Vec<u64>,
+        indices: Vec<u32>,
+        birth: &[Step],
+        frozen: &[bool],
+    ) -> Self {
+        let meta = birth
+            .iter()
+            .zip(frozen)
+            .map(|(&b, &f)| meta(b, f))
+            .collect();
+        CsrBlock {
+            src,
+            dst,
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            meta,
+        }
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.n_rows as u64 * self.n_cols as u64
+    }
+
+    pub fn shape(&self) -> (u32, u32) {
+        (self.n_rows, self.n_cols)
+    }
+
+    pub fn indptr(&self) -> &[u64] {
+        &self.indptr
+    }
+
+    pub fn indices(&self) -> &[u32] {
+        &self.indices
+    }
+
+    pub fn births(&self) -> Vec<Step> {
+        self.meta.iter().map(|&m| meta_birth(m)).collect()
+    }
+
+    pub fn frozen(&self) -> Vec<bool> {
+        self.meta.iter().map(|&m| meta_frozen(m)).collect()
+    }
+
+    pub fn is_frozen(&self, position: usize) -> bool {
+        meta_frozen(self.meta[position])
+    }
+
+    fn row(&self, r: u32) -> std::ops::Range<usize> {
+        self.indptr[r as usize] as usize..self.indptr[r as usize + 1] as usize
+    }
+
+    /// Position of edge (r, c) in the edge arrays.
+    pub fn find(&self, r: u32, c: u32) -> Option<usize> {
+        let range = self.row(r);
+        let start = range.start;
+        self.indices[range]
+            .binary_search(&c)
+            .ok()
+            .map(|i| start + i)
+    }
+
+    pub fn nbytes(&self) -> usize {
+        self.indptr.capacity() * std::mem::size_of::<u64>()
+            + self.indices.capacity() * std::mem::size_of::<u32>()
+            + self.meta.capacity() * std::mem::size_of::<u32>()
+    }
+
+    pub fn fan_in(&self) -> Vec<u64> {
+        self.indptr.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    pub fn add_fan_out(&self, out: &mut [u64]) {
+        for &c in &self.indices {
+            out[c as usize] += 1;
+        }
+    }
+
+    pub fn to_dense(&self) -> Vec<bool> {
+        let mut mask = vec![false; self.n_rows as usize * self.n_cols as usize];
+        for r in 0..self.n_rows {
+            for &c in &self.indices[self.row(r)] {
+                mask[r as usize * self.n_cols as usize + c as usize] = true;
+            }
+        }
+        mask
+    }
+
+    pub fn has_frozen(&self) -> bool {
+        self.meta.iter().any(|&m| meta_frozen(m))
+    }
+
+    // ---------------------------------------------------------------- batch edge mutations
+
+    /// Validates a batch of (row, col) pairs and returns their sorted keys.
+    pub(crate) fn batch_keys(
+        &self,
+        rows: &[u32],
+        cols: &[u32],
+        repeats: Repeats,
+    ) -> Result<Vec<u64>> {
+        if rows.len() != cols.len() {
+            return Err(GrowError::invalid(
+                "cols",
+                format!(
+                    "length {} differs from the length of rows ({})",
+                    cols.len(),
+                    rows.len()
+                ),
+            ));
+        }
+        self.check_range("rows", rows, self.n_rows, self.dst)?;
+        self.check_range("cols", cols, self.n_cols, self.src)?;
+        let n_cols = self.n_cols as u64;
+        let mut keys: Vec<u64> = rows
+            .iter()
+            .zip(cols)
+            .map(|(&r, &c)| r as u64 * n_cols + c as u64)
+            .collect();
+        sort_keys(&mut keys);
+        match repeats {
+            Repeats::Merge => keys.dedup(),
+            Repeats::Reject => {
+                if let Some(k) = first_repeat(&keys) {
+                    let (row, col) = self.split_key(k);
+                    return Err(self.edge_error(
+                        "rows",
+                        row,
+                        col,
+                        "appears more than once in the batch",
+                    ));
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    fn check_range(&self, arg: &str, values: &[u32], bound: u32, layer: u32) -> Result<()> {
+        match values.iter().position(|&v| v >= bound) {
+            Some(i) => Err(GrowError::out_of_range(
+                format!("{arg}[{i}]"),
+                values[i] as i64,
+                bound as u64,
+                format!("layer {layer} of size {bound}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn split_key(&self, k: u64) -> (u32, u32) {
+        (
+            (k / self.n_cols as u64) as u32,
+            (k % self.n_cols as u64) as u32,
+        )
+    }
+
+    fn edge_error(&self, arg: &str, row: u32, col: u32, msg: &str) -> GrowError {
+        GrowError::Edge {
+            arg: arg.to_string(),
+            src: self.src,
+            dst: self.dst,
+            row,
+            col,
+            msg: msg.to_string(),
+        }
+    }
+
+    /// Positions of the given sorted keys, or an error naming the first absent edge.
+    fn positions(&self, keys: &[u64], arg: &str) -> Result<Vec<usize>> {
+        let lookup = |&k: &u64| {
+            let (r, c) = self.split_key(k);
+            self.find(r, c)
+                .ok_or_else(|| self.edge_error(arg, r, c, "does not exist"))
+        };
+        if keys.len() >= PARALLEL_MIN_EDGES {
+            keys.par_iter().map(lookup).collect()
+        } else {
+            keys.iter().map(lookup).collect()
+        }
+    }
+
+    /// Adds the edges (rows[i], cols[i]) with the given birth step. Every edge must be new and
+    /// named once.
+    pub fn insert(&mut self, rows: &[u32], cols: &[u32], step: Step) -> Result<()> {
+        let keys = self.batch_keys(rows, cols, Repeats::Reject)?;
+        let present = |&k: &u64| {
+            let (r, c) = self.split_key(k);
+            self.find(r, c).map(|_| (r, c))
+        };
+        let clash = if keys.len() >= PARALLEL_MIN_EDGES {
+            keys.par_iter().find_map_first(present)
+        } else {
+            keys.iter().find_map(present)
+        };
+        if let Some((r, c)) = clash {
+            return Err(self.edge_error("rows", r, c, "already exists"));
+        }
+        self.insert_keys(&keys, step);
+        Ok(())
+    }
+
+    /// Merges sorted keys known to be absent into the block.
+    pub(crate) fn insert_keys(&mut self, keys: &[u64], step: Step) {
+        if keys.is_empty() {
+            return;
+        }
+        let key_ptr = prefix_sum(&row_counts(keys, self.n_rows, self.n_cols));
+        let new_indptr: Vec<u64> = self
+            .indptr
+            .iter()
+            .zip(&key_ptr)
+            .map(|(a, b)| a + b)
+            .collect();
+        let n_cols = self.n_cols as u64;
+        let born = meta(step, false);
+        self.rebuild(new_indptr, |block, r, out_idx, out_meta| {
+            let old = block.row(r);
+            let new_cols = keys[key_ptr[r as usize] as usize..key_ptr[r as usize + 1] as usize]
+                .iter()
+                .map(|&k| (k % n_cols) as u32);
+            let (mut i, mut w) = (old.start, 0);
+            for c in new_cols {
+                while i < old.end && block.indices[i] < c {
+                    out_idx[w] = block.indices[i];
+                    out_meta[w] = block.meta[i];
+                    i += 1;
+                    w += 1;
+                }
+                out_idx[w] = c;
+                out_meta[w] = born;
+                w += 1;
+            }
+            let rest = old.end - i;
+            out_idx[w..w + rest].copy_from_slice(&block.indices[i..old.end]);
+            out_meta[w..w + rest].copy_from_slice(&block.meta[i..old.end]);
+        });
+    }
+
+    /// Removes the edges (rows[i], cols[i]). Every edge must exist, be named once, and not be frozen.
+    pub fn remove(&mut self, rows: &[u32], cols: &[u32]) -> Result<()> {
+        let keys = self.batch_keys(rows, cols, Repeats::Reject)?;
+        let positions = self.positions(&keys, "rows")?;
+        if let Some(i) = positions.iter().position(|&p| self.is_frozen(p)) {
+            let (r, c) = self.split_key(keys[i]);
+            return Err(GrowError::FrozenEdge {
+                arg: "rows".into(),
+                src: self.src,
+                dst: self.dst,
+                row: r,
+                col: c,
+            });
+        }
+        self.remove_keys(&keys);
+        Ok(())
+    }
+
+    /// Removes sorted keys known to be present.
+    pub(crate) fn remove_keys(&mut self, keys: &[u64]) {
+        if keys.is_empty() {
+            return;
+        }
+        let key_ptr = prefix_sum(&row_counts(keys, self.n_rows, self.n_cols));
+        let new_indptr: Vec<u64> = self
+            .indptr
+            .iter()
+            .zip(&key_ptr)
+            .map(|(a, b)| a - b)
+            .collect();
+        let n_cols = self.n_cols as u64;
+        self.rebuild(new_indptr, |block, r, out_idx, out_meta| {
+            let old = block.row(r);
+            let mut gone = keys[key_ptr[r as usize] as usize..key_ptr[r as usize + 1] as usize]
+                .iter()
+                .map(|&k| (k % n_cols) as u32)
+                .peekable();
+            let mut w = 0;
+            for i in old {
+                if gone.peek() == Some(&block.indices[i]) {
+                    gone.next();
+                    continue;
+                }
+                out_idx[w] = block.indices[i];
+                out_meta[w] = block.meta[i];
+                w += 1;
+            }
+        });
+    }
+
+    /// Sets the frozen flag of existing edges; naming an edge twice is allowed.
+    pub fn set_frozen(&mut self, rows: &[u32], cols: &[u32], frozen: bool) -> Result<()> {
+        let keys = self.batch_keys(rows, cols, Repeats::Merge)?;
+        let positions = self.positions(&keys, "rows")?;
+        for p in positions {
+            self.meta[p] = meta(meta_birth(self.meta[p]), frozen);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the edge arrays for a new `indptr`, filling each row with `fill(block, row, ...)`,
+    /// in parallel over chunks of rows when the block is large.
+    fn rebuild<F>(&mut self, new_indptr: Vec<u64>, fill: F)
+    where
+        F: Fn(&CsrBlock, u32, &mut [u32], &mut [u32]) + Sync,
+    {
+        let nnz = *new_indptr.last().unwrap() as usize;
+        let mut indices = vec![0u32; nnz];
+        let mut metas = vec![0u32; nnz];
+        let chunks = row_chunks(&new_indptr, nnz.max(self.nnz()));
+        let idx_parts = split_rows(&mut indices, &chunks, &new_indptr);
+        let meta_parts = split_rows(&mut metas, &chunks, &new_indptr);
+        let this = &*self;
+        let work = |((&(r0, r1), idx), mta): ((&(u32, u32), &mut [u32]), &mut [u32])| {
+            let base = new_indptr[r0 as usize];
+            for r in r0..r1 {
+                let lo = (new_indptr[r as usize] - base) as usize;
+                let hi = (new_indptr[r as usize + 1] - base) as usize;
+                fill(this, r, &mut idx[lo..hi], &mut mta[lo..hi]);
+            }
+        };
+        chunks
+            .par_iter()
+            .zip(idx_parts)
+            .zip(meta_parts)
+            .for_each(work);
+        self.indptr = new_indptr;
+        self.indices = indices;
+        self.meta = metas;
+    }
+
+    // ---------------------------------------------------------------- neuron-level changes
+
+    pub(crate) fn push_rows(&mut self, count: u32) {
+        let last = *self.indptr.last().unwrap();
+        self.indptr
+            .extend(std::iter::repeat_n(last, count as usize));
+        self.n_rows += count;
+    }
+
+    pub(crate) fn push_cols(&mut self, count: u32) {
+        self.n_cols += count;
+    }
+
+    /// First frozen edge in one of the rows flagged in `gone`, as (row, col).
+    pub(crate) fn frozen_in_rows(&self, gone: &[bool]) -> Option<(u32, u32)> {
+        (0..self.n_rows)
+            .filter(|&r| gone[r as usize])
+            .find_map(|r| {
+                self.row(r)
+                    .find(|&i| self.is_frozen(i))
+                    .map(|i| (r, self.indices[i]))
+            })
+    }
+
+    /// First frozen edge from one of the columns flagged in `gone`, as (row, col).
+    pub(crate) fn frozen_in_cols(&self, gone: &[bool]) -> Option<(u32, u32)> {
+        (0..self.n_rows).find_map(|r| {
+            self.row(r)
+                .find(|&i| self.is_frozen(i) && gone[self.indices[i] as usize])
+                .map(|i| (r, self.indices[i]))
+        })
+    }
+
+    /// Keeps only the rows listed in `kept` (ascending), renumbering them 0..kept.len().
+    pub(crate) fn keep_rows(&mut self, kept: &[u32]) {
+        let mut indptr = Vec::with_capacity(kept.len() + 1);
+        indptr.push(0u64);
+        let total: usize = kept.iter().map(|&r| self.row(r).len()).sum();
+        let mut indices = Vec::with_capacity(total);
+        let mut metas = Vec::with_capacity(total);
+        for &r in kept {
+            let range = self.row(r);
+            indices.extend_from_slice(&self.indices[range.clone()]);
+            metas.extend_from_slice(&self.meta[range]);
+            indptr.push(indices.len() as u64);
+        }
+        self.n_rows = kept.len() as u32;
+        self.indptr = indptr;
+        self.indices = indices;
+        self.meta = metas;
+    }
+
+    /// Renumbers columns through `new_col` (u32::MAX drops the column); the map must be increasing
+    /// on the kept columns so rows stay sorted.
+    pub(crate) fn remap_cols(&mut self, new_col: &[u32], n_cols: u32) {
+        let total = self
+            .indices
+            .iter()
+            .filter(|&&c| new_col[c as usize] != u32::MAX)
+            .count();
+        let mut indptr = Vec::with_capacity(self.indptr.len());
+        indptr.push(0u64);
+        let mut indices = Vec::with_capacity(total);
+        let mut metas = Vec::with_capacity(total);
+        for r in 0..self.n_rows {
+            for i in self.row(r) {
+                let c = new_col[self.indices[i] as usize];
+                if c != u32::MAX {
+                    indices.push(c);
+                    metas.push(self.meta[i]);
+                }
+            }
+            indptr.push(indices.len() as u64);
+        }
+        self.n_cols = n_cols;
+        self.indptr = indptr;
+        self.indices = indices;
+        self.meta = metas;
+    }
+
+    /// Checks every structural invariant of the block.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let nnz = self.indices.len();
+        if self.indptr.len() != self.n_rows as usize + 1 {
+            return Err(format!(
+                "indptr has length {}, expected {}",
+                self.indptr.len(),
+                self.n_rows + 1
+            ));
+        }
+        if self.indptr[0] != 0 || *self.indptr.last().unwrap() != nnz as u64 {
+            return Err("indptr must start at 0 and end at nnz".into());
+        }
+        if self.meta.len() != nnz {
+            return Err("edge attribute arrays are not aligned with indices".into());
+        }
+        for r in 0..self.n_rows as usize {
+            if self.indptr[r] > self.indptr[r + 1] {
+                return Err(format!("indptr decreases at row {r}"));
+            }
+            let cols = &self.indices[self.indptr[r] as usize..self.indptr[r + 1] as usize];
+            if cols.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(format!("row {r} is not sorted and unique"));
+            }
+            if cols.last().is_some_and(|&c| c >= self.n_cols) {
+                return Err(format!("row {r} has a column out of range"));
+            }
+        }
+        Ok(())
+    }
+}
+
+// -------------------------------------------------------------------- helpers
+
+pub(crate) fn sort_keys(keys: &mut [u64]) {
+    if keys.len() >= PARALLEL_MIN_EDGES {
+        keys.par_sort_unstable();
+    } else {
+        keys.sort_unstable();
+    }
+}
+
+fn first_repeat(sorted: &[u64]) -> Option<u64> {
+    sorted.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
+/// Number of keys in each row.
+fn row_counts(sorted_keys: &[u64], n_rows: u32, n_cols: u32) -> Vec<u64> {
+    let mut counts = vec![0u64; n_rows as usize];
+    for &k in sorted_keys {
+        counts[(k / n_cols as u64) as usize] += 1;
+    }
+    counts
+}
+
+fn prefix_sum(counts: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(counts.len() + 1);
+    out.push(0);
+    let mut total = 0;
+    for &c in counts {
+        total += c;
+        out.push(total);
+    }
+    out
+}
+
+/// Splits rows into contiguous chunks of roughly equal edge counts for parallel rebuilding.
+fn row_chunks(indptr: &[u64], work: usize) -> Vec<(u32, u32)> {
+    let n_rows = indptr.len() - 1;
+    let n_chunks = if work < PARALLEL_MIN_EDGES {
+        1
+    } else {
+        (rayon::current_num_threads() * 4).min(n_rows.max(1))
+    };
+    let nnz = *indptr.last().unwrap();
+    let mut chunks = Vec::with_capacity(n_chunks);
+    let mut start = 0usize;
+    for i in 1..=n_chunks {
+        let end = if i == n_chunks {
+            n_rows
+        } else {
+            let target = nnz * i as u64 / n_chunks as u64;
+            indptr.partition_point(|&p| p < target).clamp(start, n_rows)
+        };
+        if end > start || (i == n_chunks && chunks.is_empty()) {
+            chunks.push((start as u32, end as u32));
+        }
+        start = end;
+    }
+    chunks
+}
+
+/// Cuts `out` into the disjoint slices that each chunk of rows writes.
+fn split_rows<'a, T>(
+    mut out: &'a mut [T],
+    chunks: &[(u32, u32)],
+    indptr: &[u64],
+) -> Vec<&'a mut [T]> {
+    let mut parts = Vec::with_capacity(chunks.len());
+    for &(r0, r1) in chunks {
+        let len = (indptr[r1 as usize] - indptr[r0 as usize]) as usize;
+        let (head, tail) = std::mem::take(&mut out).split_at_mut(len);
+        parts.push(head);
+        out = tail;
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block() -> CsrBlock {
+        // 3 targets x 4 sources: row 0 -> {1, 3}, row 1 -> {}, row 2 -> {0}
+        CsrBlock::from_csr(0, 1, 3, 4, &[0, 2, 2, 3], &[3, 1, 0], 0, "b").unwrap()
+    }
+
+    #[test]
+    fn from_csr_sorts_rows() {
+        let b = block();
+        assert_eq!(b.indices(), &[1, 3, 0]);
+        assert_eq!(b.indptr(), &[0, 2, 2, 3]);
+        b.check().unwrap();
+    }
+
+    #[test]
+    fn from_csr_rejects_duplicates_and_range() {
+        assert!(CsrBlock::from_csr(0, 1, 1, 4, &[0, 2], &[1, 1], 0, "b").is_err());
+        assert!(CsrBlock::from_csr(0, 1, 1, 4, &[0, 1], &[4], 0, "b").is_err());
+        assert!(CsrBlock::from_csr(0, 1, 2, 4, &[0, 2, 1], &[0, 1], 0, "b").is_err());
+    }
+
+    #[test]
+    fn insert_merges_in_order_with_births() {
+        let mut b = block();
+        b.insert(&[1, 0, 2], &[2, 2, 3], 7).unwrap();
+        assert_eq!(b.indptr(), &[0, 3, 4, 6]);
+        assert_eq!(b.indices(), &[1, 2, 3, 2, 0, 3]);
+        assert_eq!(b.births(), &[0, 7, 0, 7, 0, 7]);
+        b.check().unwrap();
+    }
+
+    #[test]
+    fn insert_rejects_existing_and_repeats_without_change() {
+        let mut b = block();
+        let before = b.clone();
+        assert!(matches!(
+            b.insert(&[0], &[3], 1),
+            Err(GrowError::Edge { .. })
+        ));
+        assert!(matches!(
+            b.insert(&[1, 1], &[2, 2], 1),
+            Err(GrowError::Edge { .. })
+        ));
+        assert!(matches!(
+            b.insert(&[3], &[0], 1),
+            Err(GrowError::OutOfRange { .. })
+        ));
+        assert_eq!(b, before);
+    }
+
+    #[test]
+    fn remove_and_frozen() {
+        let mut b = block();
+        b.set_frozen(&[0], &[3], true).unwrap();
+        let before = b.clone();
+        assert!(matches!(
+            b.remove(&[0, 2], &[3, 0]),
+            Err(GrowError::FrozenEdge { .. })
+        ));
+        assert!(matches!(b.remove(&[1], &[0]), Err(GrowError::Edge { .. })));
+        assert_eq!(b, before);
+        b.remove(&[2, 0], &[0, 1]).unwrap();
+        assert_eq!(b.indices(), &[3]);
+        assert_eq!(b.frozen(), &[true]);
+        b.check().unwrap();
+    }
+
+    #[test]
+    fn neuron_level_changes() {
+        let mut b = block();
+        b.keep_rows(&[0, 2]);
+        assert_eq!(b.indptr(), &[0, 2, 3]);
+        b.remap_cols(&[0, u32::MAX, 1, 2], 3);
+        assert_eq!(b.indices(), &[2, 0]);
+        assert_eq!(b.indptr(), &[0, 1, 2]);
+        b.check().unwrap();
+    }
+
+    #[test]
+    fn large_batches_take_the_parallel_path() {
+        let n = 600u32;
+        let mut b = CsrBlock::empty(0, 1, n, n);
+        let (rows, cols): (Vec<u32>, Vec<u32>) = (0..n * n)
+            .filter(|k| k % 3 == 0)
+            .map(|k| (k / n, k % n))
+            .unzip();
+        b.insert(&rows, &cols, 1).unwrap();
+        assert_eq!(b.nnz(), rows.len());
+        b.check().unwrap();
+        let (rr, cc): (Vec<u32>, Vec<u32>) = rows
+            .iter()
+            .zip(&cols)
+            .step_by(2)
+            .map(|(&r, &c)| (r, c))
+            .unzip();
+        b.remove(&rr, &cc).unwrap();
+        assert_eq!(b.nnz(), rows.len() - rr.len());
+        b.check().unwrap();
+        assert!(b.find(rr[5], cc[5]).is_none());
+        assert!(b.find(rows[1], cols[1]).is_some());
+    }
+}

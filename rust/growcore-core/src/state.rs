@@ -1,0 +1,347 @@
+//! Everything checkpointable about a graph as plain columns (`GraphState`), its strict
+//! validation on the way back in, and a compact byte encoding.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::csr::CsrBlock;
+use crate::error::{GrowError, Result};
+use crate::graph::Graph;
+use crate::neurons::{Fate, NeuronRecord};
+use crate::stats::{LayerStats, StatsConfig};
+use crate::{Step, MAX_STEP};
+
+/// Version of the state layout; bumped whenever a field changes.
+pub const STATE_VERSION: u32 = 1;
+
+/// Prefix of the byte encoding, so foreign bytes are rejected before decoding.
+const MAGIC: &[u8; 8] = b"GROWCORE";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockState {
+    pub src: u32,
+    pub dst: u32,
+    pub indptr: Vec<u64>,
+    pub indices: Vec<u32>,
+    pub birth: Vec<u32>,
+    pub frozen: Vec<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerStatsState {
+    pub mean: Vec<f64>,
+    pub sq_mean: Vec<f64>,
+    pub frac_high: Vec<f64>,
+    pub frac_low: Vec<f64>,
+    pub fast_mean: Vec<f64>,
+    pub act_count: Vec<u32>,
+    pub grad_norm: Vec<f64>,
+    pub grad_count: Vec<u32>,
+    pub nonfinite: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsConfigState {
+    pub decay: f64,
+    pub fast_decay: f64,
+    pub alpha: f64,
+    pub beta: f64,
+    pub gamma: f64,
+    pub stagnation_warmup: u32,
+    pub strict: bool,
+}
+
+/// Lineage columns, one entry per id ever issued; -1 marks "none" (alive, no parent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NeuronsState {
+    pub layer: Vec<u32>,
+    pub birth: Vec<u32>,
+    pub death: Vec<i64>,
+    pub parent_a: Vec<i64>,
+    pub parent_b: Vec<i64>,
+    pub generation: Vec<u32>,
+    pub fate: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RngState {
+    pub seed: [u8; 32],
+    pub stream: u64,
+    pub word_pos: u128,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphState {
+    pub version: u32,
+    pub step: u32,
+    /// Per layer: slot -> id.
+    pub slot_ids: Vec<Vec<u64>>,
+    pub neurons: NeuronsState,
+    pub blocks: Vec<BlockState>,
+    pub stats: Vec<LayerStatsState>,
+    pub stats_config: StatsConfigState,
+    pub rng: RngState,
+}
+
+fn opt_to_i64(x: Option<u64>) -> i64 {
+    x.map_or(-1, |v| v as i64)
+}
+
+fn i64_to_opt(field: &str, x: i64) -> Result<Option<u64>> {
+    match x {
+        -1 => Ok(None),
+        v if v >= 0 => Ok(Some(v as u64)),
+        v => Err(GrowError::state(
+            field,
+            format!("{v} is neither an id nor -1"),
+        )),
+    }
+}
+
+impl Graph {
+    pub fn to_state(&self) -> GraphState {
+        let n = &self.neurons;
+        GraphState {
+            version: STATE_VERSION,
+            step: self.step,
+            slot_ids: self.layers.clone(),
+            neurons: NeuronsState {
+                layer: n.iter().map(|r| r.layer).collect(),
+                birth: n.iter().map(|r| r.birth).collect(),
+                death: n.iter().map(|r| r.death.map_or(-1, i64::from)).collect(),
+                parent_a: n.iter().map(|r| opt_to_i64(r.parents[0])).collect(),
+                parent_b: n.iter().map(|r| opt_to_i64(r.parents[1])).collect(),
+                generation: n.iter().map(|r| r.generation).collect(),
+                fate: n.iter().map(|r| r.fate.code()).collect(),
+            },
+            blocks: self
+                .blocks
+                .values()
+                .map(|b| BlockState {
+                    src: b.src,
+                    dst: b.dst,
+                    indptr: b.indptr.clone(),
+                    indices: b.indices.clone(),
+                    birth: b.births(),
+                    frozen: b.frozen(),
+                })
+                .collect(),
+            stats: self
+                .stats
+                .iter()
+                .map(|s| LayerStatsState {
+                    mean: s.mean.clone(),
+                    sq_mean: s.sq_mean.clone(),
+                    frac_high: s.frac_high.clone(),
+                    frac_low: s.frac_low.clone(),
+                    fast_mean: s.fast_mean.clone(),
+                    act_count: s.act_count.clone(),
+                    grad_norm: s.grad_norm.clone(),
+                    grad_count: s.grad_count.clone(),
+                    nonfinite: s.nonfinite,
+                })
+                .collect(),
+            stats_config: StatsConfigState {
+                decay: self.stats_config.decay,
+                fast_decay: self.stats_config.fast_decay,
+                alpha: self.stats_config.alpha,
+                beta: self.stats_config.beta,
+                gamma: self.stats_config.gamma,
+                stagnation_warmup: self.stats_config.stagnation_warmup,
+                strict: self.stats_config.strict,
+            },
+            rng: RngState {
+                seed: self.rng.get_seed(),
+                stream: self.rng.get_stream(),
+                word_pos: self.rng.get_word_pos(),
+            },
+        }
+    }
+
+    /// Rebuilds a graph from a state, checking every field and every invariant.
+    pub fn from_state(state: GraphState) -> Result<Graph> {
+        if state.version != STATE_VERSION {
+            return Err(GrowError::state(
+                "version",
+                format!(
+                    "unsupported state version {} (this growcore reads {STATE_VERSION})",
+                    state.version
+                ),
+            ));
+        }
+        let n = &state.neurons;
+        let count = n.layer.len();
+        for (name, len) in [
+            ("neurons.birth", n.birth.len()),
+            ("neurons.death", n.death.len()),
+            ("neurons.parent_a", n.parent_a.len()),
+            ("neurons.parent_b", n.parent_b.len()),
+            ("neurons.generation", n.generation.len()),
+            ("neurons.fate", n.fate.len()),
+        ] {
+            if len != count {
+                return Err(GrowError::state(
+                    name,
+                    format!("has {len} entries, neurons.layer has {count}"),
+                ));
+            }
+        }
+        let mut neurons = Vec::with_capacity(count);
+        for i in 0..count {
+            let fate = Fate::from_code(n.fate[i]).ok_or_else(|| {
+                GrowError::state(
+                    "neurons.fate",
+                    format!("unknown code {} at id {i}", n.fate[i]),
+                )
+            })?;
+            let death = i64_to_opt("neurons.death", n.death[i])?;
+            if death.is_some_and(|d| d > Step::MAX as u64) {
+                return Err(GrowError::state(
+                    "neurons.death",
+                    format!("step {} too large at id {i}", n.death[i]),
+                ));
+            }
+            neurons.push(NeuronRecord {
+                layer: n.layer[i],
+                slot: None,
+                birth: n.birth[i],
+                death: death.map(|d| d as Step),
+                parents: [
+                    i64_to_opt("neurons.parent_a", n.parent_a[i])?,
+                    i64_to_opt("neurons.parent_b", n.parent_b[i])?,
+                ],
+                generation: n.generation[i],
+                fate,
+            });
+        }
+        for (layer, ids) in state.slot_ids.iter().enumerate() {
+            for (slot, &id) in ids.iter().enumerate() {
+                let record = neurons.get_mut(id as usize).ok_or_else(|| {
+                    GrowError::state(
+                        "slot_ids",
+                        format!("layer {layer} slot {slot} names unknown id {id}"),
+                    )
+                })?;
+                record.slot = Some(slot as u32);
+            }
+        }
+        if state.stats.len() != state.slot_ids.len() {
+            return Err(GrowError::state(
+                "stats",
+                format!(
+                    "has {} layers, slot_ids has {}",
+                    state.stats.len(),
+                    state.slot_ids.len()
+                ),
+            ));
+        }
+        let mut blocks = std::collections::BTreeMap::new();
+        for (i, b) in state.blocks.into_iter().enumerate() {
+            let field = format!("blocks[{i}]");
+            let size = |layer: u32| state.slot_ids.get(layer as usize).map(|l| l.len() as u32);
+            let (Some(n_cols), Some(n_rows)) = (size(b.src), size(b.dst)) else {
+                return Err(GrowError::state(
+                    &field,
+                    format!("names a missing layer ({}, {})", b.src, b.dst),
+                ));
+            };
+            if blocks.contains_key(&(b.src, b.dst)) {
+                return Err(GrowError::state(
+                    &field,
+                    format!("block ({}, {}) appears twice", b.src, b.dst),
+                ));
+            }
+            if b.birth.len() != b.indices.len() || b.frozen.len() != b.indices.len() {
+                return Err(GrowError::state(
+                    &field,
+                    "birth and frozen must be aligned with indices",
+                ));
+            }
+            if let Some(&s) = b.birth.iter().find(|&&s| s > MAX_STEP) {
+                return Err(GrowError::state(
+                    &field,
+                    format!("birth step {s} exceeds the largest step {MAX_STEP}"),
+                ));
+            }
+            let block = CsrBlock::from_parts(
+                b.src, b.dst, n_rows, n_cols, b.indptr, b.indices, &b.birth, &b.frozen,
+            );
+            block.check().map_err(|m| GrowError::state(&field, m))?;
+            blocks.insert((b.src, b.dst), block);
+        }
+        let stats = state
+            .stats
+            .into_iter()
+            .map(|s| LayerStats {
+                mean: s.mean,
+                sq_mean: s.sq_mean,
+                frac_high: s.frac_high,
+                frac_low: s.frac_low,
+                fast_mean: s.fast_mean,
+                act_count: s.act_count,
+                grad_norm: s.grad_norm,
+                grad_count: s.grad_count,
+                nonfinite: s.nonfinite,
+            })
+            .collect();
+        let c = state.stats_config;
+        let stats_config = StatsConfig {
+            decay: c.decay,
+            fast_decay: c.fast_decay,
+            alpha: c.alpha,
+            beta: c.beta,
+            gamma: c.gamma,
+            stagnation_warmup: c.stagnation_warmup,
+            strict: c.strict,
+        };
+        stats_config
+            .validate()
+            .map_err(|e| e.into_state("stats_config"))?;
+        let mut rng = ChaCha8Rng::from_seed(state.rng.seed);
+        rng.set_stream(state.rng.stream);
+        rng.set_word_pos(state.rng.word_pos);
+        if state.step > MAX_STEP {
+            return Err(GrowError::state(
+                "step",
+                format!("{} exceeds the largest step {MAX_STEP}", state.step),
+            ));
+        }
+        let graph = Graph {
+            layers: state.slot_ids,
+            neurons,
+            blocks,
+            stats,
+            stats_config,
+            step: state.step,
+            rng,
+        };
+        graph.validate()?;
+        Ok(graph)
+    }
+
+    /// Replaces this graph by the one in `state`; on error nothing changes.
+    pub fn load_state(&mut self, state: GraphState) -> Result<()> {
+        *self = Graph::from_state(state)?;
+        Ok(())
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        // Serialising plain vectors and numbers into a Vec cannot fail.
+        out.extend(postcard::to_stdvec(&self.to_state()).expect("a GraphState always serialises"));
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
+        let body = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {
+            GrowError::state(
+                "bytes",
+                "not a growcore graph (missing the GROWCORE header)",
+            )
+        })?;
+        let state: GraphState = postcard::from_bytes(body)
+            .map_err(|e| GrowError::state("bytes", format!("cannot decode: {e}")))?;
+        Graph::from_state(state)
+    }
+}

@@ -1,0 +1,393 @@
+//! Per-neuron training statistics: bias-corrected exponential moving averages of the summaries
+//! that training feeds in, and the fitness computed from them.
+//!
+//! Storage is per layer in slot order (structure of arrays), so `observe` is one pass over
+//! contiguous memory; the graph permutes these arrays whenever slots change, which is what makes
+//! statistics follow neuron ids.
+
+use crate::error::{GrowError, Result};
+
+/// Coefficients and policies of the statistics. Defaults are documented on each field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatsConfig {
+    /// Decay of the long EMAs (mean, mean of squares, saturation fractions, gradient norm): 0.99.
+    pub decay: f64,
+    /// Decay of the short EMA of the activation mean used for stagnation: 0.9.
+    pub fast_decay: f64,
+    /// Fitness weight of the gradient norm: 1.0.
+    pub alpha: f64,
+    /// Fitness weight of the activation variance: 1.0.
+    pub beta: f64,
+    /// Fitness weight (subtracted) of stagnation: 0.1.
+    pub gamma: f64,
+    /// Stagnation is 0 until a neuron has this many activation observations: 10.
+    pub stagnation_warmup: u32,
+    /// Raise on NaN/inf instead of skipping the sample: false.
+    pub strict: bool,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            decay: 0.99,
+            fast_decay: 0.9,
+            alpha: 1.0,
+            beta: 1.0,
+            gamma: 0.1,
+            stagnation_warmup: 10,
+            strict: false,
+        }
+    }
+}
+
+/// Floor added to the standard deviation when scaling the drift for stagnation.
+const STAGNATION_EPS: f64 = 1e-8;
+
+impl StatsConfig {
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [("decay", self.decay), ("fast_decay", self.fast_decay)] {
+            if !(value > 0.0 && value < 1.0) {
+                return Err(GrowError::invalid(
+                    name,
+                    format!("must be in (0, 1), got {value}"),
+                ));
+            }
+        }
+        for (name, value) in [
+            ("alpha", self.alpha),
+            ("beta", self.beta),
+            ("gamma", self.gamma),
+        ] {
+            if !value.is_finite() {
+                return Err(GrowError::invalid(
+                    name,
+                    format!("must be finite, got {value}"),
+                ));
+            }
+        }
+        if self.stagnation_warmup < 1 {
+            return Err(GrowError::invalid(
+                "stagnation_warmup",
+                "must be at least 1, got 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One layer's raw (not yet bias-corrected) EMAs and observation counts, in slot order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LayerStats {
+    pub mean: Vec<f64>,
+    pub sq_mean: Vec<f64>,
+    pub frac_high: Vec<f64>,
+    pub frac_low: Vec<f64>,
+    pub fast_mean: Vec<f64>,
+    pub act_count: Vec<u32>,
+    pub grad_norm: Vec<f64>,
+    pub grad_count: Vec<u32>,
+    /// Neuron-samples skipped because an input was NaN or inf.
+    pub nonfinite: u64,
+}
+
+/// One observation of a layer: per-neuron summaries of a batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Observation<'a> {
+    pub mean: Option<&'a [f32]>,
+    pub sq_mean: Option<&'a [f32]>,
+    pub frac_high: Option<&'a [f32]>,
+    pub frac_low: Option<&'a [f32]>,
+    pub grad_norm: Option<&'a [f32]>,
+}
+
+/// Bias-corrected statistics of a layer, as reported to users.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StatsReport {
+    pub mean: Vec<f64>,
+    pub sq_mean: Vec<f64>,
+    pub variance: Vec<f64>,
+    pub frac_high: Vec<f64>,
+    pub frac_low: Vec<f64>,
+    pub grad_norm: Vec<f64>,
+    pub fast_mean: Vec<f64>,
+    pub stagnation: Vec<f64>,
+    pub fitness: Vec<f64>,
+    pub observations: Vec<u32>,
+    pub grad_observations: Vec<u32>,
+}
+
+impl LayerStats {
+    pub fn zeros(n: usize) -> Self {
+        let mut s = LayerStats::default();
+        s.resize(n);
+        s
+    }
+
+    pub fn len(&self) -> usize {
+        self.mean.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mean.is_empty()
+    }
+
+    /// Grows (new neurons start at zero) or shrinks to `n` slots.
+    pub(crate) fn resize(&mut self, n: usize) {
+        for v in self.f64_columns_mut() {
+            v.resize(n, 0.0);
+        }
+        self.act_count.resize(n, 0);
+        self.grad_count.resize(n, 0);
+    }
+
+    fn f64_columns_mut(&mut self) -> [&mut Vec<f64>; 6] {
+        [
+            &mut self.mean,
+            &mut self.sq_mean,
+            &mut self.frac_high,
+            &mut self.frac_low,
+            &mut self.fast_mean,
+            &mut self.grad_norm,
+        ]
+    }
+
+    /// Forgets everything about the neuron in `slot` (a reset neuron starts fresh).
+    pub(crate) fn clear(&mut self, slot: usize) {
+        for v in self.f64_columns_mut() {
+            v[slot] = 0.0;
+        }
+        self.act_count[slot] = 0;
+        self.grad_count[slot] = 0;
+    }
+
+    /// Keeps the slots listed in `kept` (ascending), renumbered 0..kept.len().
+    pub(crate) fn keep(&mut self, kept: &[u32]) {
+        fn pick<T: Copy>(v: &mut Vec<T>, kept: &[u32]) {
+            *v = kept.iter().map(|&i| v[i as usize]).collect();
+        }
+        for v in self.f64_columns_mut() {
+            pick(v, kept);
+        }
+        pick(&mut self.act_count, kept);
+        pick(&mut self.grad_count, kept);
+    }
+
+    /// Folds one observation in. Validates everything first, so an error changes nothing.
+    pub fn observe(&mut self, obs: &Observation, config: &StatsConfig) -> Result<()> {
+        let n = self.len();
+        let act = [
+            ("mean", obs.mean),
+            ("sq_mean", obs.sq_mean),
+            ("frac_high", obs.frac_high),
+            ("frac_low", obs.frac_low),
+        ];
+        let given = act.iter().filter(|(_, v)| v.is_some()).count();
+        if given != 0 && given != 4 {
+            let missing: Vec<&str> = act
+                .iter()
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| *k)
+                .collect();
+            return Err(GrowError::invalid(
+                missing[0],
+                format!(
+                    "mean, sq_mean, frac_high and frac_low go together; missing {}",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        if given == 0 && obs.grad_norm.is_none() {
+            return Err(GrowError::invalid(
+                "mean",
+                "nothing to observe: give the activation summaries, grad_norm, or both",
+            ));
+        }
+        let inputs = act.iter().copied().chain([("grad_norm", obs.grad_norm)]);
+        for (name, values) in inputs.clone() {
+            if let Some(v) = values {
+                check_input(name, v, n, config.strict)?;
+            }
+        }
+
+        if let [Some(mean), Some(sq), Some(hi), Some(lo)] = act.map(|(_, v)| v) {
+            let d = config.decay;
+            let f = config.fast_decay;
+            for i in 0..n {
+                let x = [mean[i], sq[i], hi[i], lo[i]];
+                if x.iter().any(|v| !v.is_finite()) {
+                    self.nonfinite += 1;
+                    continue;
+                }
+                let [m, s, h, l] = x.map(f64::from);
+                self.mean[i] = d * self.mean[i] + (1.0 - d) * m;
+                self.sq_mean[i] = d * self.sq_mean[i] + (1.0 - d) * s;
+                self.frac_high[i] = d * self.frac_high[i] + (1.0 - d) * h;
+                self.frac_low[i] = d * self.frac_low[i] + (1.0 - d) * l;
+                self.fast_mean[i] = f * self.fast_mean[i] + (1.0 - f) * m;
+                self.act_count[i] = self.act_count[i].saturating_add(1);
+            }
+        }
+        if let Some(grad) = obs.grad_norm {
+            let d = config.decay;
+            for i in 0..n {
+                if !grad[i].is_finite() {
+                    self.nonfinite += 1;
+                    continue;
+                }
+                self.grad_norm[i] = d * self.grad_norm[i] + (1.0 - d) * f64::from(grad[i]);
+                self.grad_count[i] = self.grad_count[i].saturating_add(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bias-corrected statistics, stagnation and fitness.
+    pub fn report(&self, config: &StatsConfig) -> StatsReport {
+        let n = self.len();
+        let mut r = StatsReport {
+            observations: self.act_count.clone(),
+            grad_observations: self.grad_count.clone(),
+            ..StatsReport::default()
+        };
+        for i in 0..n {
+            let slow = correction(config.decay, self.act_count[i]);
+            let fast = correction(config.fast_decay, self.act_count[i]);
+            let mean = self.mean[i] * slow;
+            let sq_mean = self.sq_mean[i] * slow;
+            let variance = (sq_mean - mean * mean).max(0.0);
+            let fast_mean = self.fast_mean[i] * fast;
+            let grad = self.grad_norm[i] * correction(config.decay, self.grad_count[i]);
+            let stagnation = if self.act_count[i] < config.stagnation_warmup {
+                0.0
+            } else {
+                1.0 / (1.0 + (fast_mean - mean).abs() / (variance.sqrt() + STAGNATION_EPS))
+            };
+            r.mean.push(mean);
+            r.sq_mean.push(sq_mean);
+            r.variance.push(variance);
+            r.frac_high.push(self.frac_high[i] * slow);
+            r.frac_low.push(self.frac_low[i] * slow);
+            r.grad_norm.push(grad);
+            r.fast_mean.push(fast_mean);
+            r.stagnation.push(stagnation);
+            r.fitness
+                .push(config.alpha * grad + config.beta * variance - config.gamma * stagnation);
+        }
+        r
+    }
+
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let n = self.len();
+        let ok = [
+            &self.sq_mean,
+            &self.frac_high,
+            &self.frac_low,
+            &self.fast_mean,
+            &self.grad_norm,
+        ]
+        .iter()
+        .all(|v| v.len() == n)
+            && self.act_count.len() == n
+            && self.grad_count.len() == n;
+        if !ok {
+            return Err("statistics columns differ in length".into());
+        }
+        Ok(())
+    }
+}
+
+/// Bias correction factor 1 / (1 - d^n) of an EMA started at zero; 0 before any observation.
+fn correction(decay: f64, count: u32) -> f64 {
+    if count == 0 {
+        0.0
+    } else {
+        1.0 / (1.0 - decay.powi(count.min(i32::MAX as u32) as i32))
+    }
+}
+
+fn check_input(name: &str, values: &[f32], n: usize, strict: bool) -> Result<()> {
+    if values.len() != n {
+        return Err(GrowError::invalid(
+            name,
+            format!("has length {}, expected the layer size {n}", values.len()),
+        ));
+    }
+    for (i, &v) in values.iter().enumerate() {
+        if !v.is_finite() {
+            if strict {
+                return Err(GrowError::NonFinite {
+                    arg: name.to_string(),
+                    index: i,
+                    value: v,
+                });
+            }
+            continue;
+        }
+        let bad = match name {
+            "frac_high" | "frac_low" => !(0.0..=1.0).contains(&v),
+            "sq_mean" | "grad_norm" => v < 0.0,
+            _ => false,
+        };
+        if bad {
+            let rule = if name.starts_with("frac") {
+                "in [0, 1]"
+            } else {
+                ">= 0"
+            };
+            return Err(GrowError::invalid(
+                format!("{name}[{i}]"),
+                format!("must be {rule}, got {v}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ema_is_bias_corrected() {
+        let mut s = LayerStats::zeros(1);
+        let cfg = StatsConfig::default();
+        let x = [2.0f32];
+        let obs = Observation {
+            mean: Some(&x),
+            sq_mean: Some(&[5.0]),
+            frac_high: Some(&[0.5]),
+            frac_low: Some(&[0.0]),
+            grad_norm: Some(&[3.0]),
+        };
+        s.observe(&obs, &cfg).unwrap();
+        let r = s.report(&cfg);
+        assert!(
+            (r.mean[0] - 2.0).abs() < 1e-12,
+            "one observation reads back exactly"
+        );
+        assert!((r.variance[0] - 1.0).abs() < 1e-12);
+        assert!((r.grad_norm[0] - 3.0).abs() < 1e-12);
+        assert_eq!(r.stagnation[0], 0.0, "stagnation waits for the warm-up");
+    }
+
+    #[test]
+    fn nonfinite_skipped_or_rejected() {
+        let mut s = LayerStats::zeros(2);
+        let mut cfg = StatsConfig::default();
+        let g = [f32::NAN, 1.0];
+        let obs = Observation {
+            grad_norm: Some(&g),
+            ..Default::default()
+        };
+        s.observe(&obs, &cfg).unwrap();
+        assert_eq!(s.nonfinite, 1);
+        assert_eq!(s.grad_count, vec![0, 1]);
+        cfg.strict = true;
+        let before = s.clone();
+        assert!(matches!(
+            s.observe(&obs, &cfg),
+            Err(GrowError::NonFinite { index: 0, .. })
+        ));
+        assert_eq!(s, before);
+    }
+}

@@ -1,0 +1,167 @@
+//! Python inputs to plain Rust vectors, with errors that name the argument. Inputs are copied
+//! while the GIL is held so that the work after it can run without it.
+
+use numpy::{
+    PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+use crate::errors::{invalid, to_pyerr};
+use growcore_core::GrowError;
+
+fn asarray<'py>(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let np = obj.py().import("numpy")?;
+    let arr = np
+        .call_method1("asarray", (obj,))
+        .map_err(|e| PyTypeError::new_err(format!("{arg}: cannot be read as an array ({e})")))?;
+    Ok(arr.cast_into::<PyUntypedArray>()?)
+}
+
+fn dtype_kind(arr: &Bound<'_, PyUntypedArray>) -> u8 {
+    arr.dtype().kind()
+}
+
+fn one_dim(arr: &Bound<'_, PyUntypedArray>, arg: &str) -> PyResult<()> {
+    if arr.ndim() != 1 {
+        return Err(invalid(
+            arg,
+            format!("must be 1-D, got shape {:?}", arr.shape()),
+        ));
+    }
+    Ok(())
+}
+
+/// Any 1-D integer array-like as i64 (an empty list counts as integers).
+pub fn int_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<i64>> {
+    let arr = asarray(obj, arg)?;
+    one_dim(&arr, arg)?;
+    if arr.len() == 0 {
+        return Ok(Vec::new());
+    }
+    let kind = dtype_kind(&arr);
+    if kind != b'i' && kind != b'u' {
+        return Err(PyTypeError::new_err(format!(
+            "{arg}: expected integers, got an array of dtype {}",
+            arr.dtype()
+        )));
+    }
+    if kind == b'u' && arr.dtype().itemsize() == 8 {
+        let max: u64 = arr.call_method0("max")?.extract()?;
+        if max > i64::MAX as u64 {
+            return Err(to_pyerr(GrowError::out_of_range(
+                arg,
+                i64::MAX,
+                i64::MAX as u64,
+                "64-bit signed integers",
+            )));
+        }
+    }
+    let arr = arr.call_method1("astype", ("int64",))?;
+    let arr = arr.cast_into::<numpy::PyArray1<i64>>()?;
+    Ok(arr.readonly().as_array().to_vec())
+}
+
+/// Any 1-D integer array-like as indices below `bound`.
+pub fn index_vec(obj: &Bound<'_, PyAny>, arg: &str, bound: u32, what: &str) -> PyResult<Vec<u32>> {
+    let values = int_vec(obj, arg)?;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v < 0 || v >= bound as i64 {
+                Err(to_pyerr(GrowError::out_of_range(
+                    format!("{arg}[{i}]"),
+                    v,
+                    bound as u64,
+                    what,
+                )))
+            } else {
+                Ok(v as u32)
+            }
+        })
+        .collect()
+}
+
+/// Any 1-D real array-like as f32 (NaN and inf pass through: the core's policy handles them).
+pub fn f32_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<f32>> {
+    let arr = asarray(obj, arg)?;
+    one_dim(&arr, arg)?;
+    if arr.len() == 0 {
+        return Ok(Vec::new());
+    }
+    if !matches!(dtype_kind(&arr), b'b' | b'i' | b'u' | b'f') {
+        return Err(PyTypeError::new_err(format!(
+            "{arg}: expected real numbers, got an array of dtype {}",
+            arr.dtype()
+        )));
+    }
+    let arr = arr.call_method1("astype", ("float32",))?;
+    let arr = arr.cast_into::<numpy::PyArray1<f32>>()?;
+    Ok(arr.readonly().as_array().to_vec())
+}
+
+/// A 2-D boolean array as (row-major values, shape).
+pub fn bool_matrix(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<(Vec<bool>, (usize, usize))> {
+    let arr = asarray(obj, arg)?;
+    if dtype_kind(&arr) != b'b' {
+        return Err(PyTypeError::new_err(format!(
+            "{arg}: a dense mask must have dtype bool, got {}",
+            arr.dtype()
+        )));
+    }
+    if arr.ndim() != 2 {
+        return Err(invalid(
+            arg,
+            format!("a dense mask must be 2-D, got shape {:?}", arr.shape()),
+        ));
+    }
+    let shape = (arr.shape()[0], arr.shape()[1]);
+    let flat = arr
+        .call_method1("reshape", (-1,))?
+        .cast_into::<numpy::PyArray1<bool>>()?;
+    Ok((flat.readonly().as_array().to_vec(), shape))
+}
+
+/// A non-negative integer argument.
+pub fn non_negative(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<u64> {
+    let value: i128 = obj.extract().map_err(|_| {
+        PyTypeError::new_err(format!("{arg}: expected an integer, got {}", describe(obj)))
+    })?;
+    u64::try_from(value).map_err(|_| {
+        invalid(
+            arg,
+            format!("must be an integer in [0, 2**64), got {value}"),
+        )
+    })
+}
+
+/// A short description of a Python value for error messages.
+pub fn describe(obj: &Bound<'_, PyAny>) -> String {
+    let type_name = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    match obj.repr() {
+        Ok(r) => {
+            let r = r.to_string();
+            if r.len() > 60 {
+                format!(
+                    "{type_name} {}...",
+                    &r[..r.char_indices().nth(57).map_or(r.len(), |(i, _)| i)]
+                )
+            } else {
+                format!("{type_name} {r}")
+            }
+        }
+        Err(_) => type_name,
+    }
+}
+
+/// Reads a 1-D array of exactly dtype `T` (used for state dicts, which are strict).
+pub fn exact_array<T: numpy::Element + Clone>(obj: &Bound<'_, PyAny>) -> Option<Vec<T>> {
+    let arr = obj.cast::<numpy::PyArray1<T>>().ok()?;
+    let ro: PyReadonlyArray1<T> = arr.readonly();
+    Some(ro.as_array().to_vec())
+}

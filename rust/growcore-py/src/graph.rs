@@ -1,0 +1,835 @@
+//! `growcore.Graph`: converts arguments, runs the core (without the GIL when the work is
+//! proportional to the number of edges), and converts results. No algorithm lives here.
+
+use growcore_core::{
+    BlockInput, BlockKey, Distribution, Graph, InitSpec, Observation, StatsConfig,
+};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use parking_lot::RwLock;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use crate::convert::{bool_matrix, describe, f32_vec, index_vec, int_vec, non_negative};
+use crate::errors::{invalid, OrRaise};
+use crate::state;
+
+#[pyclass(name = "Graph", module = "growcore", frozen)]
+pub struct PyGraph {
+    inner: RwLock<Graph>,
+}
+
+type Ids<'py> = Bound<'py, PyArray1<i64>>;
+
+fn i64_array<'py, T: Copy + TryInto<i64>>(py: Python<'py>, values: &[T]) -> Ids<'py> {
+    values
+        .iter()
+        .map(|&v| v.try_into().unwrap_or(i64::MAX))
+        .collect::<Vec<i64>>()
+        .into_pyarray(py)
+}
+
+fn layer_sizes_arg(layer_sizes: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
+    let sizes = int_vec(layer_sizes, "layer_sizes")?;
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            u32::try_from(n).map_err(|_| {
+                invalid(
+                    &format!("layer_sizes[{i}]"),
+                    format!("must be in [1, 2**32), got {n}"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn stats_config_arg(
+    base: StatsConfig,
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<StatsConfig> {
+    let mut config = base;
+    if let Some(options) = options {
+        for (key, value) in options.iter() {
+            let key: String = key.extract()?;
+            let real = |v: &Bound<'_, PyAny>| -> PyResult<f64> {
+                v.extract().map_err(|_| {
+                    PyTypeError::new_err(format!("{key}: expected a number, got {}", describe(v)))
+                })
+            };
+            match key.as_str() {
+                "decay" => config.decay = real(&value)?,
+                "fast_decay" => config.fast_decay = real(&value)?,
+                "alpha" => config.alpha = real(&value)?,
+                "beta" => config.beta = real(&value)?,
+                "gamma" => config.gamma = real(&value)?,
+                "stagnation_warmup" => {
+                    let n = non_negative(&value, "stagnation_warmup")?;
+                    config.stagnation_warmup = u32::try_from(n)
+                        .map_err(|_| invalid("stagnation_warmup", format!("must be below 2**32, got {n}")))?;
+                }
+                "strict" => {
+                    config.strict = value
+                        .extract()
+                        .map_err(|_| PyTypeError::new_err(format!("strict: expected a bool, got {}", describe(&value))))?
+                }
+                other => {
+                    return Err(invalid(
+                        other,
+                        "unknown statistics option; expected decay, fast_decay, alpha, beta, gamma, stagnation_warmup or strict",
+                    ))
+                }
+            }
+        }
+    }
+    config.validate().or_raise()?;
+    Ok(config)
+}
+
+fn block_key_arg(key: &Bound<'_, PyAny>, arg: &str) -> PyResult<BlockKey> {
+    let (a, b): (i64, i64) = key.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{arg}: keys must be (a, b) pairs of layers, got {}",
+            describe(key)
+        ))
+    })?;
+    let to_u32 = |v: i64| {
+        u32::try_from(v).map_err(|_| {
+            invalid(
+                arg,
+                format!("layer {v} in key ({a}, {b}) is negative or too large"),
+            )
+        })
+    };
+    Ok((to_u32(a)?, to_u32(b)?))
+}
+
+/// One user-supplied block, read into owned arrays: scipy sparse, (indptr, indices), or a mask.
+enum OwnedBlock {
+    Csr {
+        indptr: Vec<i64>,
+        indices: Vec<i64>,
+        shape: Option<(usize, usize)>,
+    },
+    Dense {
+        mask: Vec<bool>,
+        shape: (usize, usize),
+    },
+}
+
+fn read_block(value: &Bound<'_, PyAny>, arg: &str) -> PyResult<OwnedBlock> {
+    if value.hasattr("tocsr")? {
+        let csr = value.call_method0("tocsr")?;
+        let shape: (usize, usize) = csr.getattr("shape")?.extract()?;
+        return Ok(OwnedBlock::Csr {
+            indptr: int_vec(&csr.getattr("indptr")?, &format!("{arg}.indptr"))?,
+            indices: int_vec(&csr.getattr("indices")?, &format!("{arg}.indices"))?,
+            shape: Some(shape),
+        });
+    }
+    if let Ok(pair) = value.cast::<PyTuple>() {
+        if pair.len() != 2 {
+            return Err(invalid(
+                arg,
+                format!(
+                    "a CSR pair must be (indptr, indices), got a tuple of {}",
+                    pair.len()
+                ),
+            ));
+        }
+        return Ok(OwnedBlock::Csr {
+            indptr: int_vec(&pair.get_item(0)?, &format!("{arg}.indptr"))?,
+            indices: int_vec(&pair.get_item(1)?, &format!("{arg}.indices"))?,
+            shape: None,
+        });
+    }
+    let (mask, shape) = bool_matrix(value, arg)?;
+    Ok(OwnedBlock::Dense { mask, shape })
+}
+
+impl PyGraph {
+    fn wrap(graph: Graph) -> Self {
+        PyGraph {
+            inner: RwLock::new(graph),
+        }
+    }
+
+    fn layer(&self, layer: i64) -> PyResult<u32> {
+        self.inner.read().check_layer("layer", layer).or_raise()
+    }
+
+    fn block_key(&self, a: i64, b: i64) -> PyResult<BlockKey> {
+        self.inner.read().check_block(a, b).or_raise()
+    }
+
+    /// Converts (rows, cols) of block (a, b) to validated slot vectors.
+    fn edge_args(
+        &self,
+        a: i64,
+        b: i64,
+        rows: &Bound<'_, PyAny>,
+        cols: &Bound<'_, PyAny>,
+    ) -> PyResult<(BlockKey, Vec<u32>, Vec<u32>)> {
+        let key = self.block_key(a, b)?;
+        let (size_a, size_b) = {
+            let g = self.inner.read();
+            (g.layer_size(key.0), g.layer_size(key.1))
+        };
+        let rows = index_vec(
+            rows,
+            "rows",
+            size_b,
+            &format!("target layer {} of size {size_b}", key.1),
+        )?;
+        let cols = index_vec(
+            cols,
+            "cols",
+            size_a,
+            &format!("source layer {} of size {size_a}", key.0),
+        )?;
+        if rows.len() != cols.len() {
+            return Err(invalid(
+                "cols",
+                format!(
+                    "length {} differs from the length of rows ({})",
+                    cols.len(),
+                    rows.len()
+                ),
+            ));
+        }
+        Ok((key, rows, cols))
+    }
+
+    fn slot_args(&self, layer: i64, slots: &Bound<'_, PyAny>) -> PyResult<(u32, Vec<u32>)> {
+        let layer = self.layer(layer)?;
+        let size = self.inner.read().layer_size(layer);
+        let slots = index_vec(
+            slots,
+            "slots",
+            size,
+            &format!("layer {layer} of size {size}"),
+        )?;
+        Ok((layer, slots))
+    }
+}
+
+#[pymethods]
+impl PyGraph {
+    #[new]
+    #[pyo3(signature = (layer_sizes, density=1.0, *, seed=None, distribution="uniform", block_density=None, stats_config=None))]
+    fn new(
+        py: Python<'_>,
+        layer_sizes: &Bound<'_, PyAny>,
+        density: f64,
+        seed: Option<&Bound<'_, PyAny>>,
+        distribution: &str,
+        block_density: Option<&Bound<'_, PyDict>>,
+        stats_config: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let sizes = layer_sizes_arg(layer_sizes)?;
+        let mut init = InitSpec {
+            density,
+            distribution: Distribution::parse(distribution).or_raise()?,
+            block_density: Vec::new(),
+            seed: seed
+                .map(|s| non_negative(s, "seed"))
+                .transpose()?
+                .unwrap_or(0),
+        };
+        if let Some(overrides) = block_density {
+            for (key, value) in overrides.iter() {
+                let key = block_key_arg(&key, "block_density")?;
+                let d: f64 = value.extract().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "block_density[{key:?}]: expected a number, got {}",
+                        describe(&value)
+                    ))
+                })?;
+                init.block_density.push((key, d));
+            }
+        }
+        let config = stats_config_arg(StatsConfig::default(), stats_config)?;
+        let mut graph = py.detach(|| Graph::new(&sizes, &init)).or_raise()?;
+        graph.set_stats_config(config).or_raise()?;
+        Ok(PyGraph::wrap(graph))
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (layer_sizes, blocks, *, seed=None, stats_config=None))]
+    fn from_blocks(
+        py: Python<'_>,
+        layer_sizes: &Bound<'_, PyAny>,
+        blocks: &Bound<'_, PyDict>,
+        seed: Option<&Bound<'_, PyAny>>,
+        stats_config: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let sizes = layer_sizes_arg(layer_sizes)?;
+        let seed = seed
+            .map(|s| non_negative(s, "seed"))
+            .transpose()?
+            .unwrap_or(0);
+        let config = stats_config_arg(StatsConfig::default(), stats_config)?;
+        let mut owned = Vec::with_capacity(blocks.len());
+        for (key, value) in blocks.iter() {
+            let key = block_key_arg(&key, "blocks")?;
+            owned.push((key, read_block(&value, &format!("blocks[{key:?}]"))?));
+        }
+        let mut graph = py
+            .detach(|| {
+                let inputs = owned
+                    .iter()
+                    .map(|(key, block)| {
+                        let input = match block {
+                            OwnedBlock::Csr {
+                                indptr,
+                                indices,
+                                shape,
+                            } => BlockInput::Csr {
+                                indptr,
+                                indices,
+                                shape: *shape,
+                            },
+                            OwnedBlock::Dense { mask, shape } => BlockInput::Dense {
+                                mask,
+                                shape: *shape,
+                            },
+                        };
+                        (*key, input)
+                    })
+                    .collect();
+                Graph::from_blocks(&sizes, seed, inputs)
+            })
+            .or_raise()?;
+        graph.set_stats_config(config).or_raise()?;
+        Ok(PyGraph::wrap(graph))
+    }
+
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<Self> {
+        let bytes = data.as_bytes().to_vec();
+        let graph = py.detach(|| Graph::from_bytes(&bytes)).or_raise()?;
+        Ok(PyGraph::wrap(graph))
+    }
+
+    // ------------------------------------------------------------------ shape and bookkeeping
+
+    #[getter]
+    fn layer_sizes(&self) -> Vec<u32> {
+        self.inner.read().layer_sizes()
+    }
+
+    #[getter]
+    fn num_layers(&self) -> usize {
+        self.inner.read().num_layers()
+    }
+
+    #[getter]
+    fn num_neurons(&self) -> usize {
+        self.inner.read().num_neurons()
+    }
+
+    #[getter]
+    fn num_ids(&self) -> usize {
+        self.inner.read().num_ids()
+    }
+
+    #[getter]
+    fn step(&self) -> u32 {
+        self.inner.read().step()
+    }
+
+    #[pyo3(signature = (steps=None))]
+    fn advance(&self, steps: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
+        let steps = steps
+            .map(|s| non_negative(s, "steps"))
+            .transpose()?
+            .unwrap_or(1);
+        self.inner.write().advance(steps).or_raise()
+    }
+
+    #[getter]
+    fn blocks(&self) -> Vec<BlockKey> {
+        self.inner.read().block_keys()
+    }
+
+    fn has_block(&self, a: i64, b: i64) -> bool {
+        a >= 0
+            && b >= 0
+            && a <= u32::MAX as i64
+            && b <= u32::MAX as i64
+            && self.inner.read().has_block(a as u32, b as u32)
+    }
+
+    fn add_block(&self, a: i64, b: i64) -> PyResult<()> {
+        let mut g = self.inner.write();
+        let a = g.check_layer("a", a).or_raise()?;
+        let b = g.check_layer("b", b).or_raise()?;
+        g.add_block(a, b).or_raise()
+    }
+
+    fn remove_block(&self, a: i64, b: i64) -> PyResult<()> {
+        let key = self.block_key(a, b)?;
+        self.inner.write().remove_block(key.0, key.1).or_raise()
+    }
+
+    #[getter]
+    fn nnz(&self) -> usize {
+        self.inner.read().nnz()
+    }
+
+    fn block_nnz(&self, a: i64, b: i64) -> PyResult<usize> {
+        let key = self.block_key(a, b)?;
+        Ok(self.inner.read().block(key).or_raise()?.nnz())
+    }
+
+    #[pyo3(signature = (a=None, b=None))]
+    fn density(&self, a: Option<i64>, b: Option<i64>) -> PyResult<f64> {
+        match (a, b) {
+            (None, None) => Ok(self.inner.read().density()),
+            (Some(a), Some(b)) => {
+                let key = self.block_key(a, b)?;
+                let g = self.inner.read();
+                let block = g.block(key).or_raise()?;
+                Ok(if block.capacity() == 0 {
+                    0.0
+                } else {
+                    block.nnz() as f64 / block.capacity() as f64
+                })
+            }
+            _ => Err(invalid(
+                "b",
+                "give both a and b for a block's density, or neither for the whole graph",
+            )),
+        }
+    }
+
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.inner.read().nbytes()
+    }
+
+    // ------------------------------------------------------------------ edge queries
+
+    fn csr<'py>(&self, py: Python<'py>, a: i64, b: i64) -> PyResult<(Ids<'py>, Ids<'py>)> {
+        let key = self.block_key(a, b)?;
+        let g = self.inner.read();
+        let block = g.block(key).or_raise()?;
+        Ok((
+            i64_array(py, block.indptr()),
+            i64_array(py, block.indices()),
+        ))
+    }
+
+    fn to_scipy<'py>(&self, py: Python<'py>, a: i64, b: i64) -> PyResult<Bound<'py, PyAny>> {
+        let (indptr, indices) = self.csr(py, a, b)?;
+        let key = self.block_key(a, b)?;
+        let shape = {
+            let g = self.inner.read();
+            (g.layer_size(key.1), g.layer_size(key.0))
+        };
+        let data = vec![true; indices.len()].into_pyarray(py);
+        let sparse = py.import("scipy.sparse")?;
+        sparse.call_method1("csr_array", ((data, indices, indptr), shape))
+    }
+
+    fn to_dense<'py>(
+        &self,
+        py: Python<'py>,
+        a: i64,
+        b: i64,
+    ) -> PyResult<Bound<'py, PyArray2<bool>>> {
+        let key = self.block_key(a, b)?;
+        let (mask, rows, cols) = py
+            .detach(|| {
+                let g = self.inner.read();
+                let block = g.block(key)?;
+                let (rows, cols) = block.shape();
+                Ok((block.to_dense(), rows as usize, cols as usize))
+            })
+            .or_raise()?;
+        mask.into_pyarray(py).reshape([rows, cols])
+    }
+
+    fn edge_births<'py>(&self, py: Python<'py>, a: i64, b: i64) -> PyResult<Ids<'py>> {
+        let key = self.block_key(a, b)?;
+        Ok(i64_array(
+            py,
+            &self.inner.read().block(key).or_raise()?.births(),
+        ))
+    }
+
+    fn edge_frozen<'py>(
+        &self,
+        py: Python<'py>,
+        a: i64,
+        b: i64,
+    ) -> PyResult<Bound<'py, PyArray1<bool>>> {
+        let key = self.block_key(a, b)?;
+        Ok(self
+            .inner
+            .read()
+            .block(key)
+            .or_raise()?
+            .frozen()
+            .into_pyarray(py))
+    }
+
+    fn has_edges<'py>(
+        &self,
+        py: Python<'py>,
+        a: i64,
+        b: i64,
+        rows: &Bound<'py, PyAny>,
+        cols: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<bool>>> {
+        let (key, rows, cols) = self.edge_args(a, b, rows, cols)?;
+        let g = self.inner.read();
+        let block = g.block(key).or_raise()?;
+        let found: Vec<bool> = rows
+            .iter()
+            .zip(&cols)
+            .map(|(&r, &c)| block.find(r, c).is_some())
+            .collect();
+        Ok(found.into_pyarray(py))
+    }
+
+    fn fan_in<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+        let layer = self.layer(layer)?;
+        Ok(i64_array(py, &self.inner.read().fan_in(layer)))
+    }
+
+    fn fan_out<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+        let layer = self.layer(layer)?;
+        Ok(i64_array(py, &self.inner.read().fan_out(layer)))
+    }
+
+    // ------------------------------------------------------------------ edge mutations
+
+    fn add_edges(
+        &self,
+        py: Python<'_>,
+        a: i64,
+        b: i64,
+        rows: &Bound<'_, PyAny>,
+        cols: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (key, rows, cols) = self.edge_args(a, b, rows, cols)?;
+        py.detach(|| self.inner.write().add_edges(key, &rows, &cols))
+            .or_raise()
+    }
+
+    fn remove_edges(
+        &self,
+        py: Python<'_>,
+        a: i64,
+        b: i64,
+        rows: &Bound<'_, PyAny>,
+        cols: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (key, rows, cols) = self.edge_args(a, b, rows, cols)?;
+        py.detach(|| self.inner.write().remove_edges(key, &rows, &cols))
+            .or_raise()
+    }
+
+    fn freeze_edges(
+        &self,
+        py: Python<'_>,
+        a: i64,
+        b: i64,
+        rows: &Bound<'_, PyAny>,
+        cols: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (key, rows, cols) = self.edge_args(a, b, rows, cols)?;
+        py.detach(|| self.inner.write().set_frozen(key, &rows, &cols, true))
+            .or_raise()
+    }
+
+    fn unfreeze_edges(
+        &self,
+        py: Python<'_>,
+        a: i64,
+        b: i64,
+        rows: &Bound<'_, PyAny>,
+        cols: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (key, rows, cols) = self.edge_args(a, b, rows, cols)?;
+        py.detach(|| self.inner.write().set_frozen(key, &rows, &cols, false))
+            .or_raise()
+    }
+
+    // ------------------------------------------------------------------ neurons
+
+    fn ids<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+        let layer = self.layer(layer)?;
+        Ok(i64_array(py, self.inner.read().ids(layer)))
+    }
+
+    fn locate<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
+    ) -> PyResult<(Ids<'py>, Ids<'py>)> {
+        let ids = int_vec(ids, "ids")?;
+        let g = self.inner.read();
+        let mut layers = Vec::with_capacity(ids.len());
+        let mut slots = Vec::with_capacity(ids.len());
+        for (i, &id) in ids.iter().enumerate() {
+            let (layer, slot) = g.locate(&format!("ids[{i}]"), id).or_raise()?;
+            layers.push(layer);
+            slots.push(slot);
+        }
+        Ok((i64_array(py, &layers), i64_array(py, &slots)))
+    }
+
+    fn births<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+        let layer = self.layer(layer)?;
+        Ok(i64_array(py, &self.inner.read().births(layer)))
+    }
+
+    fn ages<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+        let layer = self.layer(layer)?;
+        Ok(i64_array(py, &self.inner.read().ages(layer)))
+    }
+
+    fn generations<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+        let layer = self.layer(layer)?;
+        Ok(i64_array(py, &self.inner.read().generations(layer)))
+    }
+
+    #[pyo3(signature = (layer, count, parents=None))]
+    fn add_neurons<'py>(
+        &self,
+        py: Python<'py>,
+        layer: i64,
+        count: &Bound<'py, PyAny>,
+        parents: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Ids<'py>> {
+        let layer = self.layer(layer)?;
+        let count = non_negative(count, "count")?;
+        let count = u32::try_from(count)
+            .map_err(|_| invalid("count", format!("must be below 2**32, got {count}")))?;
+        let parents: Vec<Vec<i64>> = match parents {
+            None => Vec::new(),
+            Some(p) => p
+                .try_iter()
+                .map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "parents: expected a sequence, got {}",
+                        describe(p)
+                    ))
+                })?
+                .enumerate()
+                .map(|(i, item)| int_vec(&item?, &format!("parents[{i}]")))
+                .collect::<PyResult<_>>()?,
+        };
+        let ids = self
+            .inner
+            .write()
+            .add_neurons(layer, count, &parents)
+            .or_raise()?;
+        Ok(i64_array(py, &ids))
+    }
+
+    fn remove_neurons<'py>(
+        &self,
+        py: Python<'py>,
+        layer: i64,
+        slots: &Bound<'py, PyAny>,
+    ) -> PyResult<Ids<'py>> {
+        let (layer, slots) = self.slot_args(layer, slots)?;
+        let kept = py
+            .detach(|| self.inner.write().remove_neurons(layer, &slots))
+            .or_raise()?;
+        Ok(i64_array(py, &kept))
+    }
+
+    fn reset_neurons<'py>(
+        &self,
+        py: Python<'py>,
+        layer: i64,
+        slots: &Bound<'py, PyAny>,
+    ) -> PyResult<Ids<'py>> {
+        let (layer, slots) = self.slot_args(layer, slots)?;
+        let ids = self.inner.write().reset_neurons(layer, &slots).or_raise()?;
+        Ok(i64_array(py, &ids))
+    }
+
+    fn lineage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let g = self.inner.read();
+        let records = g.lineage();
+        let col = |f: &dyn Fn(&growcore_core::NeuronRecord) -> i64| -> Vec<i64> {
+            records.iter().map(f).collect()
+        };
+        let table = PyDict::new(py);
+        table.set_item(
+            "id",
+            (0..records.len() as i64)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+        )?;
+        table.set_item("layer", col(&|r| r.layer as i64).into_pyarray(py))?;
+        table.set_item(
+            "slot",
+            col(&|r| r.slot.map_or(-1, i64::from)).into_pyarray(py),
+        )?;
+        table.set_item("birth_step", col(&|r| r.birth as i64).into_pyarray(py))?;
+        table.set_item(
+            "death_step",
+            col(&|r| r.death.map_or(-1, i64::from)).into_pyarray(py),
+        )?;
+        table.set_item("generation", col(&|r| r.generation as i64).into_pyarray(py))?;
+        table.set_item(
+            "parent_a",
+            col(&|r| r.parents[0].map_or(-1, |p| p as i64)).into_pyarray(py),
+        )?;
+        table.set_item(
+            "parent_b",
+            col(&|r| r.parents[1].map_or(-1, |p| p as i64)).into_pyarray(py),
+        )?;
+        let causes: Vec<&str> = records.iter().map(|r| r.fate.name()).collect();
+        let np = py.import("numpy")?;
+        table.set_item("cause", np.call_method1("array", (causes,))?)?;
+        Ok(table)
+    }
+
+    // ------------------------------------------------------------------ statistics
+
+    #[pyo3(signature = (layer, mean=None, sq_mean=None, frac_high=None, frac_low=None, grad_norm=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn observe(
+        &self,
+        layer: i64,
+        mean: Option<&Bound<'_, PyAny>>,
+        sq_mean: Option<&Bound<'_, PyAny>>,
+        frac_high: Option<&Bound<'_, PyAny>>,
+        frac_low: Option<&Bound<'_, PyAny>>,
+        grad_norm: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let layer = self.layer(layer)?;
+        let read =
+            |v: Option<&Bound<'_, PyAny>>, name: &str| v.map(|v| f32_vec(v, name)).transpose();
+        let (mean, sq_mean) = (read(mean, "mean")?, read(sq_mean, "sq_mean")?);
+        let (frac_high, frac_low) = (read(frac_high, "frac_high")?, read(frac_low, "frac_low")?);
+        let grad_norm = read(grad_norm, "grad_norm")?;
+        let obs = Observation {
+            mean: mean.as_deref(),
+            sq_mean: sq_mean.as_deref(),
+            frac_high: frac_high.as_deref(),
+            frac_low: frac_low.as_deref(),
+            grad_norm: grad_norm.as_deref(),
+        };
+        self.inner.write().observe(layer, &obs).or_raise()
+    }
+
+    fn stats<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Bound<'py, PyDict>> {
+        let layer = self.layer(layer)?;
+        let r = self.inner.read().stats(layer);
+        let out = PyDict::new(py);
+        for (name, values) in [
+            ("mean", r.mean),
+            ("sq_mean", r.sq_mean),
+            ("variance", r.variance),
+            ("frac_high", r.frac_high),
+            ("frac_low", r.frac_low),
+            ("grad_norm", r.grad_norm),
+            ("fast_mean", r.fast_mean),
+            ("stagnation", r.stagnation),
+            ("fitness", r.fitness),
+        ] {
+            out.set_item(name, values.into_pyarray(py))?;
+        }
+        out.set_item("observations", i64_array(py, &r.observations))?;
+        out.set_item("grad_observations", i64_array(py, &r.grad_observations))?;
+        Ok(out)
+    }
+
+    fn fitness<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let layer = self.layer(layer)?;
+        Ok(self.inner.read().stats(layer).fitness.into_pyarray(py))
+    }
+
+    #[getter]
+    fn nonfinite_counts(&self) -> Vec<u64> {
+        self.inner.read().nonfinite_counts()
+    }
+
+    #[getter]
+    fn stats_config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        state::stats_config_dict(py, self.inner.read().stats_config())
+    }
+
+    #[pyo3(signature = (**options))]
+    fn set_stats_config(&self, options: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        let mut g = self.inner.write();
+        let config = stats_config_arg(*g.stats_config(), options)?;
+        g.set_stats_config(config).or_raise()
+    }
+
+    // ------------------------------------------------------------------ integrity and persistence
+
+    fn validate(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.read().validate()).or_raise()
+    }
+
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let state = py.detach(|| self.inner.read().to_state());
+        state::to_dict(py, state)
+    }
+
+    fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let state = state::from_dict(state)?;
+        let graph = py.detach(|| Graph::from_state(state)).or_raise()?;
+        *self.inner.write() = graph;
+        Ok(())
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let bytes = py.detach(|| self.inner.read().to_bytes());
+        PyBytes::new(py, &bytes)
+    }
+
+    fn copy(&self, py: Python<'_>) -> Self {
+        PyGraph::wrap(py.detach(|| self.inner.read().clone()))
+    }
+
+    fn __copy__(&self, py: Python<'_>) -> Self {
+        self.copy(py)
+    }
+
+    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> Self {
+        self.copy(py)
+    }
+
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let py = slf.py();
+        let constructor = slf.get_type().getattr("from_bytes")?;
+        Ok((constructor, (slf.get().to_bytes(py),)))
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> Py<PyAny> {
+        let Ok(other) = other.cast::<PyGraph>() else {
+            return py.NotImplemented();
+        };
+        let other = other.get();
+        let equal =
+            std::ptr::eq(self, other) || py.detach(|| *self.inner.read() == *other.inner.read());
+        equal
+            .into_pyobject(py)
+            .map_or_else(|_| py.None(), |b| b.to_owned().into_any().unbind())
+    }
+
+    fn __repr__(&self) -> String {
+        let g = self.inner.read();
+        format!(
+            "Graph(layer_sizes={:?}, blocks={}, nnz={}, density={:.4}, step={})",
+            g.layer_sizes(),
+            g.block_keys().len(),
+            g.nnz(),
+            g.density(),
+            g.step()
+        )
+    }
+}

@@ -1,0 +1,21 @@
+//! Python bindings of growcore: one thin file per exposed type, one place for error mapping.
+
+mod convert;
+mod errors;
+mod graph;
+mod state;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use super::graph::PyGraph;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
+}
