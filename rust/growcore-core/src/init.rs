@@ -39,27 +39,27 @@ pub fn check_density(arg: &str, density: f64) -> Result<()> {
     Ok(())
 }
 
-/// Exact edge counts for blocks of the given (rows, cols) shapes: the counts sum to
-/// `round(density * total capacity)` and no block exceeds its capacity.
+/// Exact edge counts for blocks of the given (rows, cols) shapes. Uniform: every block gets
+/// `round(density * capacity)`. ERK: the counts sum to exactly `round(density * total capacity)`
+/// and no block exceeds its capacity.
 pub fn edge_counts(shapes: &[(u32, u32)], density: f64, distribution: Distribution) -> Vec<u64> {
     let capacity: Vec<u64> = shapes.iter().map(|&(r, c)| r as u64 * c as u64).collect();
-    let total_capacity: u64 = capacity.iter().sum();
-    let target = (density * total_capacity as f64).round() as u64;
-    let weights: Vec<f64> = match distribution {
-        Distribution::Uniform => vec![1.0; shapes.len()],
-        Distribution::Erk => shapes
+    match distribution {
+        Distribution::Uniform => capacity
             .iter()
-            .map(|&(r, c)| {
-                if r == 0 || c == 0 {
-                    0.0
-                } else {
-                    (r as f64 + c as f64) / (r as f64 * c as f64)
-                }
-            })
+            .map(|&c| (density * c as f64).round() as u64)
             .collect(),
-    };
-    let ideal = capped_shares(&capacity, &weights, target);
-    largest_remainder(&ideal, &capacity, target)
+        Distribution::Erk => {
+            let target = (density * capacity.iter().sum::<u64>() as f64).round() as u64;
+            // Layer sizes are at least 1, so rows * cols > 0.
+            let weights: Vec<f64> = shapes
+                .iter()
+                .map(|&(r, c)| (r as f64 + c as f64) / (r as f64 * c as f64))
+                .collect();
+            let ideal = capped_shares(&capacity, &weights, target);
+            largest_remainder(&ideal, &capacity, target)
+        }
+    }
 }
 
 /// Real-valued edge counts `min(capacity, eps * weight * capacity)` with eps chosen so that they
