@@ -83,6 +83,7 @@ impl CsrBlock {
 
     /// Builds a block from CSR arrays as a user gives them: columns within a row may come in any
     /// order (they are sorted), but must be unique and in range.
+    #[allow(clippy::too_many_arguments)]
     pub fn from_csr(
         src: u32,
         dst: u32,
@@ -299,47 +300,38 @@ impl CsrBlock {
 
     // ---------------------------------------------------------------- batch edge mutations
 
-    /// Validates a batch of (row, col) pairs and returns their sorted keys.
-    pub(crate) fn batch_keys(
+    /// Validates a batch of (row, col) pairs and groups it by row.
+    /// `arg` names the rows argument ("rows", "drop_rows", ...); its columns are named alike.
+    pub(crate) fn batch(
         &self,
+        arg: &str,
         rows: &[u32],
         cols: &[u32],
         repeats: Repeats,
-    ) -> Result<Vec<u64>> {
+    ) -> Result<RowBatch> {
+        let cols_arg = arg.replace("rows", "cols");
         if rows.len() != cols.len() {
             return Err(GrowError::invalid(
-                "cols",
+                &cols_arg,
                 format!(
-                    "length {} differs from the length of rows ({})",
+                    "length {} differs from the length of {arg} ({})",
                     cols.len(),
                     rows.len()
                 ),
             ));
         }
-        self.check_range("rows", rows, self.n_rows, self.dst)?;
-        self.check_range("cols", cols, self.n_cols, self.src)?;
-        let n_cols = self.n_cols as u64;
-        let mut keys: Vec<u64> = rows
-            .iter()
-            .zip(cols)
-            .map(|(&r, &c)| r as u64 * n_cols + c as u64)
-            .collect();
-        sort_keys(&mut keys);
+        self.check_range(arg, rows, self.n_rows, self.dst)?;
+        self.check_range(&cols_arg, cols, self.n_cols, self.src)?;
+        let mut batch = RowBatch::group(rows, cols, self.n_rows, self.n_cols);
         match repeats {
-            Repeats::Merge => keys.dedup(),
+            Repeats::Merge => batch.dedup(),
             Repeats::Reject => {
-                if let Some(k) = first_repeat(&keys) {
-                    let (row, col) = self.split_key(k);
-                    return Err(self.edge_error(
-                        "rows",
-                        row,
-                        col,
-                        "appears more than once in the batch",
-                    ));
+                if let Some((r, c)) = batch.first_repeat() {
+                    return Err(self.edge_error(arg, r, c, "appears more than once in the batch"));
                 }
             }
         }
-        Ok(keys)
+        Ok(batch)
     }
 
     fn check_range(&self, arg: &str, values: &[u32], bound: u32, layer: u32) -> Result<()> {
@@ -354,13 +346,6 @@ impl CsrBlock {
         }
     }
 
-    fn split_key(&self, k: u64) -> (u32, u32) {
-        (
-            (k / self.n_cols as u64) as u32,
-            (k % self.n_cols as u64) as u32,
-        )
-    }
-
     fn edge_error(&self, arg: &str, row: u32, col: u32, msg: &str) -> GrowError {
         GrowError::Edge {
             arg: arg.to_string(),
@@ -372,166 +357,201 @@ impl CsrBlock {
         }
     }
 
-    /// Positions of the given sorted keys, or an error naming the first absent edge.
-    fn positions(&self, keys: &[u64], arg: &str) -> Result<Vec<usize>> {
-        let lookup = |&k: &u64| {
-            let (r, c) = self.split_key(k);
-            self.find(r, c)
-                .ok_or_else(|| self.edge_error(arg, r, c, "does not exist"))
-        };
-        if keys.len() >= PARALLEL_MIN_EDGES {
-            keys.par_iter().map(lookup).collect()
-        } else {
-            keys.iter().map(lookup).collect()
+    /// Positions of the batch's edges in the edge arrays, ascending, or the first absent edge.
+    fn positions(&self, batch: &RowBatch) -> Result<Vec<usize>> {
+        let mut positions = Vec::with_capacity(batch.len());
+        for r in 0..self.n_rows {
+            let range = self.row(r);
+            let cols = &self.indices[range.clone()];
+            let mut from = 0;
+            for &c in batch.row(r) {
+                // Columns come sorted, so each search starts where the last one ended.
+                match cols[from..].binary_search(&c) {
+                    Ok(i) => {
+                        positions.push(range.start + from + i);
+                        from += i + 1;
+                    }
+                    Err(_) => return Err(self.edge_error("rows", r, c, "does not exist")),
+                }
+            }
         }
+        Ok(positions)
     }
 
     /// Adds the edges (rows[i], cols[i]) with the given birth step. Every edge must be new and
     /// named once.
     pub fn insert(&mut self, rows: &[u32], cols: &[u32], step: Step) -> Result<()> {
-        let keys = self.batch_keys(rows, cols, Repeats::Reject)?;
-        let present = |&k: &u64| {
-            let (r, c) = self.split_key(k);
-            self.find(r, c).map(|_| (r, c))
-        };
-        let clash = if keys.len() >= PARALLEL_MIN_EDGES {
-            keys.par_iter().find_map_first(present)
-        } else {
-            keys.iter().find_map(present)
-        };
-        if let Some((r, c)) = clash {
-            return Err(self.edge_error("rows", r, c, "already exists"));
-        }
-        self.insert_keys(&keys, step);
-        Ok(())
-    }
-
-    /// Merges sorted keys known to be absent into the block.
-    pub(crate) fn insert_keys(&mut self, keys: &[u64], step: Step) {
-        if keys.is_empty() {
-            return;
-        }
-        let key_ptr = prefix_sum(&row_counts(keys, self.n_rows, self.n_cols));
-        let new_indptr: Vec<u64> = self
-            .indptr
-            .iter()
-            .zip(&key_ptr)
-            .map(|(a, b)| a + b)
-            .collect();
-        let n_cols = self.n_cols as u64;
-        let born = meta(step, false);
-        self.rebuild(new_indptr, |block, r, out_idx, out_meta| {
-            let old = block.row(r);
-            let new_cols = keys[key_ptr[r as usize] as usize..key_ptr[r as usize + 1] as usize]
-                .iter()
-                .map(|&k| (k % n_cols) as u32);
-            let (mut i, mut w) = (old.start, 0);
-            for c in new_cols {
-                while i < old.end && block.indices[i] < c {
-                    out_idx[w] = block.indices[i];
-                    out_meta[w] = block.meta[i];
-                    i += 1;
-                    w += 1;
-                }
-                out_idx[w] = c;
-                out_meta[w] = born;
-                w += 1;
-            }
-            let rest = old.end - i;
-            out_idx[w..w + rest].copy_from_slice(&block.indices[i..old.end]);
-            out_meta[w..w + rest].copy_from_slice(&block.meta[i..old.end]);
-        });
+        self.rewire(("rows", &[], &[]), ("rows", rows, cols), step)
     }
 
     /// Removes the edges (rows[i], cols[i]). Every edge must exist, be named once, and not be frozen.
     pub fn remove(&mut self, rows: &[u32], cols: &[u32]) -> Result<()> {
-        let keys = self.batch_keys(rows, cols, Repeats::Reject)?;
-        let positions = self.positions(&keys, "rows")?;
-        if let Some(i) = positions.iter().position(|&p| self.is_frozen(p)) {
-            let (r, c) = self.split_key(keys[i]);
-            return Err(GrowError::FrozenEdge {
-                arg: "rows".into(),
-                src: self.src,
-                dst: self.dst,
-                row: r,
-                col: c,
-            });
+        self.rewire(("rows", rows, cols), ("rows", &[], &[]), 0)
+    }
+
+    /// Drops some edges and grows others: the prune-and-regrow step. Dropped edges must exist
+    /// and not be frozen; grown edges must be absent and not also dropped; no edge may be named
+    /// twice. `drop` and `grow` are (argument name, rows, cols).
+    ///
+    /// Everything is validated first (read-only, in parallel over rows for large batches); then
+    /// the arrays are changed in place, with no allocation while capacity lasts: one forward
+    /// compaction over the dropped positions, one backward merge of the grown columns.
+    pub fn rewire(
+        &mut self,
+        drop: (&str, &[u32], &[u32]),
+        grow: (&str, &[u32], &[u32]),
+        step: Step,
+    ) -> Result<()> {
+        let drops = self.batch(drop.0, drop.1, drop.2, Repeats::Reject)?;
+        let grows = self.batch(grow.0, grow.1, grow.2, Repeats::Reject)?;
+        if drops.is_empty() && grows.is_empty() {
+            return Ok(());
         }
-        self.remove_keys(&keys);
+        let positions =
+            self.check_rewire(&drops, &grows)
+                .map_err(|(row, problem)| match problem {
+                    Problem::Missing(col) => self.edge_error(drop.0, row, col, "does not exist"),
+                    Problem::Exists(col) => self.edge_error(grow.0, row, col, "already exists"),
+                    Problem::DroppedAndGrown(col) => {
+                        self.edge_error(grow.0, row, col, "is both dropped and grown")
+                    }
+                    Problem::Frozen(col) => GrowError::FrozenEdge {
+                        arg: drop.0.to_string(),
+                        src: self.src,
+                        dst: self.dst,
+                        row,
+                        col,
+                    },
+                })?;
+        self.compact(&positions, &drops);
+        self.merge_in(&grows, step);
         Ok(())
     }
 
-    /// Removes sorted keys known to be present.
-    pub(crate) fn remove_keys(&mut self, keys: &[u64]) {
-        if keys.is_empty() {
+    /// Validates a rewire without changing anything and returns the dropped edges' positions
+    /// (ascending), or the first problem in row order.
+    fn check_rewire(
+        &self,
+        drops: &RowBatch,
+        grows: &RowBatch,
+    ) -> std::result::Result<Vec<usize>, (u32, Problem)> {
+        let check_rows = |(r0, r1): (u32, u32)| -> std::result::Result<Vec<usize>, (u32, Problem)> {
+            let mut positions = Vec::new();
+            for r in r0..r1 {
+                let range = self.row(r);
+                let old = &self.indices[range.clone()];
+                let mut from = 0;
+                for &c in drops.row(r) {
+                    // Columns come sorted, so each search starts where the last one ended.
+                    let i = from + old[from..].partition_point(|&x| x < c);
+                    if i == old.len() || old[i] != c {
+                        return Err((r, Problem::Missing(c)));
+                    }
+                    if meta_frozen(self.meta[range.start + i]) {
+                        return Err((r, Problem::Frozen(c)));
+                    }
+                    positions.push(range.start + i);
+                    from = i + 1;
+                }
+                let (mut from, mut d) = (0, 0);
+                let dropped = drops.row(r);
+                for &c in grows.row(r) {
+                    let i = from + old[from..].partition_point(|&x| x < c);
+                    if i < old.len() && old[i] == c {
+                        while d < dropped.len() && dropped[d] < c {
+                            d += 1;
+                        }
+                        let both = d < dropped.len() && dropped[d] == c;
+                        return Err((
+                            r,
+                            if both {
+                                Problem::DroppedAndGrown(c)
+                            } else {
+                                Problem::Exists(c)
+                            },
+                        ));
+                    }
+                    from = i;
+                }
+            }
+            Ok(positions)
+        };
+        let chunks = row_chunks(&self.indptr, self.nnz() + drops.len() + grows.len());
+        let parts: Vec<_> = if chunks.len() > 1 {
+            chunks.par_iter().map(|&c| check_rows(c)).collect()
+        } else {
+            chunks.iter().map(|&c| check_rows(c)).collect()
+        };
+        let mut positions = Vec::with_capacity(drops.len());
+        for part in parts {
+            positions.extend(part?);
+        }
+        Ok(positions)
+    }
+
+    /// Removes the edges at `positions` (ascending) by shifting the runs between them left.
+    fn compact(&mut self, positions: &[usize], drops: &RowBatch) {
+        let Some(&first) = positions.first() else {
+            return;
+        };
+        let nnz = self.nnz();
+        let mut w = first;
+        for (j, &p) in positions.iter().enumerate() {
+            let end = positions.get(j + 1).copied().unwrap_or(nnz);
+            self.indices.copy_within(p + 1..end, w);
+            self.meta.copy_within(p + 1..end, w);
+            w += end - p - 1;
+        }
+        self.indices.truncate(w);
+        self.meta.truncate(w);
+        for (p, &gone) in self.indptr.iter_mut().zip(&drops.ptr) {
+            *p -= gone as u64;
+        }
+    }
+
+    /// Inserts absent columns in place, from the last row backwards, so nothing is overwritten
+    /// before it is read; untouched runs move as whole slices.
+    fn merge_in(&mut self, grows: &RowBatch, step: Step) {
+        if grows.is_empty() {
             return;
         }
-        let key_ptr = prefix_sum(&row_counts(keys, self.n_rows, self.n_cols));
-        let new_indptr: Vec<u64> = self
-            .indptr
-            .iter()
-            .zip(&key_ptr)
-            .map(|(a, b)| a - b)
-            .collect();
-        let n_cols = self.n_cols as u64;
-        self.rebuild(new_indptr, |block, r, out_idx, out_meta| {
-            let old = block.row(r);
-            let mut gone = keys[key_ptr[r as usize] as usize..key_ptr[r as usize + 1] as usize]
-                .iter()
-                .map(|&k| (k % n_cols) as u32)
-                .peekable();
-            let mut w = 0;
-            for i in old {
-                if gone.peek() == Some(&block.indices[i]) {
-                    gone.next();
-                    continue;
-                }
-                out_idx[w] = block.indices[i];
-                out_meta[w] = block.meta[i];
-                w += 1;
+        let born = meta(step, false);
+        let old_nnz = self.nnz();
+        self.indices.resize(old_nnz + grows.len(), 0);
+        self.meta.resize(old_nnz + grows.len(), 0);
+        let mut w = old_nnz + grows.len();
+        for r in (0..self.n_rows as usize).rev() {
+            if grows.ptr[r + 1] == 0 {
+                break; // nothing is inserted at or before this row: the rest stays in place
             }
-        });
+            let (start, mut end) = (self.indptr[r] as usize, self.indptr[r + 1] as usize);
+            for &c in grows.row(r as u32).iter().rev() {
+                let split = start + self.indices[start..end].partition_point(|&x| x < c);
+                let run = end - split;
+                self.indices.copy_within(split..end, w - run);
+                self.meta.copy_within(split..end, w - run);
+                w -= run + 1;
+                end = split;
+                self.indices[w] = c;
+                self.meta[w] = born;
+            }
+            let run = end - start;
+            self.indices.copy_within(start..end, w - run);
+            self.meta.copy_within(start..end, w - run);
+            w -= run;
+        }
+        for (p, &added) in self.indptr.iter_mut().zip(&grows.ptr) {
+            *p += added as u64;
+        }
     }
 
     /// Sets the frozen flag of existing edges; naming an edge twice is allowed.
     pub fn set_frozen(&mut self, rows: &[u32], cols: &[u32], frozen: bool) -> Result<()> {
-        let keys = self.batch_keys(rows, cols, Repeats::Merge)?;
-        let positions = self.positions(&keys, "rows")?;
-        for p in positions {
+        let batch = self.batch("rows", rows, cols, Repeats::Merge)?;
+        for p in self.positions(&batch)? {
             self.meta[p] = meta(meta_birth(self.meta[p]), frozen);
         }
         Ok(())
-    }
-
-    /// Rebuilds the edge arrays for a new `indptr`, filling each row with `fill(block, row, ...)`,
-    /// in parallel over chunks of rows when the block is large.
-    fn rebuild<F>(&mut self, new_indptr: Vec<u64>, fill: F)
-    where
-        F: Fn(&CsrBlock, u32, &mut [u32], &mut [u32]) + Sync,
-    {
-        let nnz = *new_indptr.last().unwrap() as usize;
-        let mut indices = vec![0u32; nnz];
-        let mut metas = vec![0u32; nnz];
-        let chunks = row_chunks(&new_indptr, nnz.max(self.nnz()));
-        let idx_parts = split_rows(&mut indices, &chunks, &new_indptr);
-        let meta_parts = split_rows(&mut metas, &chunks, &new_indptr);
-        let this = &*self;
-        let work = |((&(r0, r1), idx), mta): ((&(u32, u32), &mut [u32]), &mut [u32])| {
-            let base = new_indptr[r0 as usize];
-            for r in r0..r1 {
-                let lo = (new_indptr[r as usize] - base) as usize;
-                let hi = (new_indptr[r as usize + 1] - base) as usize;
-                fill(this, r, &mut idx[lo..hi], &mut mta[lo..hi]);
-            }
-        };
-        chunks
-            .par_iter()
-            .zip(idx_parts)
-            .zip(meta_parts)
-            .for_each(work);
-        self.indptr = new_indptr;
-        self.indices = indices;
-        self.meta = metas;
     }
 
     // ---------------------------------------------------------------- neuron-level changes
@@ -680,7 +700,15 @@ fn prefix_sum(counts: &[u64]) -> Vec<u64> {
     out
 }
 
-/// Splits rows into contiguous chunks of roughly equal edge counts for parallel rebuilding.
+/// What is wrong with one row of a `rewire`.
+enum Problem {
+    Missing(u32),
+    Exists(u32),
+    DroppedAndGrown(u32),
+    Frozen(u32),
+}
+
+/// Splits rows into contiguous chunks of roughly equal edge counts for parallel work.
 fn row_chunks(indptr: &[u64], work: usize) -> Vec<(u32, u32)> {
     let n_rows = indptr.len() - 1;
     let n_chunks = if work < PARALLEL_MIN_EDGES {
@@ -706,20 +734,82 @@ fn row_chunks(indptr: &[u64], work: usize) -> Vec<(u32, u32)> {
     chunks
 }
 
-/// Cuts `out` into the disjoint slices that each chunk of rows writes.
-fn split_rows<'a, T>(
-    mut out: &'a mut [T],
-    chunks: &[(u32, u32)],
-    indptr: &[u64],
-) -> Vec<&'a mut [T]> {
-    let mut parts = Vec::with_capacity(chunks.len());
-    for &(r0, r1) in chunks {
-        let len = (indptr[r1 as usize] - indptr[r0 as usize]) as usize;
-        let (head, tail) = std::mem::take(&mut out).split_at_mut(len);
-        parts.push(head);
-        out = tail;
+/// A batch of (row, col) pairs grouped by row, columns ascending within each row.
+pub(crate) struct RowBatch {
+    /// Row `r`'s columns are `cols[ptr[r]..ptr[r + 1]]`; `ptr[r]` counts the pairs before row `r`.
+    ptr: Vec<usize>,
+    cols: Vec<u32>,
+}
+
+impl RowBatch {
+    /// Groups pairs (already range-checked) with two stable counting-sort passes, by column then
+    /// by row: O(pairs + rows + cols), no comparison sort.
+    fn group(rows: &[u32], cols: &[u32], n_rows: u32, n_cols: u32) -> Self {
+        let mut next = vec![0usize; n_cols as usize + 1];
+        for &c in cols {
+            next[c as usize + 1] += 1;
+        }
+        for i in 0..n_cols as usize {
+            next[i + 1] += next[i];
+        }
+        let mut by_col = vec![0usize; cols.len()];
+        for (i, &c) in cols.iter().enumerate() {
+            by_col[next[c as usize]] = i;
+            next[c as usize] += 1;
+        }
+        let mut ptr = vec![0usize; n_rows as usize + 1];
+        for &r in rows {
+            ptr[r as usize + 1] += 1;
+        }
+        for i in 0..n_rows as usize {
+            ptr[i + 1] += ptr[i];
+        }
+        let mut next = ptr.clone();
+        let mut grouped = vec![0u32; cols.len()];
+        for &i in &by_col {
+            let r = rows[i] as usize;
+            grouped[next[r]] = cols[i];
+            next[r] += 1;
+        }
+        RowBatch { ptr, cols: grouped }
     }
-    parts
+
+    fn row(&self, r: u32) -> &[u32] {
+        &self.cols[self.ptr[r as usize]..self.ptr[r as usize + 1]]
+    }
+
+    fn len(&self) -> usize {
+        self.cols.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.cols.is_empty()
+    }
+
+    fn first_repeat(&self) -> Option<(u32, u32)> {
+        (0..self.ptr.len() as u32 - 1).find_map(|r| {
+            self.row(r)
+                .windows(2)
+                .find(|w| w[0] == w[1])
+                .map(|w| (r, w[0]))
+        })
+    }
+
+    fn dedup(&mut self) {
+        let mut cols = Vec::with_capacity(self.cols.len());
+        let mut ptr = vec![0usize];
+        for r in 0..self.ptr.len() as u32 - 1 {
+            let row = self.row(r);
+            for (i, &c) in row.iter().enumerate() {
+                if i == 0 || row[i - 1] != c {
+                    cols.push(c);
+                }
+            }
+            ptr.push(cols.len());
+        }
+        self.ptr = ptr;
+        self.cols = cols;
+    }
 }
 
 #[cfg(test)]

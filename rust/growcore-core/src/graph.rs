@@ -378,6 +378,21 @@ impl Graph {
         self.block_mut(key)?.insert(rows, cols, step)
     }
 
+    /// Drops some edges of a block and grows others in one pass (see [`CsrBlock::rewire`]).
+    pub fn rewire(
+        &mut self,
+        key: BlockKey,
+        (drop_rows, drop_cols): (&[u32], &[u32]),
+        (grow_rows, grow_cols): (&[u32], &[u32]),
+    ) -> Result<()> {
+        let step = self.step;
+        self.block_mut(key)?.rewire(
+            ("drop_rows", drop_rows, drop_cols),
+            ("grow_rows", grow_rows, grow_cols),
+            step,
+        )
+    }
+
     pub fn remove_edges(&mut self, key: BlockKey, rows: &[u32], cols: &[u32]) -> Result<()> {
         self.block_mut(key)?.remove(rows, cols)
     }

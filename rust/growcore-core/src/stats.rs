@@ -229,13 +229,18 @@ impl LayerStats {
         }
         if let Some(grad) = obs.grad_norm {
             let d = config.decay;
-            for i in 0..n {
-                if !grad[i].is_finite() {
+            for ((ema, count), &g) in self
+                .grad_norm
+                .iter_mut()
+                .zip(&mut self.grad_count)
+                .zip(grad)
+            {
+                if !g.is_finite() {
                     self.nonfinite += 1;
                     continue;
                 }
-                self.grad_norm[i] = d * self.grad_norm[i] + (1.0 - d) * f64::from(grad[i]);
-                self.grad_count[i] = self.grad_count[i].saturating_add(1);
+                *ema = d * *ema + (1.0 - d) * f64::from(g);
+                *count = count.saturating_add(1);
             }
         }
         Ok(())

@@ -2,7 +2,8 @@
 //! while the GIL is held so that the work after it can run without it.
 
 use numpy::{
-    PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods,
+    PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
+    PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -32,12 +33,16 @@ fn one_dim(arr: &Bound<'_, PyUntypedArray>, arg: &str) -> PyResult<()> {
     Ok(())
 }
 
-/// Any 1-D integer array-like as i64 (an empty list counts as integers).
-pub fn int_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<i64>> {
+/// Any 1-D integer array-like as an int64 array (no copy when it already is one); None if empty
+/// (an empty list has dtype float64 but counts as integers).
+fn int64_array<'py>(
+    obj: &Bound<'py, PyAny>,
+    arg: &str,
+) -> PyResult<Option<Bound<'py, PyArray1<i64>>>> {
     let arr = asarray(obj, arg)?;
     one_dim(&arr, arg)?;
     if arr.len() == 0 {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let kind = dtype_kind(&arr);
     if kind != b'i' && kind != b'u' {
@@ -57,30 +62,42 @@ pub fn int_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<i64>> {
             )));
         }
     }
-    let arr = arr.call_method1("astype", ("int64",))?;
-    let arr = arr.cast_into::<numpy::PyArray1<i64>>()?;
-    Ok(arr.readonly().as_array().to_vec())
+    let arr = match arr.cast::<PyArray1<i64>>() {
+        Ok(a) => a.clone(),
+        Err(_) => arr
+            .call_method1("astype", ("int64",))?
+            .cast_into::<PyArray1<i64>>()?,
+    };
+    Ok(Some(arr))
 }
 
-/// Any 1-D integer array-like as indices below `bound`.
+/// Any 1-D integer array-like as i64.
+pub fn int_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<i64>> {
+    Ok(match int64_array(obj, arg)? {
+        Some(arr) => arr.readonly().as_array().to_vec(),
+        None => Vec::new(),
+    })
+}
+
+/// Any 1-D integer array-like as indices below `bound`, read in one pass.
 pub fn index_vec(obj: &Bound<'_, PyAny>, arg: &str, bound: u32, what: &str) -> PyResult<Vec<u32>> {
-    let values = int_vec(obj, arg)?;
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            if v < 0 || v >= bound as i64 {
-                Err(to_pyerr(GrowError::out_of_range(
-                    format!("{arg}[{i}]"),
-                    v,
-                    bound as u64,
-                    what,
-                )))
-            } else {
-                Ok(v as u32)
-            }
-        })
-        .collect()
+    let Some(arr) = int64_array(obj, arg)? else {
+        return Ok(Vec::new());
+    };
+    let ro = arr.readonly();
+    let mut out = Vec::with_capacity(ro.len());
+    for (i, &v) in ro.as_array().iter().enumerate() {
+        if v < 0 || v >= bound as i64 {
+            return Err(to_pyerr(GrowError::out_of_range(
+                format!("{arg}[{i}]"),
+                v,
+                bound as u64,
+                what,
+            )));
+        }
+        out.push(v as u32);
+    }
+    Ok(out)
 }
 
 /// Any 1-D real array-like as f32 (NaN and inf pass through: the core's policy handles them).

@@ -163,11 +163,12 @@ impl PyGraph {
         self.inner.read().check_block(a, b).or_raise()
     }
 
-    /// Converts (rows, cols) of block (a, b) to validated slot vectors.
+    /// Converts (rows, cols) of block (a, b) to validated slot vectors; `arg` names the rows
+    /// argument and, with "rows" replaced by "cols", the columns argument.
     fn edge_args(
         &self,
-        a: i64,
-        b: i64,
+        (a, b): (i64, i64),
+        arg: &str,
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<(BlockKey, Vec<u32>, Vec<u32>)> {
@@ -176,23 +177,24 @@ impl PyGraph {
             let g = self.inner.read();
             (g.layer_size(key.0), g.layer_size(key.1))
         };
+        let cols_arg = arg.replace("rows", "cols");
         let rows = index_vec(
             rows,
-            "rows",
+            arg,
             size_b,
             &format!("target layer {} of size {size_b}", key.1),
         )?;
         let cols = index_vec(
             cols,
-            "cols",
+            &cols_arg,
             size_a,
             &format!("source layer {} of size {size_a}", key.0),
         )?;
         if rows.len() != cols.len() {
             return Err(invalid(
-                "cols",
+                &cols_arg,
                 format!(
-                    "length {} differs from the length of rows ({})",
+                    "length {} differs from the length of {arg} ({})",
                     cols.len(),
                     rows.len()
                 ),
@@ -483,7 +485,7 @@ impl PyGraph {
         rows: &Bound<'py, PyAny>,
         cols: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<bool>>> {
-        let (key, rows, cols) = self.edge_args(a, b, rows, cols)?;
+        let (key, rows, cols) = self.edge_args((a, b), "rows", rows, cols)?;
         let g = self.inner.read();
         let block = g.block(key).or_raise()?;
         let found: Vec<bool> = rows
@@ -514,7 +516,7 @@ impl PyGraph {
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let (key, rows, cols) = self.edge_args(a, b, rows, cols)?;
+        let (key, rows, cols) = self.edge_args((a, b), "rows", rows, cols)?;
         py.detach(|| self.inner.write().add_edges(key, &rows, &cols))
             .or_raise()
     }
@@ -527,8 +529,25 @@ impl PyGraph {
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let (key, rows, cols) = self.edge_args(a, b, rows, cols)?;
+        let (key, rows, cols) = self.edge_args((a, b), "rows", rows, cols)?;
         py.detach(|| self.inner.write().remove_edges(key, &rows, &cols))
+            .or_raise()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rewire(
+        &self,
+        py: Python<'_>,
+        a: i64,
+        b: i64,
+        drop_rows: &Bound<'_, PyAny>,
+        drop_cols: &Bound<'_, PyAny>,
+        grow_rows: &Bound<'_, PyAny>,
+        grow_cols: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (key, dr, dc) = self.edge_args((a, b), "drop_rows", drop_rows, drop_cols)?;
+        let (_, gr, gc) = self.edge_args((a, b), "grow_rows", grow_rows, grow_cols)?;
+        py.detach(|| self.inner.write().rewire(key, (&dr, &dc), (&gr, &gc)))
             .or_raise()
     }
 
@@ -540,7 +559,7 @@ impl PyGraph {
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let (key, rows, cols) = self.edge_args(a, b, rows, cols)?;
+        let (key, rows, cols) = self.edge_args((a, b), "rows", rows, cols)?;
         py.detach(|| self.inner.write().set_frozen(key, &rows, &cols, true))
             .or_raise()
     }
@@ -553,7 +572,7 @@ impl PyGraph {
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let (key, rows, cols) = self.edge_args(a, b, rows, cols)?;
+        let (key, rows, cols) = self.edge_args((a, b), "rows", rows, cols)?;
         py.detach(|| self.inner.write().set_frozen(key, &rows, &cols, false))
             .or_raise()
     }
