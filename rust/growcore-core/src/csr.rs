@@ -402,65 +402,79 @@ impl CsrBlock {
         grow: (&str, &[u32], &[u32]),
         step: Step,
     ) -> Result<()> {
-        let drops = self.batch(drop.0, drop.1, drop.2, Repeats::Reject)?;
-        let grows = self.batch(grow.0, grow.1, grow.2, Repeats::Reject)?;
+        let (drops, grows) = if drop.1.len() + grow.1.len() >= PARALLEL_MIN_EDGES {
+            rayon::join(
+                || self.batch(drop.0, drop.1, drop.2, Repeats::Reject),
+                || self.batch(grow.0, grow.1, grow.2, Repeats::Reject),
+            )
+        } else {
+            (
+                self.batch(drop.0, drop.1, drop.2, Repeats::Reject),
+                self.batch(grow.0, grow.1, grow.2, Repeats::Reject),
+            )
+        };
+        let (drops, grows) = (drops?, grows?);
         if drops.is_empty() && grows.is_empty() {
             return Ok(());
         }
-        let positions =
-            self.check_rewire(&drops, &grows)
-                .map_err(|(row, problem)| match problem {
-                    Problem::Missing(col) => self.edge_error(drop.0, row, col, "does not exist"),
-                    Problem::Exists(col) => self.edge_error(grow.0, row, col, "already exists"),
-                    Problem::DroppedAndGrown(col) => {
-                        self.edge_error(grow.0, row, col, "is both dropped and grown")
-                    }
-                    Problem::Frozen(col) => GrowError::FrozenEdge {
-                        arg: drop.0.to_string(),
-                        src: self.src,
-                        dst: self.dst,
-                        row,
-                        col,
-                    },
-                })?;
-        self.compact(&positions, &drops);
-        self.merge_in(&grows, step);
+        let (drop_at, grow_at) = self
+            .check_rewire(&drops, &grows)
+            .map_err(|(row, problem)| match problem {
+                Problem::Missing(col) => self.edge_error(drop.0, row, col, "does not exist"),
+                Problem::Exists(col) => self.edge_error(grow.0, row, col, "already exists"),
+                Problem::DroppedAndGrown(col) => {
+                    self.edge_error(grow.0, row, col, "is both dropped and grown")
+                }
+                Problem::Frozen(col) => GrowError::FrozenEdge {
+                    arg: drop.0.to_string(),
+                    src: self.src,
+                    dst: self.dst,
+                    row,
+                    col,
+                },
+            })?;
+        self.compact(&drop_at, &drops);
+        self.merge_in(&grows, &grow_at, step);
         Ok(())
     }
 
-    /// Validates a rewire without changing anything and returns the dropped edges' positions
-    /// (ascending), or the first problem in row order.
+    /// Validates a rewire without changing anything. Returns where each dropped edge is
+    /// (ascending positions in the edge arrays) and where each grown edge goes (its position in
+    /// the arrays once the drops are gone), or the first problem in row order.
     fn check_rewire(
         &self,
         drops: &RowBatch,
         grows: &RowBatch,
-    ) -> std::result::Result<Vec<usize>, (u32, Problem)> {
-        let check_rows = |(r0, r1): (u32, u32)| -> std::result::Result<Vec<usize>, (u32, Problem)> {
-            let mut positions = Vec::new();
+    ) -> std::result::Result<(Vec<usize>, Vec<usize>), (u32, Problem)> {
+        type Found = std::result::Result<(Vec<usize>, Vec<usize>), (u32, Problem)>;
+        let check_rows = |(r0, r1): (u32, u32)| -> Found {
+            let mut drop_at = Vec::with_capacity(drops.ptr[r1 as usize] - drops.ptr[r0 as usize]);
+            let mut grow_at = Vec::with_capacity(grows.ptr[r1 as usize] - grows.ptr[r0 as usize]);
             for r in r0..r1 {
-                let range = self.row(r);
-                let old = &self.indices[range.clone()];
+                let start = self.indptr[r as usize] as usize;
+                let old = &self.indices[self.row(r)];
+                let (dropped, grown) = (drops.row(r), grows.row(r));
                 let mut from = 0;
-                for &c in drops.row(r) {
-                    // Columns come sorted, so each search starts where the last one ended.
-                    let i = from + old[from..].partition_point(|&x| x < c);
+                for &c in dropped {
+                    let i = seek(old, from, c);
                     if i == old.len() || old[i] != c {
                         return Err((r, Problem::Missing(c)));
                     }
-                    if meta_frozen(self.meta[range.start + i]) {
+                    if meta_frozen(self.meta[start + i]) {
                         return Err((r, Problem::Frozen(c)));
                     }
-                    positions.push(range.start + i);
+                    drop_at.push(start + i);
                     from = i + 1;
                 }
+                // Drops before this row and before each grown column shift its final position.
                 let (mut from, mut d) = (0, 0);
-                let dropped = drops.row(r);
-                for &c in grows.row(r) {
-                    let i = from + old[from..].partition_point(|&x| x < c);
+                let drops_before_row = drops.ptr[r as usize];
+                for &c in grown {
+                    let i = seek(old, from, c);
+                    while d < dropped.len() && dropped[d] < c {
+                        d += 1;
+                    }
                     if i < old.len() && old[i] == c {
-                        while d < dropped.len() && dropped[d] < c {
-                            d += 1;
-                        }
                         let both = d < dropped.len() && dropped[d] == c;
                         return Err((
                             r,
@@ -471,22 +485,26 @@ impl CsrBlock {
                             },
                         ));
                     }
+                    grow_at.push(start + i - drops_before_row - d);
                     from = i;
                 }
             }
-            Ok(positions)
+            Ok((drop_at, grow_at))
         };
         let chunks = row_chunks(&self.indptr, self.nnz() + drops.len() + grows.len());
-        let parts: Vec<_> = if chunks.len() > 1 {
+        let parts: Vec<Found> = if chunks.len() > 1 {
             chunks.par_iter().map(|&c| check_rows(c)).collect()
         } else {
             chunks.iter().map(|&c| check_rows(c)).collect()
         };
-        let mut positions = Vec::with_capacity(drops.len());
+        let mut drop_at = Vec::with_capacity(drops.len());
+        let mut grow_at = Vec::with_capacity(grows.len());
         for part in parts {
-            positions.extend(part?);
+            let (d, g) = part?;
+            drop_at.extend(d);
+            grow_at.extend(g);
         }
-        Ok(positions)
+        Ok((drop_at, grow_at))
     }
 
     /// Removes the edges at `positions` (ascending) by shifting the runs between them left.
@@ -509,9 +527,10 @@ impl CsrBlock {
         }
     }
 
-    /// Inserts absent columns in place, from the last row backwards, so nothing is overwritten
-    /// before it is read; untouched runs move as whole slices.
-    fn merge_in(&mut self, grows: &RowBatch, step: Step) {
+    /// Inserts absent columns in place at known positions (`at[k]` is where `grows`' k-th column
+    /// goes in the current arrays), from the end backwards so nothing is overwritten before it
+    /// is read; the runs between insertions move as whole slices.
+    fn merge_in(&mut self, grows: &RowBatch, at: &[usize], step: Step) {
         if grows.is_empty() {
             return;
         }
@@ -519,26 +538,14 @@ impl CsrBlock {
         let old_nnz = self.nnz();
         self.indices.resize(old_nnz + grows.len(), 0);
         self.meta.resize(old_nnz + grows.len(), 0);
-        let mut w = old_nnz + grows.len();
-        for r in (0..self.n_rows as usize).rev() {
-            if grows.ptr[r + 1] == 0 {
-                break; // nothing is inserted at or before this row: the rest stays in place
-            }
-            let (start, mut end) = (self.indptr[r] as usize, self.indptr[r + 1] as usize);
-            for &c in grows.row(r as u32).iter().rev() {
-                let split = start + self.indices[start..end].partition_point(|&x| x < c);
-                let run = end - split;
-                self.indices.copy_within(split..end, w - run);
-                self.meta.copy_within(split..end, w - run);
-                w -= run + 1;
-                end = split;
-                self.indices[w] = c;
-                self.meta[w] = born;
-            }
-            let run = end - start;
-            self.indices.copy_within(start..end, w - run);
-            self.meta.copy_within(start..end, w - run);
-            w -= run;
+        let mut end = old_nnz; // old edges [.., end) have not moved yet
+        for (k, (&c, &p)) in grows.cols.iter().zip(at).enumerate().rev() {
+            // Old edges [p, end) move up past the k + 1 insertions at or before them.
+            self.indices.copy_within(p..end, p + k + 1);
+            self.meta.copy_within(p..end, p + k + 1);
+            self.indices[p + k] = c;
+            self.meta[p + k] = born;
+            end = p;
         }
         for (p, &added) in self.indptr.iter_mut().zip(&grows.ptr) {
             *p += added as u64;
@@ -698,6 +705,17 @@ fn prefix_sum(counts: &[u64]) -> Vec<u64> {
         out.push(total);
     }
     out
+}
+
+/// First index `i >= from` with `row[i] >= c` in a sorted row. Batches are often dense, so a
+/// short linear scan (cheap, predictable branches) comes before the binary search.
+fn seek(row: &[u32], from: usize, c: u32) -> usize {
+    const SCAN: usize = 16;
+    let scan_end = (from + SCAN).min(row.len());
+    match row[from..scan_end].iter().position(|&x| x >= c) {
+        Some(i) => from + i,
+        None => scan_end + row[scan_end..].partition_point(|&x| x < c),
+    }
 }
 
 /// What is wrong with one row of a `rewire`.

@@ -29,6 +29,15 @@ fn i64_array<'py, T: Copy + TryInto<i64>>(py: Python<'py>, values: &[T]) -> Ids<
         .into_pyarray(py)
 }
 
+fn u64_arg(arg: &str, value: i128) -> PyResult<u64> {
+    u64::try_from(value).map_err(|_| {
+        invalid(
+            arg,
+            format!("must be an integer in [0, 2**64), got {value}"),
+        )
+    })
+}
+
 fn layer_sizes_arg(layer_sizes: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
     let sizes = int_vec(layer_sizes, "layer_sizes")?;
     sizes
@@ -219,12 +228,12 @@ impl PyGraph {
 #[pymethods]
 impl PyGraph {
     #[new]
-    #[pyo3(signature = (layer_sizes, density=1.0, *, seed=None, distribution="uniform", block_density=None, stats_config=None))]
+    #[pyo3(signature = (layer_sizes, density=1.0, *, seed=0, distribution="uniform", block_density=None, stats_config=None))]
     fn new(
         py: Python<'_>,
         layer_sizes: &Bound<'_, PyAny>,
         density: f64,
-        seed: Option<&Bound<'_, PyAny>>,
+        seed: i128,
         distribution: &str,
         block_density: Option<&Bound<'_, PyDict>>,
         stats_config: Option<&Bound<'_, PyDict>>,
@@ -234,10 +243,7 @@ impl PyGraph {
             density,
             distribution: Distribution::parse(distribution).or_raise()?,
             block_density: Vec::new(),
-            seed: seed
-                .map(|s| non_negative(s, "seed"))
-                .transpose()?
-                .unwrap_or(0),
+            seed: u64_arg("seed", seed)?,
         };
         if let Some(overrides) = block_density {
             for (key, value) in overrides.iter() {
@@ -258,19 +264,16 @@ impl PyGraph {
     }
 
     #[staticmethod]
-    #[pyo3(signature = (layer_sizes, blocks, *, seed=None, stats_config=None))]
+    #[pyo3(signature = (layer_sizes, blocks, *, seed=0, stats_config=None))]
     fn from_blocks(
         py: Python<'_>,
         layer_sizes: &Bound<'_, PyAny>,
         blocks: &Bound<'_, PyDict>,
-        seed: Option<&Bound<'_, PyAny>>,
+        seed: i128,
         stats_config: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let sizes = layer_sizes_arg(layer_sizes)?;
-        let seed = seed
-            .map(|s| non_negative(s, "seed"))
-            .transpose()?
-            .unwrap_or(0);
+        let seed = u64_arg("seed", seed)?;
         let config = stats_config_arg(StatsConfig::default(), stats_config)?;
         let mut owned = Vec::with_capacity(blocks.len());
         for (key, value) in blocks.iter() {
@@ -341,12 +344,9 @@ impl PyGraph {
         self.inner.read().step()
     }
 
-    #[pyo3(signature = (steps=None))]
-    fn advance(&self, steps: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
-        let steps = steps
-            .map(|s| non_negative(s, "steps"))
-            .transpose()?
-            .unwrap_or(1);
+    #[pyo3(signature = (steps=1))]
+    fn advance(&self, steps: i128) -> PyResult<u32> {
+        let steps = u64_arg("steps", steps)?;
         self.inner.write().advance(steps).or_raise()
     }
 
