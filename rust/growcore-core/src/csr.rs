@@ -657,10 +657,11 @@ impl CsrBlock {
         if self.meta.len() != nnz {
             return Err("edge attribute arrays are not aligned with indices".into());
         }
+        // Monotone first: with indptr[0] = 0 and indptr[-1] = nnz, every row range is then in bounds.
+        if let Some(r) = self.indptr.windows(2).position(|w| w[0] > w[1]) {
+            return Err(format!("indptr decreases at row {r}"));
+        }
         for r in 0..self.n_rows as usize {
-            if self.indptr[r] > self.indptr[r + 1] {
-                return Err(format!("indptr decreases at row {r}"));
-            }
             let cols = &self.indices[self.indptr[r] as usize..self.indptr[r + 1] as usize];
             if cols.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(format!("row {r} is not sorted and unique"));

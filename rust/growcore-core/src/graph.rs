@@ -660,67 +660,111 @@ impl Graph {
 
     /// Checks every invariant; an `Err` here is a bug in growcore, never a user error.
     pub fn validate(&self) -> Result<()> {
-        let bad = |msg: String| Err(GrowError::state("graph", msg));
-        if self.layers.len() < 2 || self.stats.len() != self.layers.len() {
-            return bad("layer tables are inconsistent".into());
+        // Errors name the state field that holds the inconsistency, so a bad checkpoint says where.
+        let bad = |field: &str, msg: String| Err(GrowError::state(field, msg));
+        if self.layers.len() < 2 {
+            return bad(
+                "slot_ids",
+                format!("needs at least 2 layers, got {}", self.layers.len()),
+            );
+        }
+        if self.stats.len() != self.layers.len() {
+            return bad(
+                "stats",
+                format!(
+                    "has {} layers, slot_ids has {}",
+                    self.stats.len(),
+                    self.layers.len()
+                ),
+            );
         }
         let mut seen = vec![false; self.neurons.len()];
         for (layer, ids) in self.layers.iter().enumerate() {
             if ids.is_empty() {
-                return bad(format!("layer {layer} is empty"));
+                return bad("slot_ids", format!("layer {layer} is empty"));
             }
             for (slot, &id) in ids.iter().enumerate() {
                 let Some(record) = self.neurons.get(id as usize) else {
-                    return bad(format!("layer {layer} slot {slot} holds unknown id {id}"));
+                    return bad(
+                        "slot_ids",
+                        format!("layer {layer} slot {slot} holds unknown id {id}"),
+                    );
                 };
                 if seen[id as usize] {
-                    return bad(format!("id {id} sits in two slots"));
+                    return bad("slot_ids", format!("id {id} sits in two slots"));
                 }
                 seen[id as usize] = true;
                 if record.layer != layer as u32
                     || record.slot != Some(slot as u32)
                     || !record.is_alive()
                 {
-                    return bad(format!(
-                        "id {id}'s record does not match layer {layer} slot {slot}"
-                    ));
+                    return bad(
+                        "neurons",
+                        format!("id {id}'s record does not match layer {layer} slot {slot}"),
+                    );
                 }
             }
             if self.stats[layer].len() != ids.len() {
-                return bad(format!("layer {layer} statistics have the wrong length"));
+                return bad(
+                    "stats",
+                    format!(
+                        "layer {layer} has {} entries for {} neurons",
+                        self.stats[layer].len(),
+                        ids.len()
+                    ),
+                );
             }
             self.stats[layer]
                 .check()
-                .or_else(|m| bad(format!("layer {layer}: {m}")))?;
+                .or_else(|m| bad("stats", format!("layer {layer}: {m}")))?;
         }
         for (id, record) in self.neurons.iter().enumerate() {
             if record.is_alive() != seen[id] || record.is_alive() != record.death.is_none() {
-                return bad(format!("id {id} is alive in one table and dead in another"));
+                return bad(
+                    "neurons",
+                    format!("id {id} is alive in one table and dead in another"),
+                );
             }
             if record.parents.iter().flatten().any(|&p| p as usize >= id) {
-                return bad(format!(
-                    "id {id} has a parent that is not older than itself"
-                ));
+                return bad(
+                    "neurons",
+                    format!("id {id} has a parent that is not older than itself"),
+                );
             }
             if record.layer as usize >= self.layers.len() || record.birth > self.step {
-                return bad(format!("id {id} has an impossible layer or birth step"));
+                return bad(
+                    "neurons",
+                    format!("id {id} has an impossible layer or birth step"),
+                );
             }
         }
-        for (&(a, b), block) in &self.blocks {
+        for (i, (&(a, b), block)) in self.blocks.iter().enumerate() {
+            let field = format!("blocks[{i}]");
             if a >= b || b as usize >= self.layers.len() || (block.src, block.dst) != (a, b) {
-                return bad(format!("block ({a}, {b}) has an invalid key"));
+                return bad(
+                    &field,
+                    format!("({a}, {b}) is not a block from an earlier to a later layer"),
+                );
             }
             if block.shape() != self.block_shape_of((a, b)) {
-                return bad(format!("block ({a}, {b}) does not match its layers' sizes"));
+                return bad(
+                    &field,
+                    format!("({a}, {b}) does not match its layers' sizes"),
+                );
             }
             block
                 .check()
-                .or_else(|m| bad(format!("block ({a}, {b}): {m}")))?;
+                .or_else(|m| bad(&field, format!("({a}, {b}): {m}")))?;
             if block.births().iter().any(|&s| s > self.step) {
-                return bad(format!("block ({a}, {b}) has an edge born in the future"));
+                return bad(
+                    &field,
+                    format!("({a}, {b}) has an edge born after the current step"),
+                );
             }
         }
-        self.stats_config.validate()
+        self.stats_config
+            .validate()
+            .map_err(|e| e.into_state("stats_config"))
     }
 }
 

@@ -340,8 +340,12 @@ impl Graph {
                 "not a growcore graph (missing the GROWCORE header)",
             )
         })?;
-        let state: GraphState = postcard::from_bytes(body)
+        let (state, rest): (GraphState, &[u8]) = postcard::take_from_bytes(body)
             .map_err(|e| GrowError::state("bytes", format!("cannot decode: {e}")))?;
+        if !rest.is_empty() {
+            let msg = format!("{} unexpected bytes after the graph", rest.len());
+            return Err(GrowError::state("bytes", msg));
+        }
         Graph::from_state(state)
     }
 }

@@ -140,6 +140,26 @@ pub fn bool_matrix(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<(Vec<bool>, (u
     Ok((flat.readonly().as_array().to_vec(), shape))
 }
 
+/// An integer argument such as a layer index; bools and non-integers are type errors.
+pub fn int_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<i64> {
+    if obj.is_instance_of::<pyo3::types::PyBool>()
+        || !obj.is_instance_of::<pyo3::types::PyInt>() && !obj.hasattr("__index__")?
+    {
+        return Err(PyTypeError::new_err(format!(
+            "{arg}: expected an integer, got {}",
+            describe(obj)
+        )));
+    }
+    obj.extract::<i64>().map_err(|_| {
+        to_pyerr(GrowError::out_of_range(
+            arg,
+            i64::MAX,
+            i64::MAX as u64,
+            "64-bit integers",
+        ))
+    })
+}
+
 /// A non-negative integer argument.
 pub fn non_negative(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<u64> {
     let value: i128 = obj.extract().map_err(|_| {

@@ -10,7 +10,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{bool_matrix, describe, f32_vec, index_vec, int_vec, non_negative};
+use crate::convert::{bool_matrix, describe, f32_vec, index_vec, int_arg, int_vec, non_negative};
 use crate::errors::{invalid, OrRaise};
 use crate::state;
 
@@ -164,11 +164,13 @@ impl PyGraph {
         }
     }
 
-    fn layer(&self, layer: i64) -> PyResult<u32> {
+    fn layer(&self, layer: &Bound<'_, PyAny>) -> PyResult<u32> {
+        let layer = int_arg(layer, "layer")?;
         self.inner.read().check_layer("layer", layer).or_raise()
     }
 
-    fn block_key(&self, a: i64, b: i64) -> PyResult<BlockKey> {
+    fn block_key(&self, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<BlockKey> {
+        let (a, b) = (int_arg(a, "a")?, int_arg(b, "b")?);
         self.inner.read().check_block(a, b).or_raise()
     }
 
@@ -176,7 +178,7 @@ impl PyGraph {
     /// argument and, with "rows" replaced by "cols", the columns argument.
     fn edge_args(
         &self,
-        (a, b): (i64, i64),
+        (a, b): (&Bound<'_, PyAny>, &Bound<'_, PyAny>),
         arg: &str,
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
@@ -212,7 +214,11 @@ impl PyGraph {
         Ok((key, rows, cols))
     }
 
-    fn slot_args(&self, layer: i64, slots: &Bound<'_, PyAny>) -> PyResult<(u32, Vec<u32>)> {
+    fn slot_args(
+        &self,
+        layer: &Bound<'_, PyAny>,
+        slots: &Bound<'_, PyAny>,
+    ) -> PyResult<(u32, Vec<u32>)> {
         let layer = self.layer(layer)?;
         let size = self.inner.read().layer_size(layer);
         let slots = index_vec(
@@ -355,22 +361,23 @@ impl PyGraph {
         self.inner.read().block_keys()
     }
 
-    fn has_block(&self, a: i64, b: i64) -> bool {
-        a >= 0
-            && b >= 0
-            && a <= u32::MAX as i64
-            && b <= u32::MAX as i64
-            && self.inner.read().has_block(a as u32, b as u32)
+    fn has_block(&self, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let (a, b) = (int_arg(a, "a")?, int_arg(b, "b")?);
+        let (Ok(a), Ok(b)) = (u32::try_from(a), u32::try_from(b)) else {
+            return Ok(false);
+        };
+        Ok(self.inner.read().has_block(a, b))
     }
 
-    fn add_block(&self, a: i64, b: i64) -> PyResult<()> {
+    fn add_block(&self, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (a, b) = (int_arg(a, "a")?, int_arg(b, "b")?);
         let mut g = self.inner.write();
         let a = g.check_layer("a", a).or_raise()?;
         let b = g.check_layer("b", b).or_raise()?;
         g.add_block(a, b).or_raise()
     }
 
-    fn remove_block(&self, a: i64, b: i64) -> PyResult<()> {
+    fn remove_block(&self, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<()> {
         let key = self.block_key(a, b)?;
         self.inner.write().remove_block(key.0, key.1).or_raise()
     }
@@ -380,13 +387,13 @@ impl PyGraph {
         self.inner.read().nnz()
     }
 
-    fn block_nnz(&self, a: i64, b: i64) -> PyResult<usize> {
+    fn block_nnz(&self, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<usize> {
         let key = self.block_key(a, b)?;
         Ok(self.inner.read().block(key).or_raise()?.nnz())
     }
 
     #[pyo3(signature = (a=None, b=None))]
-    fn density(&self, a: Option<i64>, b: Option<i64>) -> PyResult<f64> {
+    fn density(&self, a: Option<&Bound<'_, PyAny>>, b: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
         match (a, b) {
             (None, None) => Ok(self.inner.read().density()),
             (Some(a), Some(b)) => {
@@ -413,7 +420,12 @@ impl PyGraph {
 
     // ------------------------------------------------------------------ edge queries
 
-    fn csr<'py>(&self, py: Python<'py>, a: i64, b: i64) -> PyResult<(Ids<'py>, Ids<'py>)> {
+    fn csr<'py>(
+        &self,
+        py: Python<'py>,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
+    ) -> PyResult<(Ids<'py>, Ids<'py>)> {
         let key = self.block_key(a, b)?;
         let g = self.inner.read();
         let block = g.block(key).or_raise()?;
@@ -423,7 +435,12 @@ impl PyGraph {
         ))
     }
 
-    fn to_scipy<'py>(&self, py: Python<'py>, a: i64, b: i64) -> PyResult<Bound<'py, PyAny>> {
+    fn to_scipy<'py>(
+        &self,
+        py: Python<'py>,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (indptr, indices) = self.csr(py, a, b)?;
         let key = self.block_key(a, b)?;
         let shape = {
@@ -438,8 +455,8 @@ impl PyGraph {
     fn to_dense<'py>(
         &self,
         py: Python<'py>,
-        a: i64,
-        b: i64,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyArray2<bool>>> {
         let key = self.block_key(a, b)?;
         let (mask, rows, cols) = py
@@ -453,7 +470,12 @@ impl PyGraph {
         mask.into_pyarray(py).reshape([rows, cols])
     }
 
-    fn edge_births<'py>(&self, py: Python<'py>, a: i64, b: i64) -> PyResult<Ids<'py>> {
+    fn edge_births<'py>(
+        &self,
+        py: Python<'py>,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
+    ) -> PyResult<Ids<'py>> {
         let key = self.block_key(a, b)?;
         Ok(i64_array(
             py,
@@ -464,8 +486,8 @@ impl PyGraph {
     fn edge_frozen<'py>(
         &self,
         py: Python<'py>,
-        a: i64,
-        b: i64,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<bool>>> {
         let key = self.block_key(a, b)?;
         Ok(self
@@ -480,8 +502,8 @@ impl PyGraph {
     fn has_edges<'py>(
         &self,
         py: Python<'py>,
-        a: i64,
-        b: i64,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
         rows: &Bound<'py, PyAny>,
         cols: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<bool>>> {
@@ -496,12 +518,12 @@ impl PyGraph {
         Ok(found.into_pyarray(py))
     }
 
-    fn fan_in<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+    fn fan_in<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, &self.inner.read().fan_in(layer)))
     }
 
-    fn fan_out<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+    fn fan_out<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, &self.inner.read().fan_out(layer)))
     }
@@ -511,8 +533,8 @@ impl PyGraph {
     fn add_edges(
         &self,
         py: Python<'_>,
-        a: i64,
-        b: i64,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
@@ -524,8 +546,8 @@ impl PyGraph {
     fn remove_edges(
         &self,
         py: Python<'_>,
-        a: i64,
-        b: i64,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
@@ -538,8 +560,8 @@ impl PyGraph {
     fn rewire(
         &self,
         py: Python<'_>,
-        a: i64,
-        b: i64,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
         drop_rows: &Bound<'_, PyAny>,
         drop_cols: &Bound<'_, PyAny>,
         grow_rows: &Bound<'_, PyAny>,
@@ -554,8 +576,8 @@ impl PyGraph {
     fn freeze_edges(
         &self,
         py: Python<'_>,
-        a: i64,
-        b: i64,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
@@ -567,8 +589,8 @@ impl PyGraph {
     fn unfreeze_edges(
         &self,
         py: Python<'_>,
-        a: i64,
-        b: i64,
+        a: &Bound<'_, PyAny>,
+        b: &Bound<'_, PyAny>,
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
@@ -579,7 +601,7 @@ impl PyGraph {
 
     // ------------------------------------------------------------------ neurons
 
-    fn ids<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+    fn ids<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, self.inner.read().ids(layer)))
     }
@@ -601,17 +623,17 @@ impl PyGraph {
         Ok((i64_array(py, &layers), i64_array(py, &slots)))
     }
 
-    fn births<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+    fn births<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, &self.inner.read().births(layer)))
     }
 
-    fn ages<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+    fn ages<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, &self.inner.read().ages(layer)))
     }
 
-    fn generations<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Ids<'py>> {
+    fn generations<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, &self.inner.read().generations(layer)))
     }
@@ -620,7 +642,7 @@ impl PyGraph {
     fn add_neurons<'py>(
         &self,
         py: Python<'py>,
-        layer: i64,
+        layer: &Bound<'_, PyAny>,
         count: &Bound<'py, PyAny>,
         parents: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Ids<'py>> {
@@ -653,7 +675,7 @@ impl PyGraph {
     fn remove_neurons<'py>(
         &self,
         py: Python<'py>,
-        layer: i64,
+        layer: &Bound<'_, PyAny>,
         slots: &Bound<'py, PyAny>,
     ) -> PyResult<Ids<'py>> {
         let (layer, slots) = self.slot_args(layer, slots)?;
@@ -666,7 +688,7 @@ impl PyGraph {
     fn reset_neurons<'py>(
         &self,
         py: Python<'py>,
-        layer: i64,
+        layer: &Bound<'_, PyAny>,
         slots: &Bound<'py, PyAny>,
     ) -> PyResult<Ids<'py>> {
         let (layer, slots) = self.slot_args(layer, slots)?;
@@ -718,7 +740,7 @@ impl PyGraph {
     #[allow(clippy::too_many_arguments)]
     fn observe(
         &self,
-        layer: i64,
+        layer: &Bound<'_, PyAny>,
         mean: Option<&Bound<'_, PyAny>>,
         sq_mean: Option<&Bound<'_, PyAny>>,
         frac_high: Option<&Bound<'_, PyAny>>,
@@ -741,7 +763,11 @@ impl PyGraph {
         self.inner.write().observe(layer, &obs).or_raise()
     }
 
-    fn stats<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Bound<'py, PyDict>> {
+    fn stats<'py>(
+        &self,
+        py: Python<'py>,
+        layer: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let layer = self.layer(layer)?;
         let r = self.inner.read().stats(layer);
         let out = PyDict::new(py);
@@ -763,7 +789,11 @@ impl PyGraph {
         Ok(out)
     }
 
-    fn fitness<'py>(&self, py: Python<'py>, layer: i64) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    fn fitness<'py>(
+        &self,
+        py: Python<'py>,
+        layer: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let layer = self.layer(layer)?;
         Ok(self.inner.read().stats(layer).fitness.into_pyarray(py))
     }
