@@ -28,30 +28,6 @@ pub struct BlockState {
     pub frozen: Vec<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerStatsState {
-    pub mean: Vec<f64>,
-    pub sq_mean: Vec<f64>,
-    pub frac_high: Vec<f64>,
-    pub frac_low: Vec<f64>,
-    pub fast_mean: Vec<f64>,
-    pub act_count: Vec<u32>,
-    pub grad_norm: Vec<f64>,
-    pub grad_count: Vec<u32>,
-    pub nonfinite: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatsConfigState {
-    pub decay: f64,
-    pub fast_decay: f64,
-    pub alpha: f64,
-    pub beta: f64,
-    pub gamma: f64,
-    pub stagnation_warmup: u32,
-    pub strict: bool,
-}
-
 /// Lineage columns, one entry per id ever issued; -1 marks "none" (alive, no parent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NeuronsState {
@@ -79,8 +55,8 @@ pub struct GraphState {
     pub slot_ids: Vec<Vec<u64>>,
     pub neurons: NeuronsState,
     pub blocks: Vec<BlockState>,
-    pub stats: Vec<LayerStatsState>,
-    pub stats_config: StatsConfigState,
+    pub stats: Vec<LayerStats>,
+    pub stats_config: StatsConfig,
     pub rng: RngState,
 }
 
@@ -127,30 +103,8 @@ impl Graph {
                     frozen: b.frozen(),
                 })
                 .collect(),
-            stats: self
-                .stats
-                .iter()
-                .map(|s| LayerStatsState {
-                    mean: s.mean.clone(),
-                    sq_mean: s.sq_mean.clone(),
-                    frac_high: s.frac_high.clone(),
-                    frac_low: s.frac_low.clone(),
-                    fast_mean: s.fast_mean.clone(),
-                    act_count: s.act_count.clone(),
-                    grad_norm: s.grad_norm.clone(),
-                    grad_count: s.grad_count.clone(),
-                    nonfinite: s.nonfinite,
-                })
-                .collect(),
-            stats_config: StatsConfigState {
-                decay: self.stats_config.decay,
-                fast_decay: self.stats_config.fast_decay,
-                alpha: self.stats_config.alpha,
-                beta: self.stats_config.beta,
-                gamma: self.stats_config.gamma,
-                stagnation_warmup: self.stats_config.stagnation_warmup,
-                strict: self.stats_config.strict,
-            },
+            stats: self.stats.clone(),
+            stats_config: self.stats_config,
             rng: RngState {
                 seed: self.rng.get_seed(),
                 stream: self.rng.get_stream(),
@@ -270,31 +224,7 @@ impl Graph {
             block.check().map_err(|m| GrowError::state(&field, m))?;
             blocks.insert((b.src, b.dst), block);
         }
-        let stats = state
-            .stats
-            .into_iter()
-            .map(|s| LayerStats {
-                mean: s.mean,
-                sq_mean: s.sq_mean,
-                frac_high: s.frac_high,
-                frac_low: s.frac_low,
-                fast_mean: s.fast_mean,
-                act_count: s.act_count,
-                grad_norm: s.grad_norm,
-                grad_count: s.grad_count,
-                nonfinite: s.nonfinite,
-            })
-            .collect();
-        let c = state.stats_config;
-        let stats_config = StatsConfig {
-            decay: c.decay,
-            fast_decay: c.fast_decay,
-            alpha: c.alpha,
-            beta: c.beta,
-            gamma: c.gamma,
-            stagnation_warmup: c.stagnation_warmup,
-            strict: c.strict,
-        };
+        let (stats, stats_config) = (state.stats, state.stats_config);
         stats_config
             .validate()
             .map_err(|e| e.into_state("stats_config"))?;

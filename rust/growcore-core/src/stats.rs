@@ -5,10 +5,12 @@
 //! contiguous memory; the graph permutes these arrays whenever slots change, which is what makes
 //! statistics follow neuron ids.
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{GrowError, Result};
 
 /// Coefficients and policies of the statistics. Defaults are documented on each field.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StatsConfig {
     /// Decay of the long EMAs (mean, mean of squares, saturation fractions, gradient norm): 0.99.
     pub decay: f64,
@@ -76,7 +78,7 @@ impl StatsConfig {
 }
 
 /// One layer's raw (not yet bias-corrected) EMAs and observation counts, in slot order.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LayerStats {
     pub mean: Vec<f64>,
     pub sq_mean: Vec<f64>,

@@ -14,6 +14,11 @@ use crate::convert::{bool_matrix, describe, f32_vec, index_vec, int_arg, int_vec
 use crate::errors::{invalid, OrRaise};
 use crate::state;
 
+/// A layered DAG of neurons with one CSR block of edges per connected (source, target) pair of
+/// layers, stable neuron ids, lineage and per-neuron training statistics.
+///
+/// Layer 0 holds the inputs and the last layer the outputs. Block (a, b) holds the edges from
+/// layer a to layer b > a; its rows are target slots in b and its columns source slots in a.
 #[pyclass(name = "Graph", module = "growcore", frozen)]
 pub struct PyGraph {
     inner: RwLock<Graph>,
@@ -235,6 +240,9 @@ impl PyGraph {
 impl PyGraph {
     #[new]
     #[pyo3(signature = (layer_sizes, density=1.0, *, seed=0, distribution="uniform", block_density=None, stats_config=None))]
+    /// A layered graph with every adjacent block populated at `density` ("uniform": each block gets
+    /// round(density * rows * cols) edges; "erk": density proportional to (rows + cols) / (rows * cols),
+    /// capped at 1, total exact). `block_density` fixes chosen adjacent blocks; `seed` fixes the structure.
     fn new(
         py: Python<'_>,
         layer_sizes: &Bound<'_, PyAny>,
@@ -271,6 +279,8 @@ impl PyGraph {
 
     #[staticmethod]
     #[pyo3(signature = (layer_sizes, blocks, *, seed=0, stats_config=None))]
+    /// A graph whose blocks are exactly the given ones: each value is a scipy.sparse matrix, an
+    /// (indptr, indices) pair, or a 2-D bool mask of shape (size of layer b, size of layer a).
     fn from_blocks(
         py: Python<'_>,
         layer_sizes: &Bound<'_, PyAny>,
@@ -317,6 +327,7 @@ impl PyGraph {
     }
 
     #[staticmethod]
+    /// The graph serialised by `to_bytes`.
     fn from_bytes(py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<Self> {
         let bytes = data.as_bytes().to_vec();
         let graph = py.detach(|| Graph::from_bytes(&bytes)).or_raise()?;
@@ -326,41 +337,49 @@ impl PyGraph {
     // ------------------------------------------------------------------ shape and bookkeeping
 
     #[getter]
+    /// Number of neurons in each layer.
     fn layer_sizes(&self) -> Vec<u32> {
         self.inner.read().layer_sizes()
     }
 
     #[getter]
+    /// Number of layers (inputs and outputs included).
     fn num_layers(&self) -> usize {
         self.inner.read().num_layers()
     }
 
     #[getter]
+    /// Number of living neurons.
     fn num_neurons(&self) -> usize {
         self.inner.read().num_neurons()
     }
 
     #[getter]
+    /// Number of neuron ids issued so far (ids are never reused).
     fn num_ids(&self) -> usize {
         self.inner.read().num_ids()
     }
 
     #[getter]
+    /// The step counter; ages and edge birth steps are measured against it.
     fn step(&self) -> u32 {
         self.inner.read().step()
     }
 
     #[pyo3(signature = (steps=1))]
+    /// Moves the step counter forward by `steps` and returns the new step.
     fn advance(&self, steps: i128) -> PyResult<u32> {
         let steps = u64_arg("steps", steps)?;
         self.inner.write().advance(steps).or_raise()
     }
 
     #[getter]
+    /// The (source layer, target layer) pairs that have a block, sorted.
     fn blocks(&self) -> Vec<BlockKey> {
         self.inner.read().block_keys()
     }
 
+    /// Whether block (a, b) exists.
     fn has_block(&self, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
         let (a, b) = (int_arg(a, "a")?, int_arg(b, "b")?);
         let (Ok(a), Ok(b)) = (u32::try_from(a), u32::try_from(b)) else {
@@ -369,6 +388,7 @@ impl PyGraph {
         Ok(self.inner.read().has_block(a, b))
     }
 
+    /// Adds an empty block from layer a to layer b > a (a skip block when b > a + 1).
     fn add_block(&self, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<()> {
         let (a, b) = (int_arg(a, "a")?, int_arg(b, "b")?);
         let mut g = self.inner.write();
@@ -377,22 +397,26 @@ impl PyGraph {
         g.add_block(a, b).or_raise()
     }
 
+    /// Removes block (a, b) and its edges; refused while any of them is frozen.
     fn remove_block(&self, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<()> {
         let key = self.block_key(a, b)?;
         self.inner.write().remove_block(key.0, key.1).or_raise()
     }
 
     #[getter]
+    /// Number of edges over all blocks.
     fn nnz(&self) -> usize {
         self.inner.read().nnz()
     }
 
+    /// Number of edges in block (a, b).
     fn block_nnz(&self, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<usize> {
         let key = self.block_key(a, b)?;
         Ok(self.inner.read().block(key).or_raise()?.nnz())
     }
 
     #[pyo3(signature = (a=None, b=None))]
+    /// Edges present over edges possible: of the whole graph, or of block (a, b).
     fn density(&self, a: Option<&Bound<'_, PyAny>>, b: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
         match (a, b) {
             (None, None) => Ok(self.inner.read().density()),
@@ -414,12 +438,14 @@ impl PyGraph {
     }
 
     #[getter]
+    /// Bytes held by the connectivity structure (indices, birth steps, frozen flags, row pointers).
     fn nbytes(&self) -> usize {
         self.inner.read().nbytes()
     }
 
     // ------------------------------------------------------------------ edge queries
 
+    /// Block (a, b) as int64 (indptr, indices): rows are target slots in b, columns source slots in a.
     fn csr<'py>(
         &self,
         py: Python<'py>,
@@ -435,6 +461,7 @@ impl PyGraph {
         ))
     }
 
+    /// Block (a, b) as a bool scipy.sparse.csr_array of shape (size of b, size of a).
     fn to_scipy<'py>(
         &self,
         py: Python<'py>,
@@ -452,6 +479,7 @@ impl PyGraph {
         sparse.call_method1("csr_array", ((data, indices, indptr), shape))
     }
 
+    /// Block (a, b) as a dense bool mask of shape (size of b, size of a).
     fn to_dense<'py>(
         &self,
         py: Python<'py>,
@@ -470,6 +498,7 @@ impl PyGraph {
         mask.into_pyarray(py).reshape([rows, cols])
     }
 
+    /// The step at which each edge of block (a, b) was added, aligned with `csr(a, b)[1]`.
     fn edge_births<'py>(
         &self,
         py: Python<'py>,
@@ -483,6 +512,7 @@ impl PyGraph {
         ))
     }
 
+    /// Whether each edge of block (a, b) is frozen, aligned with `csr(a, b)[1]`.
     fn edge_frozen<'py>(
         &self,
         py: Python<'py>,
@@ -499,6 +529,7 @@ impl PyGraph {
             .into_pyarray(py))
     }
 
+    /// Whether each edge (rows[i], cols[i]) of block (a, b) exists.
     fn has_edges<'py>(
         &self,
         py: Python<'py>,
@@ -518,11 +549,13 @@ impl PyGraph {
         Ok(found.into_pyarray(py))
     }
 
+    /// Edges into each neuron of `layer`, over every block that targets it.
     fn fan_in<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, &self.inner.read().fan_in(layer)))
     }
 
+    /// Edges out of each neuron of `layer`, over every block that it feeds.
     fn fan_out<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, &self.inner.read().fan_out(layer)))
@@ -530,6 +563,8 @@ impl PyGraph {
 
     // ------------------------------------------------------------------ edge mutations
 
+    /// Adds edges (rows[i], cols[i]) to block (a, b), born at the current step. Each must be new
+    /// and named once; otherwise nothing changes and EdgeError is raised.
     fn add_edges(
         &self,
         py: Python<'_>,
@@ -543,6 +578,8 @@ impl PyGraph {
             .or_raise()
     }
 
+    /// Removes edges (rows[i], cols[i]) from block (a, b). Each must exist, be named once and not
+    /// be frozen; otherwise nothing changes.
     fn remove_edges(
         &self,
         py: Python<'_>,
@@ -557,6 +594,8 @@ impl PyGraph {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// Drops edges (drop_rows, drop_cols) and grows edges (grow_rows, grow_cols) of block (a, b) in
+    /// one pass: the prune-and-regrow step. An edge may not be both dropped and grown.
     fn rewire(
         &self,
         py: Python<'_>,
@@ -573,6 +612,7 @@ impl PyGraph {
             .or_raise()
     }
 
+    /// Freezes existing edges: a frozen edge is only removed after `unfreeze_edges`.
     fn freeze_edges(
         &self,
         py: Python<'_>,
@@ -586,6 +626,7 @@ impl PyGraph {
             .or_raise()
     }
 
+    /// Unfreezes existing edges.
     fn unfreeze_edges(
         &self,
         py: Python<'_>,
@@ -601,11 +642,13 @@ impl PyGraph {
 
     // ------------------------------------------------------------------ neurons
 
+    /// The id of the neuron in each slot of `layer`.
     fn ids<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, self.inner.read().ids(layer)))
     }
 
+    /// (layers, slots) of living neurons given by id.
     fn locate<'py>(
         &self,
         py: Python<'py>,
@@ -623,22 +666,27 @@ impl PyGraph {
         Ok((i64_array(py, &layers), i64_array(py, &slots)))
     }
 
+    /// Birth step of each neuron of `layer`, by slot.
     fn births<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, &self.inner.read().births(layer)))
     }
 
+    /// Age (step - birth step) of each neuron of `layer`, by slot.
     fn ages<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, &self.inner.read().ages(layer)))
     }
 
+    /// Generation of each neuron of `layer` (0 without parents, else 1 + the largest parent's).
     fn generations<'py>(&self, py: Python<'py>, layer: &Bound<'_, PyAny>) -> PyResult<Ids<'py>> {
         let layer = self.layer(layer)?;
         Ok(i64_array(py, &self.inner.read().generations(layer)))
     }
 
     #[pyo3(signature = (layer, count, parents=None))]
+    /// Appends `count` neurons without edges to `layer`; `parents` gives up to two parent ids each.
+    /// Returns the new ids.
     fn add_neurons<'py>(
         &self,
         py: Python<'py>,
@@ -672,6 +720,8 @@ impl PyGraph {
         Ok(i64_array(py, &ids))
     }
 
+    /// Removes neurons and their edges and compacts the layer's slots. Returns `kept`: new slot i
+    /// holds the neuron that was in old slot kept[i] (so `W = W[kept]`).
     fn remove_neurons<'py>(
         &self,
         py: Python<'py>,
@@ -685,6 +735,8 @@ impl PyGraph {
         Ok(i64_array(py, &kept))
     }
 
+    /// Replaces neurons in place by fresh ones (new ids whose parent is the old id, age 0, empty
+    /// statistics); their edges stay. Returns the new ids.
     fn reset_neurons<'py>(
         &self,
         py: Python<'py>,
@@ -696,6 +748,8 @@ impl PyGraph {
         Ok(i64_array(py, &ids))
     }
 
+    /// Every neuron ever, as numpy columns: id, layer, slot, birth_step, death_step, generation,
+    /// parent_a, parent_b (-1 for none) and cause ("alive", "removed", "reset").
     fn lineage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let g = self.inner.read();
         let records = g.lineage();
@@ -738,6 +792,8 @@ impl PyGraph {
 
     #[pyo3(signature = (layer, mean=None, sq_mean=None, frac_high=None, frac_low=None, grad_norm=None))]
     #[allow(clippy::too_many_arguments)]
+    /// Folds per-neuron float32 summaries of a batch into the statistics of `layer`: the four
+    /// activation summaries together, the gradient norm, or both.
     fn observe(
         &self,
         layer: &Bound<'_, PyAny>,
@@ -763,6 +819,7 @@ impl PyGraph {
         self.inner.write().observe(layer, &obs).or_raise()
     }
 
+    /// Bias-corrected statistics of `layer`, with stagnation and fitness.
     fn stats<'py>(
         &self,
         py: Python<'py>,
@@ -789,6 +846,7 @@ impl PyGraph {
         Ok(out)
     }
 
+    /// alpha * grad_norm + beta * variance - gamma * stagnation for each neuron of `layer`.
     fn fitness<'py>(
         &self,
         py: Python<'py>,
@@ -799,16 +857,19 @@ impl PyGraph {
     }
 
     #[getter]
+    /// Per layer, how many neuron-samples were skipped because they held NaN or inf.
     fn nonfinite_counts(&self) -> Vec<u64> {
         self.inner.read().nonfinite_counts()
     }
 
     #[getter]
+    /// The statistics options: decay, fast_decay, alpha, beta, gamma, stagnation_warmup, strict.
     fn stats_config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         state::stats_config_dict(py, self.inner.read().stats_config())
     }
 
     #[pyo3(signature = (**options))]
+    /// Changes some statistics options; an invalid value changes none.
     fn set_stats_config(&self, options: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
         let mut g = self.inner.write();
         let config = stats_config_arg(*g.stats_config(), options)?;
@@ -817,15 +878,18 @@ impl PyGraph {
 
     // ------------------------------------------------------------------ integrity and persistence
 
+    /// Checks every internal invariant (raises StateDictError naming the broken part).
     fn validate(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.inner.read().validate()).or_raise()
     }
 
+    /// Everything about the graph as a versioned dict of numpy arrays and plain values.
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let state = py.detach(|| self.inner.read().to_state());
         state::to_dict(py, state)
     }
 
+    /// Replaces this graph by the one in `state`; strict, and unchanged on error.
     fn load_state_dict(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<()> {
         let state = state::from_dict(state)?;
         let graph = py.detach(|| Graph::from_state(state)).or_raise()?;
@@ -833,11 +897,13 @@ impl PyGraph {
         Ok(())
     }
 
+    /// The whole graph as bytes (`Graph.from_bytes` reads them back).
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let bytes = py.detach(|| self.inner.read().to_bytes());
         PyBytes::new(py, &bytes)
     }
 
+    /// An independent copy.
     fn copy(&self, py: Python<'_>) -> Self {
         PyGraph::wrap(py.detach(|| self.inner.read().clone()))
     }

@@ -1,7 +1,8 @@
 //! `GraphState` <-> a Python dict of numpy arrays and plain values. Loading is strict: every key
 //! must be present, no other key may be, and every array must have exactly the stored dtype.
 
-use growcore_core::state::{BlockState, LayerStatsState, NeuronsState, RngState, StatsConfigState};
+use growcore_core::state::{BlockState, NeuronsState, RngState};
+use growcore_core::LayerStats;
 use growcore_core::{GraphState, GrowError, StatsConfig};
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
@@ -77,17 +78,7 @@ pub fn to_dict(py: Python<'_>, s: GraphState) -> PyResult<Bound<'_, PyDict>> {
     }
     d.set_item("stats", stats)?;
 
-    let c = s.stats_config;
-    let config = StatsConfig {
-        decay: c.decay,
-        fast_decay: c.fast_decay,
-        alpha: c.alpha,
-        beta: c.beta,
-        gamma: c.gamma,
-        stagnation_warmup: c.stagnation_warmup,
-        strict: c.strict,
-    };
-    d.set_item("stats_config", stats_config_dict(py, &config)?)?;
+    d.set_item("stats_config", stats_config_dict(py, &s.stats_config)?)?;
 
     let rng = PyDict::new(py);
     rng.set_item("seed", PyBytes::new(py, &s.rng.seed))?;
@@ -271,7 +262,7 @@ pub fn from_dict(obj: &Bound<'_, PyAny>) -> PyResult<GraphState> {
                 "nonfinite",
             ],
         )?;
-        stats.push(LayerStatsState {
+        stats.push(LayerStats {
             mean: f.array("mean", "float64")?,
             sq_mean: f.array("sq_mean", "float64")?,
             frac_high: f.array("frac_high", "float64")?,
@@ -297,7 +288,7 @@ pub fn from_dict(obj: &Bound<'_, PyAny>) -> PyResult<GraphState> {
             "strict",
         ],
     )?;
-    let stats_config = StatsConfigState {
+    let stats_config = StatsConfig {
         decay: c.scalar("decay", "a number")?,
         fast_decay: c.scalar("fast_decay", "a number")?,
         alpha: c.scalar("alpha", "a number")?,
