@@ -4,7 +4,7 @@
 use growcore_core::{
     BlockInput, BlockKey, Distribution, Graph, InitSpec, Observation, StatsConfig,
 };
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
 use parking_lot::RwLock;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -468,18 +468,24 @@ impl PyGraph {
         a: &Bound<'_, PyAny>,
         b: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (indptr, indices) = self.csr(py, a, b)?;
         let key = self.block_key(a, b)?;
-        let shape = {
-            let g = self.inner.read();
-            (g.layer_size(key.1), g.layer_size(key.0))
+        let g = self.inner.read();
+        let block = g.block(key).or_raise()?;
+        let shape = (g.layer_size(key.1), g.layer_size(key.0));
+        let data = vec![true; block.nnz()].into_pyarray(py);
+        // int32 indices when they fit, as scipy itself would choose.
+        let (indptr, indices) = if block.nnz() <= i32::MAX as usize && block.shape().1 <= i32::MAX as u32 {
+            let indptr: Vec<i32> = block.indptr().iter().map(|&p| p as i32).collect();
+            let indices: Vec<i32> = block.indices().iter().map(|&c| c as i32).collect();
+            (indptr.into_pyarray(py).into_any(), indices.into_pyarray(py).into_any())
+        } else {
+            (i64_array(py, block.indptr()).into_any(), i64_array(py, block.indices()).into_any())
         };
-        let data = vec![true; indices.len()].into_pyarray(py);
+        drop(g);
         let sparse = py.import("scipy.sparse")?;
         sparse.call_method1("csr_array", ((data, indices, indptr), shape))
     }
 
-    /// Block (a, b) as a dense bool mask of shape (size of b, size of a).
     fn to_dense<'py>(
         &self,
         py: Python<'py>,
