@@ -2,10 +2,12 @@
 
 The core object is :class:`Graph`, a layered DAG of neurons with sparse (CSR) connectivity per
 block of layers, stable neuron ids, lineage, and per-neuron training statistics. It is implemented
-in Rust; this package is its Python face.
+in Rust; this package is its Python face. :func:`katz` and the rest of :mod:`growcore.analysis`
+analyse a graph's structure without torch.
 """
 
 from growcore._core import Graph, __version__
+from growcore.analysis import katz
 from growcore.errors import (
     BlockError,
     EdgeError,
@@ -28,4 +30,5 @@ __all__ = [
     "OutOfRangeError",
     "StateDictError",
     "__version__",
+    "katz",
 ]

@@ -6,7 +6,7 @@ from typing import Any, Literal, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Graph", "__version__"]
+__all__ = ["Graph", "__version__", "katz"]
 __version__: str
 
 _IndexLike = npt.ArrayLike
@@ -136,3 +136,12 @@ class Graph:
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
     __hash__: None  # type: ignore[assignment]
+
+def katz(
+    graph: Graph,
+    alpha: float = 0.1,
+    beta: float | npt.ArrayLike | None = None,
+    weights: Mapping[_Block, npt.ArrayLike] | None = None,
+    direction: str = "in",
+    normalized: bool = True,
+) -> npt.NDArray[np.float64]: ...

@@ -102,6 +102,19 @@ pub fn index_vec(obj: &Bound<'_, PyAny>, arg: &str, bound: u32, what: &str) -> P
 
 /// Any 1-D real array-like as f32 (NaN and inf pass through: the core's policy handles them).
 pub fn f32_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<f32>> {
+    real_vec(obj, arg, "float32")
+}
+
+/// Any 1-D real array-like as f64 (NaN and inf pass through to the core's checks).
+pub fn f64_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<f64>> {
+    real_vec(obj, arg, "float64")
+}
+
+fn real_vec<T: numpy::Element + Clone>(
+    obj: &Bound<'_, PyAny>,
+    arg: &str,
+    dtype: &str,
+) -> PyResult<Vec<T>> {
     let arr = asarray(obj, arg)?;
     one_dim(&arr, arg)?;
     if arr.len() == 0 {
@@ -113,8 +126,8 @@ pub fn f32_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<f32>> {
             arr.dtype()
         )));
     }
-    let arr = arr.call_method1("astype", ("float32",))?;
-    let arr = arr.cast_into::<numpy::PyArray1<f32>>()?;
+    let arr = arr.call_method1("astype", (dtype,))?;
+    let arr = arr.cast_into::<numpy::PyArray1<T>>()?;
     Ok(arr.readonly().as_array().to_vec())
 }
 

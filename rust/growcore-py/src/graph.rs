@@ -101,7 +101,7 @@ fn stats_config_arg(
     Ok(config)
 }
 
-fn block_key_arg(key: &Bound<'_, PyAny>, arg: &str) -> PyResult<BlockKey> {
+pub(crate) fn block_key_arg(key: &Bound<'_, PyAny>, arg: &str) -> PyResult<BlockKey> {
     let (a, b): (i64, i64) = key.extract().map_err(|_| {
         PyTypeError::new_err(format!(
             "{arg}: keys must be (a, b) pairs of layers, got {}",
@@ -167,6 +167,11 @@ impl PyGraph {
         PyGraph {
             inner: RwLock::new(graph),
         }
+    }
+
+    /// Shared access to the core graph for the other binding files.
+    pub(crate) fn graph(&self) -> parking_lot::RwLockReadGuard<'_, Graph> {
+        self.inner.read()
     }
 
     fn layer(&self, layer: &Bound<'_, PyAny>) -> PyResult<u32> {
@@ -474,13 +479,20 @@ impl PyGraph {
         let shape = (g.layer_size(key.1), g.layer_size(key.0));
         let data = vec![true; block.nnz()].into_pyarray(py);
         // int32 indices when they fit, as scipy itself would choose.
-        let (indptr, indices) = if block.nnz() <= i32::MAX as usize && block.shape().1 <= i32::MAX as u32 {
-            let indptr: Vec<i32> = block.indptr().iter().map(|&p| p as i32).collect();
-            let indices: Vec<i32> = block.indices().iter().map(|&c| c as i32).collect();
-            (indptr.into_pyarray(py).into_any(), indices.into_pyarray(py).into_any())
-        } else {
-            (i64_array(py, block.indptr()).into_any(), i64_array(py, block.indices()).into_any())
-        };
+        let (indptr, indices) =
+            if block.nnz() <= i32::MAX as usize && block.shape().1 <= i32::MAX as u32 {
+                let indptr: Vec<i32> = block.indptr().iter().map(|&p| p as i32).collect();
+                let indices: Vec<i32> = block.indices().iter().map(|&c| c as i32).collect();
+                (
+                    indptr.into_pyarray(py).into_any(),
+                    indices.into_pyarray(py).into_any(),
+                )
+            } else {
+                (
+                    i64_array(py, block.indptr()).into_any(),
+                    i64_array(py, block.indices()).into_any(),
+                )
+            };
         drop(g);
         let sparse = py.import("scipy.sparse")?;
         sparse.call_method1("csr_array", ((data, indices, indptr), shape))

@@ -1,5 +1,6 @@
 //! Python bindings of growcore: one thin file per exposed type, one place for error mapping.
 
+mod analysis;
 mod convert;
 mod errors;
 mod graph;
@@ -11,6 +12,8 @@ use pyo3::prelude::*;
 mod _core {
     use pyo3::prelude::*;
 
+    #[pymodule_export]
+    use super::analysis::katz;
     #[pymodule_export]
     use super::graph::PyGraph;
 

@@ -1,0 +1,143 @@
+"""Katz centrality on growcore graphs, cross-checked against networkx and an exact sparse solve."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import growcore
+from growcore import Graph, InvalidArgumentError
+
+
+def offsets(g: Graph) -> np.ndarray:
+    return np.cumsum([0, *g.layer_sizes])
+
+
+def global_edges(g: Graph, weights: dict | None):
+    """(sources, targets, weights) of every edge in global slot numbering."""
+    off = offsets(g)
+    src, dst, wts = [], [], []
+    for a, b in g.blocks:
+        indptr, cols = g.csr(a, b)
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        src.append(off[a] + cols)
+        dst.append(off[b] + rows)
+        w = (weights or {}).get((a, b))
+        wts.append(np.ones(len(cols)) if w is None else np.asarray(w, dtype=float))
+    if not src:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    return np.concatenate(src), np.concatenate(dst), np.concatenate(wts)
+
+
+def to_networkx(g: Graph, weights: dict | None) -> nx.DiGraph:
+    G = nx.DiGraph()
+    G.add_nodes_from(range(g.num_neurons))
+    for u, v, w in zip(*global_edges(g, weights)):
+        G.add_edge(int(u), int(v), weight=float(w))
+    return G
+
+
+@st.composite
+def katz_case(draw):
+    sizes = draw(st.lists(st.integers(1, 6), min_size=2, max_size=4))
+    g = Graph(sizes, draw(st.floats(0, 1)), seed=draw(st.integers(0, 2**32)))
+    for a in range(len(sizes)):
+        for b in range(a + 2, len(sizes)):
+            if draw(st.booleans()):
+                g.add_block(a, b)
+                mask = np.array(draw(st.lists(st.booleans(), min_size=sizes[a] * sizes[b], max_size=sizes[a] * sizes[b])))
+                rows, cols = np.nonzero(mask.reshape(sizes[b], sizes[a]))
+                g.add_edges(a, b, rows, cols)
+    weights = None
+    if draw(st.booleans()):
+        weights = {}
+        for a, b in g.blocks:
+            if draw(st.booleans()):
+                n = g.block_nnz(a, b)
+                weights[(a, b)] = np.array(draw(st.lists(st.floats(-2, 2), min_size=n, max_size=n)))
+    alpha = draw(st.floats(-3, 3))
+    if draw(st.booleans()):
+        beta = draw(st.floats(-2, 2))
+    else:
+        beta = np.array(draw(st.lists(st.floats(-2, 2), min_size=g.num_neurons, max_size=g.num_neurons)))
+    return g, weights, alpha, beta, draw(st.sampled_from(["in", "out"]))
+
+
+@given(katz_case(), st.booleans())
+def test_matches_networkx_katz_centrality_numpy(case, normalized):
+    g, weights, alpha, beta, direction = case
+    G = to_networkx(g, weights)
+    if direction == "out":
+        G = G.reverse()
+    nx_beta = dict(enumerate(beta.tolist())) if isinstance(beta, np.ndarray) else beta
+    raw = nx.katz_centrality_numpy(G, alpha=alpha, beta=nx_beta, normalized=False, weight="weight")
+    raw = np.array([raw[i] for i in range(g.num_neurons)])
+    if normalized:
+        assume(abs(raw.sum()) > 1e-6 * max(1.0, np.abs(raw).max()))  # networkx divides by sign(sum)
+        expected = nx.katz_centrality_numpy(G, alpha=alpha, beta=nx_beta, normalized=True, weight="weight")
+        expected = np.array([expected[i] for i in range(g.num_neurons)])
+    else:
+        expected = raw
+    got = growcore.katz(g, alpha=alpha, beta=beta, weights=weights, direction=direction, normalized=normalized)
+    assert got.dtype == np.float64 and got.shape == (g.num_neurons,)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(expected).max()))
+
+
+@given(katz_case())
+def test_equals_an_exact_sparse_solve(case):
+    g, weights, alpha, beta, direction = case
+    src, dst, w = global_edges(g, weights)
+    n = g.num_neurons
+    A = sp.csr_array((w, (src, dst)), shape=(n, n))  # A[u, v] = weight of u -> v
+    M = A.T if direction == "in" else A
+    b = np.broadcast_to(np.asarray(beta, dtype=float), (n,)).copy()
+    expected = spla.spsolve(sp.identity(n, format="csc") - alpha * M.tocsc(), b)
+    got = growcore.katz(g, alpha=alpha, beta=beta, weights=weights, direction=direction, normalized=False)
+    np.testing.assert_allclose(got, np.atleast_1d(expected), rtol=1e-9, atol=1e-9 * max(1.0, np.abs(expected).max()))
+
+
+def test_hand_computed_chain_with_a_skip_edge():
+    g = Graph.from_blocks([1, 1, 1], {(0, 1): ([0, 1], [0]), (1, 2): ([0, 1], [0]), (0, 2): ([0, 1], [0])})
+    # in: x0 = 1, x1 = 1 + 0.5 x0, x2 = 1 + 0.5 (x1 + 2 x0) with the skip edge weighted 2
+    x = growcore.katz(g, alpha=0.5, weights={(0, 2): [2.0]}, normalized=False)
+    np.testing.assert_array_equal(x, [1.0, 1.5, 2.75])
+    y = growcore.katz(g, alpha=0.5, direction="out", normalized=False)
+    np.testing.assert_array_equal(y, [2.25, 1.5, 1.0])
+
+
+def test_alpha_above_one_is_exact_on_a_dag():
+    g = Graph([3, 4, 2], 1.0)
+    x = growcore.katz(g, alpha=10.0, normalized=False)
+    np.testing.assert_array_equal(x, np.r_[np.ones(3), np.full(4, 31.0), np.full(2, 1 + 10 * 4 * 31.0)])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"alpha": float("nan")}, "alpha"),
+        ({"alpha": float("inf")}, "alpha"),
+        ({"beta": float("nan")}, "beta"),
+        ({"beta": np.ones(3)}, "beta"),
+        ({"weights": {(0, 1): np.ones(5)}}, "weights[(0, 1)]"),
+        ({"weights": {(0, 1): np.full(12, np.nan)}}, "weights[(0, 1)]"),
+        ({"weights": {(0, 2): np.ones(1)}}, "weights"),
+        ({"direction": "sideways"}, "direction"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, named):
+    g = Graph([3, 4, 2], 1.0)
+    before = g.copy()
+    with pytest.raises(InvalidArgumentError) as err:
+        growcore.katz(g, **kwargs)
+    assert named in str(err.value)
+    assert g == before
+
+
+def test_other_graph_types_are_refused_clearly():
+    with pytest.raises(TypeError, match="graph: expected a growcore.Graph"):
+        growcore.katz(sp.identity(3, format="csr"))
