@@ -141,3 +141,56 @@ def test_bad_input_names_the_argument(kwargs, named):
 def test_other_graph_types_are_refused_clearly():
     with pytest.raises(TypeError, match="graph: expected a growcore.Graph"):
         growcore.katz(sp.identity(3, format="csr"))
+
+
+@st.composite
+def small_graph(draw):
+    sizes = draw(st.lists(st.integers(1, 4), min_size=2, max_size=4))
+    g = Graph(sizes, draw(st.floats(0, 1)), seed=draw(st.integers(0, 2**32)))
+    for a in range(len(sizes)):
+        for b in range(a + 2, len(sizes)):
+            if draw(st.booleans()):
+                g.add_block(a, b)
+                mask = np.array(draw(st.lists(st.booleans(), min_size=sizes[a] * sizes[b], max_size=sizes[a] * sizes[b])))
+                g.add_edges(a, b, *np.nonzero(mask.reshape(sizes[b], sizes[a])))
+    return g
+
+
+@given(small_graph())
+def test_path_counts_and_reachability_match_brute_force(g):
+    G = to_networkx(g, None)
+    off = offsets(g)
+    inputs = range(off[0], off[1])
+    outputs = range(off[-2], off[-1])
+    counts = growcore.path_counts(g)
+    reach = growcore.reachability(g)
+    for v in range(g.num_neurons):
+        from_in = sum(len(list(nx.all_simple_paths(G, s, v))) if s != v else 1 for s in inputs)
+        to_out = sum(len(list(nx.all_simple_paths(G, v, t))) if t != v else 1 for t in outputs)
+        assert counts["from_inputs"][v] == from_in
+        assert counts["to_outputs"][v] == to_out
+        assert counts["through"][v] == from_in * to_out
+        reached = v in inputs or any(v in nx.descendants(G, s) for s in inputs)
+        reaches = v in outputs or any(t in nx.descendants(G, v) for t in outputs)
+        assert reach["from_inputs"][v] == reached
+        assert reach["to_outputs"][v] == reaches
+        assert reach["dead"][v] == (not reached and not reaches)
+
+
+@given(small_graph())
+def test_degrees_match_networkx(g):
+    G = to_networkx(g, None)
+    d = growcore.degrees(g)
+    np.testing.assert_array_equal(d["in"], [G.in_degree(v) for v in range(g.num_neurons)])
+    np.testing.assert_array_equal(d["out"], [G.out_degree(v) for v in range(g.num_neurons)])
+    off = offsets(g)
+    np.testing.assert_array_equal(d["layer_in"], [d["in"][off[i] : off[i + 1]].sum() for i in range(g.num_layers)])
+    assert d["layer_out"].sum() == d["layer_in"].sum() == g.nnz
+
+
+def test_path_counts_grow_past_int64_without_overflow():
+    # 70 fully connected layers of 2 neurons: 2**69 paths leave each input, beyond int64's range.
+    g = Graph([2] * 70, 1.0)
+    counts = growcore.path_counts(g)
+    assert counts["to_outputs"][0] == 2.0**69 > np.iinfo(np.int64).max
+    assert counts["through"][-1] == 2.0**69

@@ -7,7 +7,7 @@ analyse a graph's structure without torch.
 """
 
 from growcore._core import Graph, __version__
-from growcore.analysis import katz
+from growcore.analysis import degrees, katz, path_counts, reachability
 from growcore.errors import (
     BlockError,
     EdgeError,
@@ -30,5 +30,8 @@ __all__ = [
     "OutOfRangeError",
     "StateDictError",
     "__version__",
+    "degrees",
     "katz",
+    "path_counts",
+    "reachability",
 ]
