@@ -43,16 +43,23 @@ def to_networkx(g: Graph, weights: dict | None) -> nx.DiGraph:
 
 
 @st.composite
-def katz_case(draw):
-    sizes = draw(st.lists(st.integers(1, 6), min_size=2, max_size=4))
+def layered_graph(draw, max_size=6):
+    """A random graph with random adjacent blocks and random skip blocks."""
+    sizes = draw(st.lists(st.integers(1, max_size), min_size=2, max_size=4))
     g = Graph(sizes, draw(st.floats(0, 1)), seed=draw(st.integers(0, 2**32)))
     for a in range(len(sizes)):
         for b in range(a + 2, len(sizes)):
             if draw(st.booleans()):
                 g.add_block(a, b)
-                mask = np.array(draw(st.lists(st.booleans(), min_size=sizes[a] * sizes[b], max_size=sizes[a] * sizes[b])))
-                rows, cols = np.nonzero(mask.reshape(sizes[b], sizes[a]))
-                g.add_edges(a, b, rows, cols)
+                n = sizes[a] * sizes[b]
+                mask = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+                g.add_edges(a, b, *np.nonzero(mask.reshape(sizes[b], sizes[a])))
+    return g
+
+
+@st.composite
+def katz_case(draw):
+    g = draw(layered_graph())
     weights = None
     if draw(st.booleans()):
         weights = {}
@@ -143,20 +150,7 @@ def test_other_graph_types_are_refused_clearly():
         growcore.katz(sp.identity(3, format="csr"))
 
 
-@st.composite
-def small_graph(draw):
-    sizes = draw(st.lists(st.integers(1, 4), min_size=2, max_size=4))
-    g = Graph(sizes, draw(st.floats(0, 1)), seed=draw(st.integers(0, 2**32)))
-    for a in range(len(sizes)):
-        for b in range(a + 2, len(sizes)):
-            if draw(st.booleans()):
-                g.add_block(a, b)
-                mask = np.array(draw(st.lists(st.booleans(), min_size=sizes[a] * sizes[b], max_size=sizes[a] * sizes[b])))
-                g.add_edges(a, b, *np.nonzero(mask.reshape(sizes[b], sizes[a])))
-    return g
-
-
-@given(small_graph())
+@given(layered_graph(max_size=4))
 def test_path_counts_and_reachability_match_brute_force(g):
     G = to_networkx(g, None)
     off = offsets(g)
@@ -177,7 +171,7 @@ def test_path_counts_and_reachability_match_brute_force(g):
         assert reach["dead"][v] == (not reached and not reaches)
 
 
-@given(small_graph())
+@given(layered_graph(max_size=4))
 def test_degrees_match_networkx(g):
     G = to_networkx(g, None)
     d = growcore.degrees(g)
