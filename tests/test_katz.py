@@ -145,9 +145,6 @@ def test_bad_input_names_the_argument(kwargs, named):
     assert g == before
 
 
-def test_other_graph_types_are_refused_clearly():
-    with pytest.raises(TypeError, match="graph: expected a growcore.Graph"):
-        growcore.katz(sp.identity(3, format="csr"))
 
 
 @given(layered_graph(max_size=4))
@@ -188,3 +185,86 @@ def test_path_counts_grow_past_int64_without_overflow():
     counts = growcore.path_counts(g)
     assert counts["to_outputs"][0] == 2.0**69 > np.iinfo(np.int64).max
     assert counts["through"][-1] == 2.0**69
+
+
+# -- general graphs (scipy.sparse, networkx) -------------------------------------------------
+
+
+@st.composite
+def weighted_digraph(draw, acyclic):
+    """A random weighted digraph as a scipy matrix (A[u, v] = weight of u -> v)."""
+    n = draw(st.integers(1, 8))
+    dense = np.array(draw(st.lists(st.floats(0.1, 2) if not acyclic else st.floats(-2, 2), min_size=n * n, max_size=n * n)))
+    mask = np.array(draw(st.lists(st.booleans(), min_size=n * n, max_size=n * n)))
+    a = (dense * mask).reshape(n, n)
+    if acyclic:
+        a = np.triu(a, 1)
+        perm = np.array(draw(st.permutations(range(n))))
+        a = a[np.ix_(perm, perm)]  # still acyclic, no longer in topological order
+    else:
+        np.fill_diagonal(a, 0)
+        if n >= 2:
+            a[0, 1] = a[1, 0] = 1.0  # at least one cycle
+    return sp.csr_array(a)
+
+
+def exact_solution(a, alpha, beta, direction):
+    n = a.shape[0]
+    m = a.T if direction == "in" else a
+    b = np.broadcast_to(np.asarray(beta, dtype=float), (n,)).copy()
+    return np.atleast_1d(spla.spsolve(sp.identity(n, format="csc") - alpha * sp.csc_array(m), b))
+
+
+@given(weighted_digraph(acyclic=True), st.floats(-3, 3), st.floats(-2, 2), st.sampled_from(["in", "out"]))
+def test_general_acyclic_graphs_are_exact_for_any_alpha(a, alpha, beta, direction):
+    got = growcore.katz(a, alpha=alpha, beta=beta, direction=direction, normalized=False)
+    expected = exact_solution(a, alpha, beta, direction)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(expected).max()))
+    G = nx.from_scipy_sparse_array(a, create_using=nx.DiGraph)
+    via_nx = growcore.katz(G if direction == "in" else G.reverse(), alpha=alpha, beta=beta, weights="weight", normalized=False)
+    np.testing.assert_allclose(via_nx, expected, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(expected).max()))
+
+
+@given(weighted_digraph(acyclic=False), st.floats(0.05, 0.8), st.sampled_from(["in", "out"]))
+def test_cyclic_graphs_converge_below_one_over_the_spectral_radius(a, fraction, direction):
+    rho = max(abs(np.linalg.eigvals(a.toarray())))
+    assume(rho > 1e-9)
+    alpha = fraction / rho
+    got = growcore.katz(a, alpha=alpha, direction=direction, normalized=False, tol=1e-13, max_iter=100_000)
+    expected = exact_solution(a, alpha, 1.0, direction)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_cyclic_graph_matches_networkx_power_iteration():
+    G = nx.DiGraph([(0, 1), (1, 2), (2, 0), (2, 3), (3, 1)])
+    expected = nx.katz_centrality(G, alpha=0.2, tol=1e-12, max_iter=10_000)
+    got = growcore.katz(G, alpha=0.2, tol=1e-12, max_iter=10_000)
+    np.testing.assert_allclose(got, [expected[v] for v in G], rtol=1e-8)
+
+
+def test_divergent_power_iteration_says_why():
+    a = sp.csr_array(np.array([[0.0, 1.0], [1.0, 0.0]]))  # spectral radius 1
+    with pytest.raises(InvalidArgumentError, match="spectral radius"):
+        growcore.katz(a, alpha=1.5, max_iter=200)
+    with pytest.raises(InvalidArgumentError, match="positive on a cyclic graph"):
+        growcore.katz(a, alpha=-0.1)
+
+
+def test_general_graph_bad_input():
+    with pytest.raises(InvalidArgumentError, match="square"):
+        growcore.katz(sp.csr_array(np.ones((2, 3))))
+    with pytest.raises(InvalidArgumentError, match="weights"):
+        growcore.katz(sp.csr_array(np.array([[0.0, np.nan], [0.0, 0.0]])))
+    with pytest.raises(InvalidArgumentError, match="weights: must be None"):
+        growcore.katz(sp.identity(2, format="csr"), weights={(0, 1): [1.0]})
+    with pytest.raises(TypeError, match="graph: expected"):
+        growcore.katz([[0, 1], [0, 0]])
+
+
+def test_networkx_results_follow_node_order():
+    G = nx.DiGraph()
+    G.add_edge("b", "a", w=2.0)
+    G.add_node("c")
+    x = growcore.katz(G, alpha=1.0, weights="w", normalized=False)
+    assert list(G) == ["b", "a", "c"]
+    np.testing.assert_array_equal(x, [1.0, 3.0, 1.0])

@@ -6,7 +6,7 @@ from typing import Any, Literal, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Graph", "__version__", "katz"]
+__all__ = ["Graph", "__version__", "katz", "katz_adjacency"]
 __version__: str
 
 _IndexLike = npt.ArrayLike
@@ -144,4 +144,16 @@ def katz(
     weights: Mapping[_Block, npt.ArrayLike] | None = None,
     direction: str = "in",
     normalized: bool = True,
+) -> npt.NDArray[np.float64]: ...
+def katz_adjacency(
+    n: int,
+    indptr: npt.ArrayLike,
+    indices: npt.ArrayLike,
+    weights: npt.ArrayLike | None = None,
+    alpha: float = 0.1,
+    beta: float | npt.ArrayLike | None = None,
+    direction: str = "in",
+    normalized: bool = True,
+    tol: float = 1e-6,
+    max_iter: int = 1000,
 ) -> npt.NDArray[np.float64]: ...

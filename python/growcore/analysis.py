@@ -7,55 +7,89 @@ each layer's offset).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp  # type: ignore[import-untyped]
 
 from growcore import _core
 from growcore._core import Graph
+from growcore.errors import InvalidArgumentError
 
 
 def katz(
-    graph: Graph,
+    graph: Any,
     alpha: float = 0.1,
     beta: float | npt.ArrayLike = 1.0,
-    weights: Mapping[tuple[int, int], npt.ArrayLike] | None = None,
+    weights: Any = None,
     direction: Literal["in", "out"] = "in",
     normalized: bool = True,
+    *,
+    tol: float = 1e-6,
+    max_iter: int = 1000,
 ) -> npt.NDArray[np.float64]:
-    """Exact Katz centrality of every neuron: ``x = beta + alpha * A^T x``.
+    """Katz centrality ``x = beta + alpha * A^T x`` of every node.
 
-    A growcore graph is a DAG (every edge goes to a later layer), so the solution is computed
-    exactly in one pass in layer order, ``x_v = beta_v + alpha * sum_{u->v} w_uv * x_u``, for any
-    finite ``alpha``: no tolerance, no iteration limit.
+    On a growcore graph, which is a DAG (every edge goes to a later layer), the solution is exact
+    in one pass in layer order, ``x_v = beta_v + alpha * sum_{u->v} w_uv * x_u``, for any finite
+    ``alpha``: no tolerance, no iteration limit. A square scipy.sparse matrix (``A[u, v]`` is the
+    weight of edge ``u -> v``) or a networkx graph that is acyclic gets the same exact pass in
+    topological order; a cyclic one is solved by power iteration, which stops when the L1 change
+    falls below ``n * tol`` and raises when it has not after ``max_iter`` iterations.
 
     Args:
-        graph: the graph.
-        alpha: attenuation factor; any finite value.
-        beta: constant term, a number or one value per neuron (global slot order).
-        weights: per-edge weights of some blocks, ``{(a, b): values aligned with g.csr(a, b)[1]}``
-            (for example ``|W|``); blocks not named weigh 1 per edge.
-        direction: ``"in"`` (a neuron is central when central neurons feed it; networkx's
-            convention for directed graphs) or ``"out"`` (when it feeds central neurons).
+        graph: a growcore Graph, a square scipy.sparse matrix or array, or a networkx graph.
+        alpha: attenuation factor; any finite value on an acyclic graph, positive on a cyclic one.
+        beta: constant term, a number or one value per node.
+        weights: for a growcore Graph, per-edge weights of some blocks,
+            ``{(a, b): values aligned with g.csr(a, b)[1]}`` (blocks not named weigh 1); for a
+            networkx graph, the name of the edge attribute holding weights (None: unweighted); for
+            a scipy matrix it must be None (the stored values are the weights).
+        direction: ``"in"`` (a node is central when central nodes point to it; networkx's
+            convention for directed graphs) or ``"out"`` (when it points to central nodes).
         normalized: divide by ``sign(sum x) * ||x||_2``, as ``networkx.katz_centrality_numpy`` does.
+        tol, max_iter: stopping rule of the power iteration (cyclic graphs only).
 
     Returns:
-        float64 array of length ``graph.num_neurons``.
+        float64 array: for a growcore Graph over all neurons in global slot order (layer 0's slots
+        first); for a scipy matrix in row order; for a networkx graph in ``list(graph)`` order.
 
     Raises:
-        TypeError: ``graph`` is not a growcore Graph (general scipy.sparse and networkx graphs are
-            not supported yet).
-        InvalidArgumentError: non-finite ``alpha``, ``beta`` or weights, weights not aligned with
-            a block's CSR, an unknown block or direction, or a centrality that overflows.
+        TypeError: ``graph`` is none of the accepted kinds.
+        InvalidArgumentError: a non-square matrix; non-finite ``alpha``, ``beta`` or weights;
+            weights not aligned with a block; an unknown block or direction; a power iteration
+            that does not converge (alpha not below 1 / spectral radius); an overflow.
     """
-    if not isinstance(graph, Graph):
+    if isinstance(graph, Graph):
+        return _core.katz(graph, alpha, beta, weights, direction, normalized)
+    if sp.issparse(graph):
+        if weights is not None:
+            raise InvalidArgumentError(
+                "weights: must be None for a scipy.sparse matrix, whose stored values are the weights"
+            )
+        matrix = graph
+    elif _is_networkx(graph):
+        import networkx as nx  # type: ignore[import-untyped]
+
+        matrix = nx.to_scipy_sparse_array(graph, nodelist=list(graph), weight=weights, format="csr")
+    else:
         raise TypeError(
-            f"graph: expected a growcore.Graph, got {type(graph).__name__} "
-            "(scipy.sparse and networkx graphs are not supported yet)"
+            f"graph: expected a growcore.Graph, a scipy.sparse matrix or a networkx graph, "
+            f"got {type(graph).__name__}"
         )
-    return _core.katz(graph, alpha, beta, weights, direction, normalized)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise InvalidArgumentError(f"graph: the adjacency matrix must be square, got shape {matrix.shape}")
+    csr = sp.csr_array(matrix)
+    csr.sum_duplicates()
+    data = np.asarray(csr.data, dtype=np.float64)
+    return _core.katz_adjacency(
+        csr.shape[0], csr.indptr, csr.indices, data, alpha, beta, direction, normalized, tol, max_iter
+    )
+
+
+def _is_networkx(graph: Any) -> bool:
+    return type(graph).__module__.startswith("networkx.")
 
 
 def _indicator(graph: Graph, layer: int) -> npt.NDArray[np.float64]:

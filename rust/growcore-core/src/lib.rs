@@ -26,7 +26,7 @@ pub use csr::CsrBlock;
 pub use error::{GrowError, Result};
 pub use graph::{BlockInput, BlockKey, Graph, InitSpec};
 pub use init::Distribution;
-pub use katz::{katz, Beta, Direction};
+pub use katz::{katz, katz_general, Adjacency, Beta, Direction, Iteration};
 pub use neurons::{Fate, NeuronId, NeuronRecord};
 pub use state::{GraphState, STATE_VERSION};
 pub use stats::{LayerStats, Observation, StatsConfig, StatsReport};

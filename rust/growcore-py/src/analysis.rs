@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use growcore_core::{katz as core_katz, Beta, BlockKey, Direction};
+use growcore_core::{
+    katz as core_katz, katz_general, Adjacency, Beta, BlockKey, Direction, Iteration,
+};
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt};
 
-use crate::convert::f64_vec;
+use crate::convert::{f64_vec, int_vec};
 use crate::errors::OrRaise;
 use crate::graph::{block_key_arg, PyGraph};
 
@@ -15,6 +17,25 @@ use crate::graph::{block_key_arg, PyGraph};
 enum BetaArg {
     Scalar(f64),
     PerNeuron(Vec<f64>),
+}
+
+impl BetaArg {
+    fn as_beta(&self) -> Beta<'_> {
+        match self {
+            BetaArg::Scalar(b) => Beta::Scalar(*b),
+            BetaArg::PerNeuron(values) => Beta::PerNeuron(values),
+        }
+    }
+}
+
+fn beta_arg(beta: Option<&Bound<'_, PyAny>>) -> PyResult<BetaArg> {
+    Ok(match beta {
+        None => BetaArg::Scalar(1.0),
+        Some(b) if b.is_instance_of::<PyFloat>() || b.is_instance_of::<PyInt>() => {
+            BetaArg::Scalar(b.extract()?)
+        }
+        Some(b) => BetaArg::PerNeuron(f64_vec(b, "beta")?),
+    })
 }
 
 /// Exact Katz centrality of every neuron of a growcore Graph, in global slot order (layer 0's
@@ -31,13 +52,7 @@ pub fn katz<'py>(
     normalized: bool,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let direction = Direction::parse(direction).or_raise()?;
-    let beta = match beta {
-        None => BetaArg::Scalar(1.0),
-        Some(b) if b.is_instance_of::<PyFloat>() || b.is_instance_of::<PyInt>() => {
-            BetaArg::Scalar(b.extract()?)
-        }
-        Some(b) => BetaArg::PerNeuron(f64_vec(b, "beta")?),
-    };
+    let beta = beta_arg(beta)?;
     let mut per_block: BTreeMap<BlockKey, Vec<f64>> = BTreeMap::new();
     if let Some(weights) = weights {
         for (key, value) in weights.iter() {
@@ -48,17 +63,63 @@ pub fn katz<'py>(
     let graph = graph.get();
     let x = py
         .detach(|| {
-            let beta = match &beta {
-                BetaArg::Scalar(b) => Beta::Scalar(*b),
-                BetaArg::PerNeuron(values) => Beta::PerNeuron(values),
-            };
             core_katz(
                 &graph.graph(),
                 alpha,
-                beta,
+                beta.as_beta(),
                 &per_block,
                 direction,
                 normalized,
+            )
+        })
+        .or_raise()?;
+    Ok(x.into_pyarray(py))
+}
+
+/// Katz centrality of a general directed graph given as CSR over sources (row u lists the
+/// targets of u's edges): exact when acyclic, power iteration when cyclic. See `growcore.katz`.
+#[pyfunction]
+#[pyo3(signature = (n, indptr, indices, weights=None, alpha=0.1, beta=None, direction="in", normalized=true, tol=1e-6, max_iter=1000))]
+#[allow(clippy::too_many_arguments)]
+pub fn katz_adjacency<'py>(
+    py: Python<'py>,
+    n: usize,
+    indptr: &Bound<'py, PyAny>,
+    indices: &Bound<'py, PyAny>,
+    weights: Option<&Bound<'py, PyAny>>,
+    alpha: f64,
+    beta: Option<&Bound<'py, PyAny>>,
+    direction: &str,
+    normalized: bool,
+    tol: f64,
+    max_iter: u32,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let direction = Direction::parse(direction).or_raise()?;
+    let beta = beta_arg(beta)?;
+    let indptr = int_vec(indptr, "indptr")?;
+    let indices = int_vec(indices, "indices")?;
+    let weights = weights.map(|w| f64_vec(w, "weights")).transpose()?;
+    if !(tol > 0.0 && tol.is_finite()) {
+        return Err(crate::errors::invalid(
+            "tol",
+            format!("must be positive and finite, got {tol}"),
+        ));
+    }
+    let x = py
+        .detach(|| {
+            let adj = Adjacency {
+                n,
+                indptr: &indptr,
+                indices: &indices,
+                weights: weights.as_deref(),
+            };
+            katz_general(
+                &adj,
+                alpha,
+                beta.as_beta(),
+                direction,
+                normalized,
+                Iteration { tol, max_iter },
             )
         })
         .or_raise()?;

@@ -13,7 +13,7 @@ mod _core {
     use pyo3::prelude::*;
 
     #[pymodule_export]
-    use super::analysis::katz;
+    use super::analysis::{katz, katz_adjacency};
     #[pymodule_export]
     use super::graph::PyGraph;
 
