@@ -294,10 +294,6 @@ impl CsrBlock {
         mask
     }
 
-    pub fn has_frozen(&self) -> bool {
-        self.meta.iter().any(|&m| meta_frozen(m))
-    }
-
     // ---------------------------------------------------------------- batch edge mutations
 
     /// Validates a batch of (row, col) pairs and groups it by row.
@@ -550,6 +546,25 @@ impl CsrBlock {
         for (p, &added) in self.indptr.iter_mut().zip(&grows.ptr) {
             *p += added as u64;
         }
+    }
+
+    /// Whether each edge (rows[i], cols[i]) exists.
+    pub fn contains(&self, rows: &[u32], cols: &[u32]) -> Result<Vec<bool>> {
+        if rows.len() != cols.len() {
+            let msg = format!(
+                "length {} differs from the length of rows ({})",
+                cols.len(),
+                rows.len()
+            );
+            return Err(GrowError::invalid("cols", msg));
+        }
+        self.check_range("rows", rows, self.n_rows, self.dst)?;
+        self.check_range("cols", cols, self.n_cols, self.src)?;
+        Ok(rows
+            .iter()
+            .zip(cols)
+            .map(|(&r, &c)| self.find(r, c).is_some())
+            .collect())
     }
 
     /// Sets the frozen flag of existing edges; naming an edge twice is allowed.

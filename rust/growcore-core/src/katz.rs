@@ -58,16 +58,14 @@ pub fn katz(
     direction: Direction,
     normalized: bool,
 ) -> Result<Vec<f64>> {
-    check_inputs(g, alpha, beta, weights)?;
+    check_alpha(alpha)?;
+    let mut x = beta_vector(beta, g.num_neurons(), "neuron")?;
+    check_weights(g, weights)?;
     let sizes = g.layer_sizes();
     let mut offsets = vec![0usize];
     for &n in &sizes {
         offsets.push(offsets.last().unwrap() + n as usize);
     }
-    let mut x = match beta {
-        Beta::Scalar(b) => vec![b; offsets[sizes.len()]],
-        Beta::PerNeuron(b) => b.to_vec(),
-    };
     match direction {
         Direction::In => {
             for layer in 1..sizes.len() {
@@ -150,16 +148,7 @@ pub fn katz(
             }
         }
     }
-    if normalized {
-        normalize(&mut x);
-    }
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(GrowError::invalid(
-            "alpha",
-            format!("the centrality overflowed (neuron {i} reached {}); use a smaller alpha or smaller weights", x[i]),
-        ));
-    }
-    Ok(x)
+    finish(x, normalized, "neuron")
 }
 
 /// A general directed graph as CSR over sources: row `u` lists the targets `v` of edges `u -> v`
@@ -191,36 +180,8 @@ pub fn katz_general(
     iteration: Iteration,
 ) -> Result<Vec<f64>> {
     check_adjacency(adj)?;
-    if !alpha.is_finite() {
-        return Err(GrowError::invalid(
-            "alpha",
-            format!("must be finite, got {alpha}"),
-        ));
-    }
-    let mut x = match beta {
-        Beta::Scalar(b) if b.is_finite() => vec![b; adj.n],
-        Beta::Scalar(b) => {
-            return Err(GrowError::invalid(
-                "beta",
-                format!("must be finite, got {b}"),
-            ))
-        }
-        Beta::PerNeuron(b) => {
-            if b.len() != adj.n {
-                return Err(GrowError::invalid(
-                    "beta",
-                    format!("has {} values, expected one per node ({})", b.len(), adj.n),
-                ));
-            }
-            if let Some(i) = b.iter().position(|v| !v.is_finite()) {
-                return Err(GrowError::invalid(
-                    format!("beta[{i}]"),
-                    format!("must be finite, got {}", b[i]),
-                ));
-            }
-            b.to_vec()
-        }
-    };
+    check_alpha(alpha)?;
+    let mut x = beta_vector(beta, adj.n, "node")?;
     let beta_vec = x.clone();
     let edges = |u: usize| {
         let range = adj.indptr[u] as usize..adj.indptr[u + 1] as usize;
@@ -291,16 +252,7 @@ pub fn katz_general(
             }
         }
     }
-    if normalized {
-        normalize(&mut x);
-    }
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(GrowError::invalid(
-            "alpha",
-            format!("the centrality overflowed (node {i} reached {}); use a smaller alpha or smaller weights", x[i]),
-        ));
-    }
-    Ok(x)
+    finish(x, normalized, "node")
 }
 
 fn check_adjacency(adj: &Adjacency) -> Result<()> {
@@ -338,12 +290,7 @@ fn check_adjacency(adj: &Adjacency) -> Result<()> {
                 format!("has {} values for {} edges", w.len(), adj.indices.len()),
             ));
         }
-        if let Some(k) = w.iter().position(|v| !v.is_finite()) {
-            return Err(GrowError::invalid(
-                format!("weights[{k}]"),
-                format!("must be finite, got {}", w[k]),
-            ));
-        }
+        check_finite("weights", w)?;
     }
     Ok(())
 }
@@ -379,45 +326,59 @@ fn normalize(x: &mut [f64]) {
     }
 }
 
-fn check_inputs(
-    g: &Graph,
-    alpha: f64,
-    beta: Beta,
-    weights: &BTreeMap<BlockKey, Vec<f64>>,
-) -> Result<()> {
+fn check_alpha(alpha: f64) -> Result<()> {
     if !alpha.is_finite() {
         return Err(GrowError::invalid(
             "alpha",
             format!("must be finite, got {alpha}"),
         ));
     }
-    match beta {
-        Beta::Scalar(b) if !b.is_finite() => {
-            return Err(GrowError::invalid(
-                "beta",
-                format!("must be finite, got {b}"),
-            ));
-        }
-        Beta::PerNeuron(b) => {
-            if b.len() != g.num_neurons() {
-                return Err(GrowError::invalid(
-                    "beta",
-                    format!(
-                        "has {} values, expected one per neuron ({})",
-                        b.len(),
-                        g.num_neurons()
-                    ),
-                ));
-            }
-            if let Some(i) = b.iter().position(|v| !v.is_finite()) {
-                return Err(GrowError::invalid(
-                    format!("beta[{i}]"),
-                    format!("must be finite, got {}", b[i]),
-                ));
-            }
-        }
-        Beta::Scalar(_) => {}
+    Ok(())
+}
+
+/// `values` must all be finite; the error names `arg[i]`.
+fn check_finite(arg: &str, values: &[f64]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(GrowError::invalid(
+            format!("{arg}[{i}]"),
+            format!("must be finite, got {}", values[i]),
+        )),
+        None => Ok(()),
     }
+}
+
+/// `beta` as one finite value per node (`what` names the nodes in messages).
+fn beta_vector(beta: Beta, n: usize, what: &str) -> Result<Vec<f64>> {
+    match beta {
+        Beta::Scalar(b) if b.is_finite() => Ok(vec![b; n]),
+        Beta::Scalar(b) => Err(GrowError::invalid(
+            "beta",
+            format!("must be finite, got {b}"),
+        )),
+        Beta::PerNeuron(b) if b.len() != n => Err(GrowError::invalid(
+            "beta",
+            format!("has {} values, expected one per {what} ({n})", b.len()),
+        )),
+        Beta::PerNeuron(b) => check_finite("beta", b).map(|_| b.to_vec()),
+    }
+}
+
+/// Normalises if asked, and refuses a result that overflowed.
+fn finish(mut x: Vec<f64>, normalized: bool, what: &str) -> Result<Vec<f64>> {
+    if normalized {
+        normalize(&mut x);
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(GrowError::invalid(
+            "alpha",
+            format!("the centrality overflowed ({what} {i} reached {}); use a smaller alpha or smaller weights", x[i]),
+        ));
+    }
+    Ok(x)
+}
+
+/// Every named block exists and its weights are finite and aligned with its CSR.
+fn check_weights(g: &Graph, weights: &BTreeMap<BlockKey, Vec<f64>>) -> Result<()> {
     for (&(a, b), w) in weights {
         let block = g.block((a, b)).map_err(|_| {
             GrowError::invalid(
@@ -435,12 +396,7 @@ fn check_inputs(
                 ),
             ));
         }
-        if let Some(i) = w.iter().position(|v| !v.is_finite()) {
-            return Err(GrowError::invalid(
-                format!("weights[({a}, {b})][{i}]"),
-                format!("must be finite, got {}", w[i]),
-            ));
-        }
+        check_finite(&format!("weights[({a}, {b})]"), w)?;
     }
     Ok(())
 }

@@ -211,16 +211,6 @@ impl PyGraph {
             size_a,
             &format!("source layer {} of size {size_a}", key.0),
         )?;
-        if rows.len() != cols.len() {
-            return Err(invalid(
-                &cols_arg,
-                format!(
-                    "length {} differs from the length of {arg} ({})",
-                    cols.len(),
-                    rows.len()
-                ),
-            ));
-        }
         Ok((key, rows, cols))
     }
 
@@ -557,13 +547,13 @@ impl PyGraph {
         cols: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<bool>>> {
         let (key, rows, cols) = self.edge_args((a, b), "rows", rows, cols)?;
-        let g = self.inner.read();
-        let block = g.block(key).or_raise()?;
-        let found: Vec<bool> = rows
-            .iter()
-            .zip(&cols)
-            .map(|(&r, &c)| block.find(r, c).is_some())
-            .collect();
+        let found = self
+            .inner
+            .read()
+            .block(key)
+            .or_raise()?
+            .contains(&rows, &cols)
+            .or_raise()?;
         Ok(found.into_pyarray(py))
     }
 
