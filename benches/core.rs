@@ -80,6 +80,18 @@ fn bench_mutate(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // A training loop rewires the same graph again and again: drop and grow, then undo it.
+    let mut steady = g.clone();
+    group.bench_function("rewire_10pct_of_500k_and_back", |b| {
+        b.iter(|| {
+            steady
+                .rewire((0, 1), (&drop_r, &drop_c), (&grow_r, &grow_c))
+                .unwrap();
+            steady
+                .rewire((0, 1), (&grow_r, &grow_c), (&drop_r, &drop_c))
+                .unwrap();
+        })
+    });
     group.finish();
 }
 
