@@ -13,6 +13,7 @@ pub mod graph;
 pub mod init;
 pub mod katz;
 pub mod neurons;
+pub mod prune_grow;
 pub mod state;
 pub mod stats;
 
@@ -28,5 +29,6 @@ pub use graph::{BlockInput, BlockKey, Graph, InitSpec};
 pub use init::Distribution;
 pub use katz::{katz, katz_general, Adjacency, Beta, Direction, Iteration};
 pub use neurons::{Fate, NeuronId, NeuronRecord};
+pub use prune_grow::{RewirePlan, Scores};
 pub use state::{GraphState, STATE_VERSION};
 pub use stats::{LayerStats, Observation, StatsConfig, StatsReport};
