@@ -90,6 +90,16 @@ class Graph:
         grow_rows: _IndexLike,
         grow_cols: _IndexLike,
     ) -> None: ...
+    def prune_and_grow(
+        self,
+        a: int,
+        b: int,
+        drop_scores: npt.ArrayLike | tuple[_IndexLike, _IndexLike, npt.ArrayLike],
+        grow_scores: npt.ArrayLike | tuple[_IndexLike, _IndexLike, npt.ArrayLike] | Literal["random"],
+        count: int,
+        *,
+        regrow_dropped: bool = False,
+    ) -> dict[str, npt.NDArray[np.int64]]: ...
     def freeze_edges(self, a: int, b: int, rows: _IndexLike, cols: _IndexLike) -> None: ...
     def unfreeze_edges(self, a: int, b: int, rows: _IndexLike, cols: _IndexLike) -> None: ...
 

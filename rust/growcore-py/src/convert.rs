@@ -215,3 +215,39 @@ pub fn exact_array<T: numpy::Element + Clone>(obj: &Bound<'_, PyAny>) -> Option<
     let ro: PyReadonlyArray1<T> = arr.readonly();
     Some(ro.as_array().to_vec())
 }
+
+/// A 2-D real array-like as a C-contiguous float32 array, read in place when it already is one
+/// (a CPU torch tensor's `.numpy()` is), copied otherwise. Its shape must be `shape`.
+pub fn dense_f32<'py>(
+    obj: &Bound<'py, PyAny>,
+    arg: &str,
+    shape: (usize, usize),
+) -> PyResult<numpy::PyReadonlyArray2<'py, f32>> {
+    let arr = asarray(obj, arg)?;
+    if !matches!(dtype_kind(&arr), b'b' | b'i' | b'u' | b'f') {
+        return Err(PyTypeError::new_err(format!(
+            "{arg}: expected real numbers, got an array of dtype {}",
+            arr.dtype()
+        )));
+    }
+    if arr.shape() != [shape.0, shape.1] {
+        return Err(invalid(
+            arg,
+            format!(
+                "must have the block's shape (rows, cols) = {shape:?}, got shape {}",
+                py_shape(arr.shape())
+            ),
+        ));
+    }
+    let np = obj.py().import("numpy")?;
+    let arr = np.call_method1("ascontiguousarray", (arr, "float32"))?;
+    Ok(arr.cast_into::<numpy::PyArray2<f32>>()?.readonly())
+}
+
+/// A shape written as Python writes it: `(5, 6)`, `(5,)`.
+fn py_shape(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!("{:?}", shape).replace('[', "(").replace(']', ")"),
+    }
+}

@@ -2,7 +2,7 @@
 //! proportional to the number of edges), and converts results. No algorithm lives here.
 
 use growcore_core::{
-    BlockInput, BlockKey, Distribution, Graph, InitSpec, Observation, StatsConfig,
+    BlockInput, BlockKey, Distribution, Graph, InitSpec, Observation, Scores, StatsConfig,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
 use parking_lot::RwLock;
@@ -10,7 +10,9 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{bool_matrix, describe, f32_vec, index_vec, int_arg, int_vec, non_negative};
+use crate::convert::{
+    bool_matrix, dense_f32, describe, f32_vec, index_vec, int_arg, int_vec, non_negative,
+};
 use crate::errors::{invalid, OrRaise};
 use crate::state;
 
@@ -186,6 +188,46 @@ impl PyGraph {
 
     /// Converts (rows, cols) of block (a, b) to validated slot vectors; `arg` names the rows
     /// argument and, with "rows" replaced by "cols", the columns argument.
+    /// A prune-and-grow score argument: a dense (rows, cols) array, (rows, cols, values)
+    /// candidates, or "random".
+    fn scores_arg<'py>(
+        &self,
+        key: BlockKey,
+        arg: &str,
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<ScoresArg<'py>> {
+        if let Ok(s) = obj.extract::<String>() {
+            return match s.as_str() {
+                "random" => Ok(ScoresArg::Random),
+                _ => Err(invalid(
+                    arg,
+                    format!("the only named scores are \"random\", got {s:?}"),
+                )),
+            };
+        }
+        let shape = {
+            let g = self.inner.read();
+            (g.layer_size(key.1) as usize, g.layer_size(key.0) as usize)
+        };
+        if let Ok(tuple) = obj.cast::<PyTuple>() {
+            if tuple.len() != 3 {
+                return Err(invalid(
+                    arg,
+                    format!(
+                        "candidates are a (rows, cols, values) tuple, got {} items",
+                        tuple.len()
+                    ),
+                ));
+            }
+            let rows_arg = format!("{arg}.rows");
+            let (rows, cols) =
+                self.block_edges(key, &rows_arg, &tuple.get_item(0)?, &tuple.get_item(1)?)?;
+            let values = f32_vec(&tuple.get_item(2)?, &format!("{arg}.values"))?;
+            return Ok(ScoresArg::Listed(rows, cols, values));
+        }
+        Ok(ScoresArg::Dense(dense_f32(obj, arg, shape)?))
+    }
+
     fn edge_args(
         &self,
         (a, b): (&Bound<'_, PyAny>, &Bound<'_, PyAny>),
@@ -194,6 +236,18 @@ impl PyGraph {
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<(BlockKey, Vec<u32>, Vec<u32>)> {
         let key = self.block_key(a, b)?;
+        let (rows, cols) = self.block_edges(key, arg, rows, cols)?;
+        Ok((key, rows, cols))
+    }
+
+    /// (rows, cols) of edges of a known block, range-checked.
+    fn block_edges(
+        &self,
+        key: BlockKey,
+        arg: &str,
+        rows: &Bound<'_, PyAny>,
+        cols: &Bound<'_, PyAny>,
+    ) -> PyResult<(Vec<u32>, Vec<u32>)> {
         let (size_a, size_b) = {
             let g = self.inner.read();
             (g.layer_size(key.0), g.layer_size(key.1))
@@ -211,7 +265,7 @@ impl PyGraph {
             size_a,
             &format!("source layer {} of size {size_a}", key.0),
         )?;
-        Ok((key, rows, cols))
+        Ok((rows, cols))
     }
 
     fn slot_args(
@@ -620,6 +674,55 @@ impl PyGraph {
             .or_raise()
     }
 
+    /// Drops up to `count` edges of block (a, b) and grows as many absent positions: one
+    /// prune-and-regrow step (SET, RigL), decided in the core; returns what it did.
+    ///
+    /// Scores rank positions by magnitude. Each is a dense (rows, cols) array over the block
+    /// (read in place when it is C-contiguous float32, e.g. a CPU tensor's `.numpy()`), a
+    /// `(rows, cols, values)` tuple of candidates (positions not listed do not compete), or, for
+    /// growth only, "random" (uniform, from the graph's seeded RNG).
+    ///
+    /// Dropped: the non-frozen edges with the smallest |drop_scores|. Grown: the positions
+    /// absent before this call with the largest |grow_scores|; with `regrow_dropped` an edge
+    /// dropped now may be grown again (it is then reborn). Ties go to the smaller (row, col).
+    /// The drop and grow counts are always equal, so the edge count never drifts; they fall
+    /// short of `count` when fewer edges can be dropped or fewer positions grown.
+    ///
+    /// Returns {"drop_rows", "drop_cols", "grow_rows", "grow_cols"} (int64 slots, sorted by
+    /// (row, col)). NaN/inf scores, a wrong shape or bad candidates raise and change nothing.
+    #[pyo3(signature = (a, b, drop_scores, grow_scores, count, *, regrow_dropped = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn prune_and_grow<'py>(
+        &self,
+        py: Python<'py>,
+        a: &Bound<'py, PyAny>,
+        b: &Bound<'py, PyAny>,
+        drop_scores: &Bound<'py, PyAny>,
+        grow_scores: &Bound<'py, PyAny>,
+        count: &Bound<'py, PyAny>,
+        regrow_dropped: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let key = self.block_key(a, b)?;
+        let count = non_negative(count, "count")?;
+        let drop = self.scores_arg(key, "drop_scores", drop_scores)?;
+        let grow = self.scores_arg(key, "grow_scores", grow_scores)?;
+        let (drop_s, grow_s) = (drop.scores()?, grow.scores()?);
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        let plan = py
+            .detach(|| {
+                self.inner
+                    .write()
+                    .prune_and_grow(key, drop_s, grow_s, count, regrow_dropped)
+            })
+            .or_raise()?;
+        let out = PyDict::new(py);
+        out.set_item("drop_rows", i64_array(py, &plan.drop_rows))?;
+        out.set_item("drop_cols", i64_array(py, &plan.drop_cols))?;
+        out.set_item("grow_rows", i64_array(py, &plan.grow_rows))?;
+        out.set_item("grow_cols", i64_array(py, &plan.grow_cols))?;
+        Ok(out)
+    }
+
     /// Freezes existing edges: a frozen edge is only removed after `unfreeze_edges`.
     fn freeze_edges(
         &self,
@@ -954,5 +1057,22 @@ impl PyGraph {
             g.density(),
             g.step()
         )
+    }
+}
+
+/// A parsed score argument of `prune_and_grow`; dense arrays stay borrowed from Python.
+enum ScoresArg<'py> {
+    Dense(numpy::PyReadonlyArray2<'py, f32>),
+    Listed(Vec<u32>, Vec<u32>, Vec<f32>),
+    Random,
+}
+
+impl ScoresArg<'_> {
+    fn scores(&self) -> PyResult<Scores<'_>> {
+        Ok(match self {
+            ScoresArg::Dense(arr) => Scores::Dense(arr.as_slice()?),
+            ScoresArg::Listed(rows, cols, values) => Scores::Listed { rows, cols, values },
+            ScoresArg::Random => Scores::Random,
+        })
     }
 }
