@@ -154,40 +154,39 @@ def _graph_from_adjacency(matrix: Any, sizes: list[int], seed: int) -> tuple[Gra
     ``matrix`` (``matrix[u, v]`` is ``u -> v``), and the entries' values per block, aligned with
     the blocks' CSR. Checks everything before building; raises ``_Backward`` for a bad edge."""
     n_layers = len(sizes)
-    off = _offsets(sizes)
-    # Rows of the transpose are targets and its columns sources, as in a block's CSR.
+    off = _offsets(sizes).tolist()
+    # Rows of the transpose are targets and its columns sources, as in a block's CSR; each target
+    # layer is then one contiguous run of rows, and each block a column range of it.
     at = sp.csr_array(matrix.T)
     if not at.has_canonical_format:
         at = at.copy()  # never reorder the caller's arrays in place
         at.sum_duplicates()
-    targets = np.repeat(np.arange(at.shape[0], dtype=np.int64), np.diff(at.indptr))
-    sources = at.indices.astype(np.int64)
-    layer_of = np.repeat(np.arange(n_layers, dtype=np.int64), sizes)
-    layer_s, layer_t = layer_of[sources], layer_of[targets]
-    backward = np.flatnonzero(layer_s >= layer_t)
-    if len(backward):
-        k = backward[np.lexsort((targets[backward], sources[backward]))[0]]  # smallest (u, v)
-        raise _Backward(int(sources[k]), int(targets[k]), int(layer_s[k]), int(layer_t[k]), len(backward))
-    # Group the entries by block (target layer, then source layer); the stable sort keeps them
-    # sorted by (target, source) inside a block, which is CSR order.
-    key = layer_t * n_layers + layer_s
-    order = np.argsort(key, kind="stable")
-    key, targets, sources = key[order], targets[order], sources[order]
-    values = np.asarray(at.data, dtype=np.float64)[order]
-    bounds = np.r_[0, np.flatnonzero(np.diff(key)) + 1, len(key)].tolist() if len(key) else [0]
-    present = key[bounds[:-1]]  # the block of each run of equal keys
+    indptr, indices = at.indptr, at.indices
+    # An edge into layer b must come from a source below off[b]: one comparison per edge, no
+    # per-edge layer lookup.
+    first: tuple[int, int] | None = None
+    count = 0
+    for b in range(n_layers):
+        lo, hi = int(indptr[off[b]]), int(indptr[off[b + 1]])
+        bad = np.flatnonzero(indices[lo:hi] >= off[b])
+        if len(bad) and first is None:
+            k = lo + int(bad[0])
+            first = (int(indices[k]), int(np.searchsorted(indptr, k, side="right")) - 1)
+        count += len(bad)
+    if first is not None:
+        u, v = first
+        layer = np.searchsorted(off, [u, v], side="right") - 1
+        raise _Backward(u, v, int(layer[0]), int(layer[1]), count)
     blocks: dict[tuple[int, int], tuple[_I64, _I64]] = {}
     weights: Weights = {}
-    for i, k in enumerate(present.tolist()):
-        b, a = divmod(k, n_layers)
-        part = slice(bounds[i], bounds[i + 1])
-        counts = np.bincount(targets[part] - off[b], minlength=sizes[b])
-        blocks[(a, b)] = (np.r_[0, np.cumsum(counts)], sources[part] - off[a])
-        weights[(a, b)] = values[part]
-    for a in range(n_layers - 1):
-        if (a, a + 1) not in blocks:  # an empty weight matrix still exists, as in Graph(...)
-            blocks[(a, a + 1)] = (np.zeros(sizes[a + 1] + 1, np.int64), np.zeros(0, np.int64))
-            weights[(a, a + 1)] = np.zeros(0)
+    for b in range(1, n_layers):
+        into_b = at[off[b] : off[b + 1]]
+        for a in range(b):
+            block = into_b[:, off[a] : off[a + 1]]  # keeps the entries' order and explicit zeros
+            # Every adjacent block exists, even empty, as in Graph(...); a skip block if it has an edge.
+            if block.nnz or a == b - 1:
+                blocks[(a, b)] = (block.indptr, block.indices)
+                weights[(a, b)] = np.asarray(block.data, dtype=np.float64)
     return Graph.from_blocks(sizes, blocks, seed=seed), weights
 
 
