@@ -1,10 +1,13 @@
 //! Criterion benches of the core: building a graph, one batch mutation (drop 10% of the edges,
-//! grow as many), and folding one observation into the statistics.
+//! grow as many), folding one observation into the statistics, and one exact Katz pass.
 //!
 //! Run: `cargo bench -p growcore-core --bench core`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use growcore_core::{Distribution, Graph, InitSpec, Observation};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use growcore_core::{katz, Beta, Direction, Distribution, Graph, InitSpec, Observation};
 use rand::{seq::index, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -121,5 +124,35 @@ fn bench_observe(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_build, bench_mutate, bench_observe);
+/// One Katz pass ("in", unweighted, normalised) over the MLP shape,
+/// 784 -> 4096 x 3 -> 10 at 20% density (about 7.4M edges).
+fn bench_katz(c: &mut Criterion) {
+    let g = Graph::new(
+        &[784, 4096, 4096, 4096, 10],
+        &InitSpec {
+            density: 0.2,
+            seed: 7,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let none = BTreeMap::new();
+    let mut group = c.benchmark_group("katz");
+    group.throughput(Throughput::Elements(g.nnz() as u64));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3));
+    group.bench_function("mlp_7M_edges", |b| {
+        b.iter(|| katz(&g, 0.1, Beta::Scalar(1.0), &none, Direction::In, true).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_build,
+    bench_mutate,
+    bench_observe,
+    bench_katz
+);
 criterion_main!(benches);

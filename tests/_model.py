@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from hypothesis import strategies as st
 
 import growcore
 from growcore import (
@@ -731,3 +732,22 @@ def num_pattern(v) -> str:
     if isinstance(v, float):
         return rf"(?<![\d.]){re.escape(repr(v))}(?![\d])"
     return rf"(?<![\d.]){int(v)}(?![\d])"
+
+
+# --------------------------------------------------------------------------------------------
+# hypothesis strategies
+
+
+@st.composite
+def layered_graph(draw, max_size=6):
+    """A random graph with random adjacent blocks and random skip blocks."""
+    sizes = draw(st.lists(st.integers(1, max_size), min_size=2, max_size=4))
+    g = growcore.Graph(sizes, draw(st.floats(0, 1)), seed=draw(st.integers(0, 2**32)))
+    for a in range(len(sizes)):
+        for b in range(a + 2, len(sizes)):
+            if draw(st.booleans()):
+                g.add_block(a, b)
+                n = sizes[a] * sizes[b]
+                mask = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+                g.add_edges(a, b, *np.nonzero(mask.reshape(sizes[b], sizes[a])))
+    return g

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 import growcore
 from growcore import Graph, InvalidArgumentError
 
+from _model import layered_graph
+
 
 def offsets(g: Graph) -> np.ndarray:
     return np.cumsum([0, *g.layer_sizes])
@@ -40,21 +42,6 @@ def to_networkx(g: Graph, weights: dict | None) -> nx.DiGraph:
     for u, v, w in zip(*global_edges(g, weights)):
         G.add_edge(int(u), int(v), weight=float(w))
     return G
-
-
-@st.composite
-def layered_graph(draw, max_size=6):
-    """A random graph with random adjacent blocks and random skip blocks."""
-    sizes = draw(st.lists(st.integers(1, max_size), min_size=2, max_size=4))
-    g = Graph(sizes, draw(st.floats(0, 1)), seed=draw(st.integers(0, 2**32)))
-    for a in range(len(sizes)):
-        for b in range(a + 2, len(sizes)):
-            if draw(st.booleans()):
-                g.add_block(a, b)
-                n = sizes[a] * sizes[b]
-                mask = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
-                g.add_edges(a, b, *np.nonzero(mask.reshape(sizes[b], sizes[a])))
-    return g
 
 
 @st.composite

@@ -8,6 +8,7 @@ analyse a graph's structure without torch.
 
 from growcore._core import Graph, __version__
 from growcore.analysis import degrees, katz, path_counts, reachability
+from growcore.interop import from_networkx, from_scipy_adjacency, to_networkx, to_scipy_adjacency
 from growcore.errors import (
     BlockError,
     EdgeError,
@@ -31,7 +32,11 @@ __all__ = [
     "StateDictError",
     "__version__",
     "degrees",
+    "from_networkx",
+    "from_scipy_adjacency",
     "katz",
     "path_counts",
     "reachability",
+    "to_networkx",
+    "to_scipy_adjacency",
 ]
