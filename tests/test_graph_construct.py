@@ -189,6 +189,35 @@ def test_block_density_bad_key(bad):
     assert isinstance(ei.value, (ValueError, IndexError))
 
 
+def test_chosen_blocks_only_are_created_and_erk_spans_them():
+    # Two disjoint (input, output) pairs, as the torch controller lays out unrelated modules.
+    g = Graph([30, 20, 8, 4], 0.2, blocks=[(0, 1), (2, 3), (0, 3)], distribution="erk", seed=3)
+    assert g.blocks == [(0, 1), (0, 3), (2, 3)]
+    total = 30 * 20 + 8 * 4 + 30 * 4
+    assert g.nnz == round(0.2 * total)
+    assert g.density(2, 3) > g.density(0, 1)  # ERK favours the small block
+    h = Graph([30, 20, 8, 4], 0.2, blocks=[(2, 3)], block_density={(2, 3): 0.5})
+    assert h.blocks == [(2, 3)] and h.block_nnz(2, 3) == 16
+
+
+@pytest.mark.parametrize(
+    ("blocks", "error", "words"),
+    [
+        ([(1, 0)], InvalidArgumentError, ["blocks", "(1, 0)"]),
+        ([(0, 1), (0, 1)], InvalidArgumentError, ["blocks", "twice"]),
+        ([(0, 9)], IndexError, ["blocks", "9"]),
+        (5, TypeError, ["blocks", "5"]),
+    ],
+)
+def test_chosen_blocks_bad(blocks, error, words):
+    with pytest.raises(error) as ei:
+        Graph([2, 3, 4], 0.5, blocks=blocks)
+    for word in words:
+        assert word in str(ei.value)
+    with pytest.raises(InvalidArgumentError, match="block_density"):
+        Graph([2, 3, 4], 0.5, blocks=[(0, 2)], block_density={(0, 1): 0.5})
+
+
 @pytest.mark.parametrize("d", [-0.1, 1.5, float("nan"), float("inf")])
 def test_block_density_bad_value(d):
     with pytest.raises(InvalidArgumentError):

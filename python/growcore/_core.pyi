@@ -31,6 +31,7 @@ class Graph:
         distribution: Literal["uniform", "erk"] = "uniform",
         block_density: Mapping[_Block, float] | None = None,
         stats_config: Mapping[str, float | int | bool] | None = None,
+        blocks: Sequence[_Block] | None = None,
     ) -> Graph: ...
     @staticmethod
     def from_blocks(

@@ -26,9 +26,11 @@ pub struct InitSpec {
     /// Fraction of possible edges present, over the blocks not named in `block_density`.
     pub density: f64,
     pub distribution: Distribution,
-    /// Blocks with a density of their own (adjacent blocks only).
+    /// Blocks with a density of their own (among `blocks`).
     pub block_density: Vec<(BlockKey, f64)>,
     pub seed: u64,
+    /// The blocks to create; `None` means every adjacent block (a, a + 1).
+    pub blocks: Option<Vec<BlockKey>>,
 }
 
 impl Default for InitSpec {
@@ -38,6 +40,7 @@ impl Default for InitSpec {
             distribution: Distribution::Uniform,
             block_density: Vec::new(),
             seed: 0,
+            blocks: None,
         }
     }
 }
@@ -78,19 +81,39 @@ impl Graph {
     pub fn new(layer_sizes: &[u32], init: &InitSpec) -> Result<Self> {
         let mut g = Graph::without_blocks(layer_sizes, init.seed)?;
         check_density("density", init.density)?;
-        let adjacent: Vec<BlockKey> = (0..g.num_layers() as u32 - 1).map(|a| (a, a + 1)).collect();
+        let chosen: Vec<BlockKey> = match &init.blocks {
+            None => (0..g.num_layers() as u32 - 1).map(|a| (a, a + 1)).collect(),
+            Some(keys) => {
+                let mut seen = std::collections::BTreeSet::new();
+                for &key in keys {
+                    g.check_block_key("blocks", key)?;
+                    if !seen.insert(key) {
+                        return Err(GrowError::invalid(
+                            "blocks",
+                            format!("block {key:?} is given twice"),
+                        ));
+                    }
+                }
+                keys.clone()
+            }
+        };
         let mut fixed: BTreeMap<BlockKey, f64> = BTreeMap::new();
         for &(key, d) in &init.block_density {
-            if !adjacent.contains(&key) {
+            if !chosen.contains(&key) {
+                let which = if init.blocks.is_some() {
+                    "one of the blocks created"
+                } else {
+                    "an adjacent block (a, a + 1) of this graph"
+                };
                 return Err(GrowError::invalid(
                     "block_density",
-                    format!("key {key:?} is not an adjacent block (a, a + 1) of this graph"),
+                    format!("key {key:?} is not {which}"),
                 ));
             }
             check_density(&format!("block_density[{key:?}]"), d)?;
             fixed.insert(key, d);
         }
-        let free: Vec<BlockKey> = adjacent
+        let free: Vec<BlockKey> = chosen
             .iter()
             .copied()
             .filter(|k| !fixed.contains_key(k))

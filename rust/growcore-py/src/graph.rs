@@ -288,10 +288,12 @@ impl PyGraph {
 #[pymethods]
 impl PyGraph {
     #[new]
-    #[pyo3(signature = (layer_sizes, density=1.0, *, seed=0, distribution="uniform", block_density=None, stats_config=None))]
-    /// A layered graph with every adjacent block populated at `density` ("uniform": each block gets
-    /// round(density * rows * cols) edges; "erk": density proportional to (rows + cols) / (rows * cols),
-    /// capped at 1, total exact). `block_density` fixes chosen adjacent blocks; `seed` fixes the structure.
+    #[pyo3(signature = (layer_sizes, density=1.0, *, seed=0, distribution="uniform", block_density=None, stats_config=None, blocks=None))]
+    /// A layered graph with every adjacent block (or the listed `blocks`) populated at `density`
+    /// ("uniform": each block gets round(density * rows * cols) edges; "erk": density proportional
+    /// to (rows + cols) / (rows * cols), capped at 1, total exact). `block_density` fixes chosen
+    /// blocks; `seed` fixes the structure.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         layer_sizes: &Bound<'_, PyAny>,
@@ -300,13 +302,29 @@ impl PyGraph {
         distribution: &str,
         block_density: Option<&Bound<'_, PyDict>>,
         stats_config: Option<&Bound<'_, PyDict>>,
+        blocks: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let sizes = layer_sizes_arg(layer_sizes)?;
+        let blocks = match blocks {
+            None => None,
+            Some(list) => Some(
+                list.try_iter()
+                    .map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "blocks: expected a list of (a, b) pairs, got {}",
+                            describe(list)
+                        ))
+                    })?
+                    .map(|key| block_key_arg(&key?, "blocks"))
+                    .collect::<PyResult<Vec<_>>>()?,
+            ),
+        };
         let mut init = InitSpec {
             density,
             distribution: Distribution::parse(distribution).or_raise()?,
             block_density: Vec::new(),
             seed: u64_arg("seed", seed)?,
+            blocks,
         };
         if let Some(overrides) = block_density {
             for (key, value) in overrides.iter() {
