@@ -1,0 +1,19 @@
+"""growcore's torch integration: dynamic sparse training (static, SET, RigL) of any model's
+``nn.Linear`` and ``nn.Conv2d`` layers, driven by a growcore Graph.
+
+    from growcore.torch import SparseController, RigL
+
+    controller = SparseController(model, optimizer, density=0.1, total_steps=steps, policy=RigL())
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+        controller.step()
+"""
+
+from growcore.torch.controller import SparseController
+from growcore.torch.optim import zero_state
+from growcore.torch.policies import SET, Policy, RigL, Static, make_policy
+from growcore.torch.stats import ActivationStats
+
+__all__ = ["SET", "ActivationStats", "Policy", "RigL", "SparseController", "Static", "make_policy", "zero_state"]

@@ -1,0 +1,407 @@
+"""The sparse-training controller: keeps a growcore Graph in sync with a model's weights.
+
+One training step with a controller::
+
+    loss.backward()
+    optimizer.step()
+    controller.step()      # re-mask, feed statistics, and on schedule prune and regrow
+
+The Graph is the source of truth for the structure. Each sparsified module ``i`` is block
+``(2i, 2i + 1)`` of one graph: layer ``2i`` holds the module's inputs (``in_features``, or
+``in_channels * kh * kw`` for a convolution) and layer ``2i + 1`` its outputs, so a convolution is
+an ``out x in*kh*kw`` block. A dense boolean mask per module lives on the weight's device as a
+cache of the block, changed only at the coordinates a plan touches.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import growcore
+from growcore.errors import InvalidArgumentError, StateDictError
+from growcore.torch.distributed import broadcast_graph, broadcast_plan, is_distributed
+from growcore.torch.optim import zero_state
+from growcore.torch.policies import Policy, RigL
+from growcore.torch.stats import ActivationStats
+
+STATE_VERSION = 1
+SPARSIFIABLE = (nn.Linear, nn.Conv2d)
+
+Event = dict[str, Any]
+
+
+@dataclass
+class SparseLayer:
+    """One sparsified module and its block."""
+
+    name: str
+    module: nn.Module
+    block: tuple[int, int]
+    mask: torch.Tensor  # bool, (out, in * kh * kw), on the weight's device
+
+    @property
+    def weight(self) -> torch.Tensor:
+        w = self.module.weight
+        assert isinstance(w, torch.Tensor)
+        return w
+
+    def matrix(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` (weight-shaped) as the block's (out, in * kh * kw) matrix view."""
+        return t.view(t.shape[0], -1)
+
+
+class SparseController:
+    """Dynamic sparse training of a model's ``nn.Linear`` and ``nn.Conv2d`` layers.
+
+    Args:
+        model: the model; its weights are masked in place at construction.
+        optimizer: the optimizer of the model's parameters; its state of changed coordinates is
+            zeroed at every update (it is never rebuilt).
+        density: fraction of each sparsified layer's weights kept, in (0, 1].
+        policy: :class:`Static`, :class:`SET` or :class:`RigL` (default ``RigL()``).
+        total_steps: the number of optimizer steps of the run (the schedule's clock).
+        distribution: ``"erk"`` or ``"uniform"``, how ``density`` is spread over the layers
+            (ERK: a layer's density is proportional to ``(out + in*kh*kw) / (out * in*kh*kw)``,
+            capped at 1, the total exact).
+        layers: which modules to sparsify: ``None`` (every Linear and Conv2d), a list of
+            ``fnmatch`` patterns of module names, or a list of modules.
+        dense: name patterns of modules to keep dense even though ``layers`` selects them.
+        layer_density: per-module densities (by exact module name) that override the rest.
+        seed: fixes the initial structure and SET's random growth.
+        stats: feed per-neuron statistics to the graph every step (see :class:`ActivationStats`).
+        saturation: (low, high) thresholds of the statistics' saturation fractions, applied to
+            each module's output (before its activation function).
+        on_event: called with every structural event (a dict).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        density: float,
+        total_steps: int,
+        policy: Policy | None = None,
+        distribution: str = "erk",
+        layers: Iterable[str] | Iterable[nn.Module] | None = None,
+        dense: Iterable[str] = (),
+        layer_density: Mapping[str, float] | None = None,
+        seed: int = 0,
+        stats: bool = True,
+        saturation: tuple[float, float] = (0.0, 2.0),
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        if not isinstance(density, (int, float)) or not 0.0 < density <= 1.0:
+            raise InvalidArgumentError(f"density: must be in (0, 1], got {density!r}")
+        if not isinstance(total_steps, int) or total_steps < 1:
+            raise InvalidArgumentError(f"total_steps: must be a positive integer, got {total_steps!r}")
+        self.model = model
+        self.optimizer = optimizer
+        self.policy = policy if policy is not None else RigL()
+        self.total_steps = total_steps
+        self.density = float(density)
+        self.distribution = distribution
+        self.on_event = on_event
+        #: Reduce RigL's candidates on the device even on CPU (always done on accelerators).
+        self.reduce_on_device = False
+        self._step = 0
+        self.events: list[Event] = []
+
+        chosen = _select(model, layers, dense)
+        overrides = dict(layer_density or {})
+        unknown = sorted(set(overrides) - {name for name, _ in chosen})
+        if unknown:
+            raise InvalidArgumentError(
+                f"layer_density: {unknown} are not sparsified modules; they are {[n for n, _ in chosen]}"
+            )
+        sizes: list[int] = []
+        for _, module in chosen:
+            w = module.weight
+            sizes += [int(w[0].numel()), int(w.shape[0])]
+        blocks = [(2 * i, 2 * i + 1) for i in range(len(chosen))]
+        block_density = {blocks[i]: overrides[name] for i, (name, _) in enumerate(chosen) if name in overrides}
+        for name, d in overrides.items():
+            if not isinstance(d, (int, float)) or not 0.0 < d <= 1.0:
+                raise InvalidArgumentError(f"layer_density[{name!r}]: must be in (0, 1], got {d!r}")
+        self.graph = growcore.Graph(
+            sizes,
+            self.density,
+            seed=seed,
+            distribution=distribution,
+            block_density=block_density,
+            blocks=blocks,
+        )
+        if is_distributed():
+            self.graph = broadcast_graph(self.graph)
+        self.layers = [
+            SparseLayer(name, module, blocks[i], self._mask_of(blocks[i], module.weight))
+            for i, (name, module) in enumerate(chosen)
+        ]
+        self.stats = ActivationStats([(l.name, l.module) for l in self.layers], saturation) if stats else None
+        self.apply_masks()
+
+    # ------------------------------------------------------------------ the training-loop call
+
+    @property
+    def step_count(self) -> int:
+        """Optimizer steps seen so far."""
+        return self._step
+
+    def step(self) -> list[Event]:
+        """Call once after every ``optimizer.step()``, before gradients are zeroed.
+
+        Advances the clock, prunes and regrows on the policy's schedule (RigL reads the
+        gradients still held by the weights), re-applies the masks so that every weight outside
+        them is exactly zero, and feeds the step's statistics to the graph. Returns the
+        structural events of this step.
+        """
+        self._step += 1
+        self.graph.advance(1)
+        events: list[Event] = []
+        fraction = self.policy.fraction(self._step, self.total_steps)
+        if fraction > 0.0:
+            events = self._update(fraction)
+        self.apply_masks()
+        if self.stats is not None:
+            self._observe()
+        return events
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        """Zeroes every weight outside its mask."""
+        for layer in self.layers:
+            layer.weight.mul_(layer.mask.view_as(layer.weight))
+
+    # ------------------------------------------------------------------ structural updates
+
+    @torch.no_grad()
+    def _update(self, fraction: float) -> list[Event]:
+        events = []
+        for layer in self.layers:
+            count = round(fraction * self.graph.block_nnz(*layer.block))
+            if count == 0:
+                continue
+            if layer.weight.grad is None and self.policy.grow == "gradient":
+                raise RuntimeError(
+                    f"{self.policy.name}: layer {layer.name!r} has no gradient; call "
+                    "controller.step() after loss.backward() and optimizer.step(), before zero_grad()"
+                )
+            plan = self._decide(layer, count)
+            self._apply(layer, plan)
+            event = {
+                "kind": "rewire",
+                "step": self._step,
+                "layer": layer.name,
+                "policy": self.policy.name,
+                "fraction": fraction,
+                "dropped": int(len(plan["drop_rows"])),
+                "grown": int(len(plan["grow_rows"])),
+                "nnz": self.graph.block_nnz(*layer.block),
+            }
+            events.append(event)
+        self.events.extend(events)
+        if self.on_event is not None:
+            for event in events:
+                self.on_event(event)
+        return events
+
+    def _decide(self, layer: SparseLayer, count: int) -> dict[str, np.ndarray]:
+        """The core's plan for one layer; rank 0's plan on every rank when distributed."""
+        if is_distributed():
+            return broadcast_plan(lambda: self._decide_here(layer, count), self.graph, layer.block)
+        return self._decide_here(layer, count)
+
+    def _decide_here(self, layer: SparseLayer, count: int) -> dict[str, np.ndarray]:
+        a, b = layer.block
+        w = layer.matrix(layer.weight.detach())
+        grad = layer.weight.grad
+        g = None if grad is None else layer.matrix(grad.detach())
+        regrow = self.policy.regrow_dropped
+        if not (self.reduce_on_device or w.device.type != "cpu"):
+            # The core reads CPU tensors in place: no copy when they are float32 and contiguous.
+            drop: Any = _numpy(w)
+            grow: Any = "random" if self.policy.grow == "random" else _numpy(g)
+        else:
+            # On an accelerator only candidates cross: the smallest present magnitudes and the
+            # largest absent gradients, reduced on the device.
+            frozen = int(self.graph.edge_frozen(a, b).sum())
+            drop = _smallest_present(w, layer.mask, count + frozen)
+            grow = "random" if self.policy.grow == "random" else _largest(g, layer.mask, count, regrow, drop)
+        return self.graph.prune_and_grow(a, b, drop, grow, count, regrow_dropped=regrow)
+
+    def _apply(self, layer: SparseLayer, plan: Mapping[str, np.ndarray]) -> None:
+        """Applies a plan to the mask, the weights (grown ones start at zero) and the optimizer."""
+        cols = layer.mask.shape[1]
+        device = layer.mask.device
+        dropped = torch.as_tensor(plan["drop_rows"] * cols + plan["drop_cols"], device=device)
+        grown = torch.as_tensor(plan["grow_rows"] * cols + plan["grow_cols"], device=device)
+        mask = layer.mask.view(-1)
+        mask[dropped] = False
+        mask[grown] = True
+        changed = torch.cat([dropped, grown])
+        layer.weight.view(-1)[changed] = 0.0
+        zero_state(self.optimizer, layer.weight, changed)
+
+    # ------------------------------------------------------------------ statistics
+
+    def _observe(self) -> None:
+        assert self.stats is not None
+        summaries = self.stats.collect(
+            {l.name: l.matrix(l.weight.grad) for l in self.layers if l.weight.grad is not None},
+            {l.name: l.mask for l in self.layers},
+        )
+        for layer in self.layers:
+            summary = summaries.get(layer.name)
+            if summary is not None:
+                self.graph.observe(layer.block[1], **summary)
+
+    # ------------------------------------------------------------------ queries
+
+    def masks(self) -> dict[str, torch.Tensor]:
+        """Each sparsified module's mask, weight-shaped, by module name."""
+        return {l.name: l.mask.view_as(l.weight) for l in self.layers}
+
+    def density_report(self) -> dict[str, float]:
+        """Actual density per sparsified module, from the graph."""
+        return {l.name: self.graph.density(*l.block) for l in self.layers}
+
+    @property
+    def actual_density(self) -> float:
+        """Kept weights over all sparsified weights."""
+        return self.graph.nnz / sum(l.mask.numel() for l in self.layers)
+
+    def active_params(self) -> int:
+        """Parameters that can be nonzero: kept weights, plus every parameter not sparsified."""
+        sparse = {id(l.weight) for l in self.layers}
+        others = sum(p.numel() for p in self.model.parameters() if id(p) not in sparse)
+        return self.graph.nnz + others
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: graph (structure, statistics, RNG), step, policy."""
+        return {
+            "version": STATE_VERSION,
+            "graph": self.graph.to_bytes(),
+            "step": self._step,
+            "total_steps": self.total_steps,
+            "policy": self.policy.to_dict(),
+            "layers": [l.name for l in self.layers],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores a :meth:`state_dict`; strict: anything missing, extra or inconsistent with
+        this controller's model raises :class:`growcore.StateDictError` and changes nothing."""
+        expected = {"version", "graph", "step", "total_steps", "policy", "layers"}
+        if not isinstance(state, Mapping) or set(state) != expected:
+            got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+            raise StateDictError(f"state: expected the keys {sorted(expected)}, got {got}")
+        if state["version"] != STATE_VERSION:
+            raise StateDictError(f"state['version']: expected {STATE_VERSION}, got {state['version']!r}")
+        names = [l.name for l in self.layers]
+        if list(state["layers"]) != names:
+            raise StateDictError(f"state['layers']: saved for {list(state['layers'])}, this controller has {names}")
+        if state["policy"] != self.policy.to_dict():
+            raise StateDictError(f"state['policy']: saved {state['policy']}, this controller has {self.policy.to_dict()}")
+        step = state["step"]
+        if not isinstance(step, int) or step < 0:
+            raise StateDictError(f"state['step']: expected a non-negative integer, got {step!r}")
+        try:
+            graph = growcore.Graph.from_bytes(state["graph"])
+        except (growcore.GrowcoreError, TypeError) as e:
+            raise StateDictError(f"state['graph']: {e}") from e
+        if graph.layer_sizes != self.graph.layer_sizes or graph.blocks != self.graph.blocks:
+            raise StateDictError(
+                f"state['graph']: layer sizes {graph.layer_sizes} do not fit this model's {self.graph.layer_sizes}"
+            )
+        masks = [self._mask_of(l.block, l.weight, graph) for l in self.layers]
+        # Everything checked: swap in.
+        self.graph = graph
+        self._step = step
+        self.total_steps = int(state["total_steps"])
+        for layer, mask in zip(self.layers, masks):
+            layer.mask = mask
+        self.apply_masks()
+
+    def remove(self) -> None:
+        """Detaches the statistics hooks."""
+        if self.stats is not None:
+            self.stats.remove()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _mask_of(self, block: tuple[int, int], weight: torch.Tensor, graph: growcore.Graph | None = None) -> torch.Tensor:
+        dense = (graph or self.graph).to_dense(*block)
+        return torch.from_numpy(dense).to(weight.device).view(weight.shape[0], -1)
+
+
+def _select(
+    model: nn.Module, layers: Iterable[str] | Iterable[nn.Module] | None, dense: Iterable[str]
+) -> list[tuple[str, nn.Module]]:
+    candidates = [(n, m) for n, m in model.named_modules() if isinstance(m, SPARSIFIABLE)]
+    if layers is None:
+        chosen = candidates
+    else:
+        wanted = list(layers)
+        if all(isinstance(x, nn.Module) for x in wanted):
+            ids = {id(x) for x in wanted}
+            chosen = [(n, m) for n, m in candidates if id(m) in ids]
+            if len(chosen) != len(ids):
+                raise InvalidArgumentError("layers: some modules are not nn.Linear or nn.Conv2d modules of the model")
+        elif all(isinstance(x, str) for x in wanted):
+            chosen = [(n, m) for n, m in candidates if any(fnmatch.fnmatchcase(n, p) for p in wanted)]  # type: ignore[arg-type]
+        else:
+            raise TypeError("layers: expected name patterns or modules, not a mix")
+    skip = list(dense)
+    chosen = [(n, m) for n, m in chosen if not any(fnmatch.fnmatchcase(n, p) for p in skip)]
+    if not chosen:
+        raise InvalidArgumentError(
+            f"layers: no nn.Linear or nn.Conv2d module matches {layers!r} (dense={skip!r}); "
+            f"the model has {[n for n, _ in candidates]}"
+        )
+    return chosen
+
+
+def _numpy(t: torch.Tensor | None) -> np.ndarray:
+    assert t is not None
+    if t.dtype != torch.float32:
+        t = t.float()
+    return t.contiguous().numpy()
+
+
+def _smallest_present(w: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[np.ndarray, ...]:
+    """The k present positions with the smallest |W|, as (rows, cols, values) on the host."""
+    scores = torch.where(mask, w.abs().float(), torch.full_like(w, float("inf"), dtype=torch.float32))
+    k = min(k, int(mask.sum()))
+    values, flat = torch.topk(scores.view(-1), k, largest=False, sorted=False)
+    return _listed(flat, values, w.shape[1])
+
+
+def _largest(
+    g: torch.Tensor | None, mask: torch.Tensor, k: int, regrow: bool, drop: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, ...]:
+    """The absent positions (plus the drop candidates when they may regrow) with the largest
+    |gradient|, as (rows, cols, values) on the host; a margin of candidates covers the ones the
+    core turns down."""
+    assert g is not None
+    eligible = ~mask
+    if regrow:
+        eligible = eligible.clone()
+        rows, cols = (torch.as_tensor(x, device=mask.device) for x in drop[:2])
+        eligible[rows, cols] = True
+    scores = torch.where(eligible, g.abs().float(), torch.full_like(g, -1.0, dtype=torch.float32))
+    k = min(k + (len(drop[0]) if regrow else 0), int(eligible.sum()))
+    values, flat = torch.topk(scores.view(-1), k, sorted=False)
+    return _listed(flat, values, g.shape[1])
+
+
+def _listed(flat: torch.Tensor, values: torch.Tensor, cols: int) -> tuple[np.ndarray, ...]:
+    flat = flat.cpu().numpy()
+    return flat // cols, flat % cols, values.float().cpu().numpy()

@@ -1,0 +1,62 @@
+"""Structure that stays identical on every rank of a ``torch.distributed`` job.
+
+Rank 0 decides every prune-and-regrow plan and broadcasts it; the other ranks apply it to their
+graph through ``Graph.rewire``, which checks it. The initial graph is broadcast from rank 0 too,
+so ranks agree even if they were given different seeds. (The other ranks' graph RNG is never
+used for decisions, so it may differ from rank 0's.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+import growcore
+
+KEYS = ("drop_rows", "drop_cols", "grow_rows", "grow_cols")
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def broadcast_plan(
+    decide: Callable[[], dict[str, np.ndarray]], graph: growcore.Graph, block: tuple[int, int]
+) -> dict[str, np.ndarray]:
+    """Runs ``decide`` on rank 0 (which changes rank 0's graph) and replays its plan on the
+    other ranks' graphs."""
+    device = _device()
+    if dist.get_rank() == 0:
+        plan = decide()
+        n = len(plan["drop_rows"])
+        packed = torch.as_tensor(np.concatenate([plan[k] for k in KEYS]), dtype=torch.int64, device=device)
+        dist.broadcast(torch.tensor([n], dtype=torch.int64, device=device), src=0)
+        dist.broadcast(packed, src=0)
+        return plan
+    size = torch.zeros(1, dtype=torch.int64, device=device)
+    dist.broadcast(size, src=0)
+    n = int(size.item())
+    packed = torch.empty(4 * n, dtype=torch.int64, device=device)
+    dist.broadcast(packed, src=0)
+    parts = packed.cpu().numpy().reshape(4, n)
+    plan = dict(zip(KEYS, parts))
+    graph.rewire(*block, *parts)
+    return plan
+
+
+def broadcast_graph(graph: growcore.Graph) -> growcore.Graph:
+    """Rank 0's graph on every rank."""
+    payload = [graph.to_bytes() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(payload, src=0)
+    data = payload[0]
+    assert isinstance(data, bytes)
+    return growcore.Graph.from_bytes(data)

@@ -1,0 +1,34 @@
+"""Optimizer-state transplant: after a structural change, the state of every changed coordinate
+starts from zero, in place; the optimizer is never rebuilt.
+
+Every state tensor with the parameter's shape is treated as per-coordinate state (SGD's
+``momentum_buffer``, Adam's and AdamW's ``exp_avg``, ``exp_avg_sq`` and ``max_exp_avg_sq``, and
+the same for any optimizer that keeps such tensors). Scalars and tensors of other shapes are left
+alone; in particular Adam's ``step`` is one count for the whole tensor and keeps running, so a
+regrown coordinate's moments restart at zero under a bias correction that has already decayed:
+its first updates are smaller than those of a freshly started Adam (about ``1 - beta1`` of the
+gradient at first), which is the usual behaviour of sparse-training libraries.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def zero_state(optimizer: torch.optim.Optimizer, param: torch.Tensor, flat_index: torch.Tensor) -> int:
+    """Zeroes the optimizer state of ``param`` at the given flat (row-major) coordinates.
+    Returns how many state tensors were touched."""
+    state = optimizer.state.get(param)
+    if not state:
+        return 0
+    touched = 0
+    for value in state.values():
+        if isinstance(value, torch.Tensor) and value.shape == param.shape and value.dim() > 0:
+            index = flat_index.to(value.device)
+            if value.is_contiguous():
+                value.view(-1)[index] = 0
+            else:  # still in place: index through the unravelled coordinates
+                value[torch.unravel_index(index, value.shape)] = 0
+            touched += 1
+    return touched

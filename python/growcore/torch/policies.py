@@ -1,0 +1,106 @@
+"""Prune-and-regrow policies: when a block is updated, how many edges move, and how they are
+ranked. The ranking itself is decided in the Rust core (`Graph.prune_and_grow`).
+
+Semantics shared by every policy (configurable where a field says so):
+
+- An update drops the ``round(fraction * nnz)`` non-frozen edges of a block with the smallest
+  ``|W|`` and grows as many absent positions, so a block's density never drifts.
+- A just-dropped edge may not regrow in the same update (``regrow_dropped=False``).
+- Grown weights start at zero, and so does their optimizer state.
+- ``fraction`` follows the schedule: ``drop_fraction`` at step 0, decayed (cosine by default) to
+  0 at ``end * total_steps``; after that the structure is fixed. Updates happen every
+  ``interval`` optimizer steps (not at step 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
+
+from growcore.errors import InvalidArgumentError
+
+Decay = Literal["cosine", "linear", "constant"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Base of all policies; ``Static`` never changes the structure."""
+
+    name: ClassVar[str] = "static"
+    interval: int = 100
+    drop_fraction: float = 0.3
+    decay: Decay = "cosine"
+    end: float = 0.75
+    regrow_dropped: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.interval, int) or isinstance(self.interval, bool) or self.interval < 1:
+            raise InvalidArgumentError(f"interval: must be a positive integer, got {self.interval!r}")
+        if not 0.0 <= self.drop_fraction <= 1.0:
+            raise InvalidArgumentError(f"drop_fraction: must be in [0, 1], got {self.drop_fraction!r}")
+        if self.decay not in ("cosine", "linear", "constant"):
+            raise InvalidArgumentError(
+                f'decay: must be "cosine", "linear" or "constant", got {self.decay!r}'
+            )
+        if not 0.0 <= self.end <= 1.0:
+            raise InvalidArgumentError(f"end: must be in [0, 1], got {self.end!r}")
+
+    #: How absent positions are ranked for growth: "gradient" (|dL/dW|) or "random".
+    grow: ClassVar[str] = "none"
+
+    def fraction(self, step: int, total_steps: int) -> float:
+        """The fraction of each block's edges that moves at ``step`` (0 when no update is due)."""
+        if self.grow == "none" or step <= 0 or step % self.interval != 0:
+            return 0.0
+        stop = self.end * total_steps
+        if step >= stop:
+            return 0.0
+        progress = step / stop
+        if self.decay == "cosine":
+            return self.drop_fraction * 0.5 * (1.0 + math.cos(math.pi * progress))
+        if self.decay == "linear":
+            return self.drop_fraction * (1.0 - progress)
+        return self.drop_fraction
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.name, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Static(Policy):
+    """A fixed sparse structure: the initial random mask, never updated."""
+
+    name: ClassVar[str] = "static"
+
+
+@dataclass(frozen=True)
+class SET(Policy):
+    """Sparse Evolutionary Training (Mocanu et al. 2018): drop the smallest magnitudes, grow at
+    random (from the graph's seeded RNG)."""
+
+    name: ClassVar[str] = "set"
+    grow: ClassVar[str] = "random"
+
+
+@dataclass(frozen=True)
+class RigL(Policy):
+    """Rigged Lottery (Evci et al. 2020): drop the smallest magnitudes, grow where the gradient
+    magnitude of absent connections is largest."""
+
+    name: ClassVar[str] = "rigl"
+    grow: ClassVar[str] = "gradient"
+
+
+POLICIES: dict[str, type[Policy]] = {"static": Static, "set": SET, "rigl": RigL}
+
+
+def make_policy(name: str, **options: Any) -> Policy:
+    """A policy by name ("static", "set", "rigl") with its options."""
+    try:
+        cls = POLICIES[name]
+    except KeyError:
+        raise InvalidArgumentError(
+            f"policy: unknown policy {name!r}; expected one of {sorted(POLICIES)}"
+        ) from None
+    return cls(**options)

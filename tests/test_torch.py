@@ -1,0 +1,253 @@
+"""The torch controller: masks, policies, optimizer transplant, statistics, checkpoints."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import growcore  # noqa: E402
+from growcore.torch import SET, RigL, SparseController, Static  # noqa: E402
+
+
+def mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def data(seed: int = 0, n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 20, generator=g), torch.randint(0, 4, (n,), generator=g)
+
+
+def train(model, opt, ctl, steps: int, seed: int = 0) -> list[float]:
+    x, y = data(seed)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        ctl.step()
+        losses.append(loss.item())
+    return losses
+
+
+def check_sync(model, ctl) -> None:
+    """Masks agree with the graph, and every weight outside them is exactly zero."""
+    modules = dict(model.named_modules())
+    for layer in ctl.layers:
+        mask = ctl.masks()[layer.name]
+        assert torch.equal(layer.mask.cpu(), torch.from_numpy(ctl.graph.to_dense(*layer.block)))
+        w = modules[layer.name].weight
+        assert torch.count_nonzero(w.detach()[~mask]) == 0
+
+
+OPTIMIZERS = {
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.5),
+    "adam": lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=0.1),
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True),
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("policy", [Static(), SET(interval=5), RigL(interval=5)])
+def test_weights_outside_the_mask_stay_exactly_zero_and_density_is_exact(optimizer, policy) -> None:
+    model = mlp()
+    opt = OPTIMIZERS[optimizer](model.parameters())
+    ctl = SparseController(model, opt, density=0.2, total_steps=60, policy=policy, distribution="uniform")
+    nnz = {l.name: ctl.graph.block_nnz(*l.block) for l in ctl.layers}
+    for _ in range(6):
+        train(model, opt, ctl, 10)
+        check_sync(model, ctl)
+        assert {l.name: ctl.graph.block_nnz(*l.block) for l in ctl.layers} == nnz
+        assert {l.name: int(l.mask.sum()) for l in ctl.layers} == nnz
+    changed = sum(e["dropped"] for e in ctl.events)
+    assert (changed > 0) == (policy.name != "static")
+    assert all(e["dropped"] == e["grown"] for e in ctl.events)
+
+
+def test_rigl_grows_the_top_gradient_absent_edges_and_drops_the_smallest_weights() -> None:
+    model = nn.Linear(6, 5, bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the step itself changes nothing
+    ctl = SparseController(model, opt, density=0.5, total_steps=100, policy=RigL(interval=1, decay="constant", drop_fraction=0.2), stats=False)
+    mask = ctl.layers[0].mask.clone()
+    rng = np.random.default_rng(0)
+    w = torch.from_numpy(rng.permutation(30).reshape(5, 6).astype(np.float32) + 1.0)
+    g = torch.from_numpy(rng.permutation(30).reshape(5, 6).astype(np.float32) - 15.0)
+    with torch.no_grad():
+        model.weight.copy_(w * mask)
+    model.weight.grad = g.clone()
+    opt.step()
+    (event,) = ctl.step()
+    count = round(0.2 * 15)
+    assert event["dropped"] == event["grown"] == count
+    present = np.flatnonzero(mask.numpy())
+    absent = np.flatnonzero(~mask.numpy())
+    want_drop = present[np.argsort(w.numpy().ravel()[present])[:count]]
+    want_grow = absent[np.argsort(-np.abs(g.numpy().ravel()[absent]))[:count]]
+    after = ctl.layers[0].mask.numpy().ravel()
+    assert not after[want_drop].any() and after[want_grow].all()
+    assert after.sum() == 15
+    # Grown weights start at zero.
+    assert torch.count_nonzero(model.weight.detach().view(-1)[torch.as_tensor(want_grow)]) == 0
+
+
+def test_candidates_reduced_on_the_device_give_the_same_plan() -> None:
+    plans = []
+    for reduce in (False, True):
+        model = mlp(3)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        ctl = SparseController(model, opt, density=0.3, total_steps=40, policy=RigL(interval=4), seed=1)
+        ctl.reduce_on_device = reduce
+        train(model, opt, ctl, 20)
+        plans.append([l.mask.clone() for l in ctl.layers])
+    for a, b in zip(*plans):
+        assert torch.equal(a, b)
+
+
+def test_set_is_deterministic_for_a_seed_and_differs_across_seeds() -> None:
+    def run(seed: int) -> list[torch.Tensor]:
+        model = mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        ctl = SparseController(model, opt, density=0.25, total_steps=50, policy=SET(interval=5), seed=seed)
+        train(model, opt, ctl, 30)
+        return [l.mask.clone() for l in ctl.layers]
+
+    a, b, c = run(7), run(7), run(8)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_optimizer_state_of_changed_coordinates_is_zeroed_in_place(optimizer) -> None:
+    model = mlp()
+    opt = OPTIMIZERS[optimizer](model.parameters())
+    ctl = SparseController(model, opt, density=0.3, total_steps=100, policy=RigL(interval=10), stats=False)
+    train(model, opt, ctl, 9)
+    before = [l.mask.clone() for l in ctl.layers]
+    states = {id(s) for st in opt.state.values() for s in st.values() if isinstance(s, torch.Tensor)}
+    train(model, opt, ctl, 1)  # step 10: an update
+    for layer, old in zip(ctl.layers, before):
+        changed = (old != layer.mask).view_as(layer.weight)
+        assert changed.any()
+        for key, value in opt.state[layer.weight].items():
+            if isinstance(value, torch.Tensor) and value.shape == layer.weight.shape:
+                assert torch.count_nonzero(value[changed]) == 0, key
+    # The optimizer was not rebuilt: the same state tensors.
+    assert states == {id(s) for st in opt.state.values() for s in st.values() if isinstance(s, torch.Tensor)}
+
+
+def test_resume_is_bit_identical() -> None:
+    def fresh():
+        model = mlp(1)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.05)
+        ctl = SparseController(model, opt, density=0.2, total_steps=40, policy=SET(interval=3), seed=5)
+        return model, opt, ctl
+
+    model, opt, ctl = fresh()
+    straight = train(model, opt, ctl, 40)
+    masks = [l.mask.clone() for l in ctl.layers]
+
+    model, opt, ctl = fresh()
+    first = train(model, opt, ctl, 17)
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "ctl": ctl.state_dict()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=False)
+    model, opt, ctl = fresh()
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["opt"])
+    ctl.load_state_dict(saved["ctl"])
+    rest = train(model, opt, ctl, 23)
+    assert first + rest == straight
+    assert all(torch.equal(a, l.mask) for a, l in zip(masks, ctl.layers))
+
+
+def test_bad_checkpoints_raise_and_change_nothing() -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctl = SparseController(model, opt, density=0.2, total_steps=10, policy=SET(interval=2))
+    good = ctl.state_dict()
+    before = ctl.graph.copy()
+    bad = [
+        {**good, "graph": b"GROWCORE garbage"},
+        {k: v for k, v in good.items() if k != "step"},
+        {**good, "extra": 1},
+        {**good, "version": 99},
+        {**good, "layers": ["x"]},
+        {**good, "policy": RigL().to_dict()},
+        {**good, "step": -1},
+        {**good, "graph": growcore.Graph([3, 4]).to_bytes()},
+        "not a dict",
+    ]
+    for state in bad:
+        with pytest.raises(growcore.StateDictError):
+            ctl.load_state_dict(state)  # type: ignore[arg-type]
+        assert ctl.graph == before and ctl.step_count == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"density": 0.0}, growcore.InvalidArgumentError, ["density", "0.0"]),
+        ({"density": 1.5}, growcore.InvalidArgumentError, ["density", "1.5"]),
+        ({"layers": ["nothing*"]}, growcore.InvalidArgumentError, ["layers", "nothing*", "'0'"]),
+        ({"dense": ["*"]}, growcore.InvalidArgumentError, ["layers"]),
+        ({"layer_density": {"9": 0.5}}, growcore.InvalidArgumentError, ["layer_density", "'9'"]),
+        ({"layer_density": {"0": 2.0}}, growcore.InvalidArgumentError, ["layer_density['0']", "2.0"]),
+        ({"total_steps": 0}, growcore.InvalidArgumentError, ["total_steps", "0"]),
+        ({"distribution": "bogus"}, growcore.InvalidArgumentError, ["distribution", "bogus"]),
+    ],
+)
+def test_bad_arguments_name_themselves_and_touch_nothing(kwargs, error, words) -> None:
+    model = mlp()
+    weights = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    args = {"density": 0.2, "total_steps": 10, **kwargs}
+    with pytest.raises(error) as info:
+        SparseController(model, opt, **args)
+    for word in words:
+        assert word in str(info.value)
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_layer_selection_overrides_and_conv_blocks() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctl = SparseController(model, opt, density=0.1, total_steps=20, layer_density={"0": 0.5}, policy=RigL(interval=2), distribution="uniform")
+    assert [l.name for l in ctl.layers] == ["0", "3"]
+    assert ctl.graph.layer_sizes == [27, 8, 288, 10]
+    assert ctl.graph.block_nnz(0, 1) == round(0.5 * 8 * 27)
+    assert ctl.graph.block_nnz(2, 3) == round(0.1 * 2880)
+    x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 10, (16,))
+    for _ in range(6):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        ctl.step()
+    check_sync(model, ctl)
+    assert ctl.events and ctl.graph.stats(1)["mean"].shape == (8,)
+    only = SparseController(mlp(), opt, density=0.5, total_steps=5, layers=["2", "4"], dense=["4"])
+    assert [l.name for l in only.layers] == ["2"]
+
+
+def test_statistics_reach_the_graph() -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    ctl = SparseController(model, opt, density=0.5, total_steps=20, policy=Static())
+    x, _ = data()
+    train(model, opt, ctl, 3)
+    stats = ctl.graph.stats(1)
+    with torch.no_grad():
+        h = model[0](x)
+    assert np.allclose(stats["mean"], h.mean(0).numpy(), atol=0.05)  # an EMA of three close steps
+    assert (stats["grad_norm"] > 0).all()
+    ctl.remove()
+    assert not model[0]._forward_hooks
