@@ -28,6 +28,11 @@ one seed, named e.g. ``"rigl-s0"``, see :func:`run_name`):
 the ``with`` block exits through an exception, so a crashed run keeps its log). Readers see what
 has been flushed.
 
+**Durability.** Nothing is fsync'd (SQLite runs with ``synchronous=OFF``): a crash or kill of
+the training process loses at most the records not yet flushed and leaves both stores
+consistent; an operating-system crash or power loss may lose or damage the last batches. Syncing
+every batch would cost more than the rest of the logging.
+
 **Non-finite numbers.** JSON has no NaN or infinity, so a NaN or +-inf anywhere in a record or
 summary is written as ``null`` (SQL ``NULL``) and counted per field path, e.g.
 ``{"metrics.loss": 3, "events.score": 1, "summary.test_loss": 1}``. The counts are kept in the
@@ -139,7 +144,6 @@ class RunLog:
         self._pending_metrics: list[tuple[bytes, list[_Row]]] = []
         self._nonfinite: dict[str, int] = {}
         self._nonfinite_dirty = False
-        self._closed = True  # until every handle is open
 
         present = [n for n in _LOG_FILES if (path / n).exists()]
         if present and len(present) != len(_LOG_FILES):
@@ -150,6 +154,9 @@ class RunLog:
             )
         self._db = sqlite3.connect(path / SQLITE_FILE)
         try:
+            # No fsync per batch: the log survives a crash of the process (the common failure),
+            # and the JSONL files are not fsync'd either; see "Durability" above.
+            self._db.execute("PRAGMA synchronous=OFF")
             self._db.executescript(_SCHEMA)
             version = self._meta("schema_version")
             if version is None:
@@ -177,8 +184,8 @@ class RunLog:
 
     def event(
         self,
-        kind: str,
         /,
+        kind: str,
         *,
         step: int,
         run: str | None = None,
@@ -206,7 +213,7 @@ class RunLog:
             record["layer"] = layer
         record.update(clean)
         line = _json_line(record)
-        payload = json.dumps(clean, ensure_ascii=False, allow_nan=False)
+        payload = json.dumps(clean, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         self._pending_events.append((line, (self._next_event, run, step, kind, layer, payload)))
         self._next_event += 1
         self._count(counts)
@@ -255,7 +262,8 @@ class RunLog:
         """Write ``obj`` to ``summary.json`` (replacing any earlier summary) and flush the log.
 
         Values follow the rules of :meth:`event` fields; non-finite numbers become ``null`` and
-        are counted as ``summary.<path>``. The file is replaced atomically. Returns its path.
+        are counted as ``summary.<path>`` (the counts of a replaced summary are dropped with it).
+        The file is replaced atomically. Returns its path.
         """
         self._check_open()
         if not isinstance(obj, Mapping):
@@ -267,6 +275,10 @@ class RunLog:
         tmp = path.with_name(SUMMARY_FILE + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+        # The new summary replaces the old one, so its counts replace the old summary's counts.
+        for key in [k for k in self._nonfinite if k.startswith("summary.")]:
+            del self._nonfinite[key]
+            self._nonfinite_dirty = True
         self._count(counts)
         self.flush()
         return path
