@@ -7,6 +7,7 @@ import json
 import math
 import sqlite3
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -460,6 +461,13 @@ def test_plot_accuracy_writes_a_png(tmp_path):
     with pytest.raises(InvalidArgumentError, match="no row with a finite numeric 'accuracy'"):
         plot_accuracy([], tmp_path / "empty.png")
     assert not (tmp_path / "empty.png").exists()
+
+
+def test_plot_accuracy_without_matplotlib_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # makes the import fail
+    with pytest.raises(ImportError, match=r"needs matplotlib: pip install 'growcore\[run\]'"):
+        plot_accuracy([{"run": "a", "step": 0, "accuracy": 1.0}], tmp_path / "a.png")
+    assert not (tmp_path / "a.png").exists()
 
 
 def test_runlog_plot_accuracy_plots_the_folder(tmp_path):
