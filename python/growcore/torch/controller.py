@@ -48,9 +48,7 @@ class SparseLayer:
 
     @property
     def weight(self) -> torch.Tensor:
-        w = self.module.weight
-        assert isinstance(w, torch.Tensor)
-        return w
+        return _weight(self.module)
 
     def matrix(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` (weight-shaped) as the block's (out, in * kh * kw) matrix view."""
@@ -123,7 +121,7 @@ class SparseController:
             )
         sizes: list[int] = []
         for _, module in chosen:
-            w = module.weight
+            w = _weight(module)
             sizes += [int(w[0].numel()), int(w.shape[0])]
         blocks = [(2 * i, 2 * i + 1) for i in range(len(chosen))]
         block_density = {blocks[i]: overrides[name] for i, (name, _) in enumerate(chosen) if name in overrides}
@@ -134,14 +132,14 @@ class SparseController:
             sizes,
             self.density,
             seed=seed,
-            distribution=distribution,
+            distribution=distribution,  # type: ignore[arg-type]  # checked by the core
             block_density=block_density,
             blocks=blocks,
         )
         if is_distributed():
             self.graph = broadcast_graph(self.graph)
         self.layers = [
-            SparseLayer(name, module, blocks[i], self._mask_of(blocks[i], module.weight))
+            SparseLayer(name, module, blocks[i], self._mask_of(blocks[i], _weight(module)))
             for i, (name, module) in enumerate(chosen)
         ]
         self.stats = ActivationStats([(l.name, l.module) for l in self.layers], saturation) if stats else None
@@ -345,7 +343,9 @@ class SparseController:
 def _select(
     model: nn.Module, layers: Iterable[str] | Iterable[nn.Module] | None, dense: Iterable[str]
 ) -> list[tuple[str, nn.Module]]:
-    candidates = [(n, m) for n, m in model.named_modules() if isinstance(m, SPARSIFIABLE)]
+    candidates: list[tuple[str, nn.Module]] = [
+        (n, m) for n, m in model.named_modules() if isinstance(m, SPARSIFIABLE)
+    ]
     if layers is None:
         chosen = candidates
     else:
@@ -356,7 +356,8 @@ def _select(
             if len(chosen) != len(ids):
                 raise InvalidArgumentError("layers: some modules are not nn.Linear or nn.Conv2d modules of the model")
         elif all(isinstance(x, str) for x in wanted):
-            chosen = [(n, m) for n, m in candidates if any(fnmatch.fnmatchcase(n, p) for p in wanted)]  # type: ignore[arg-type]
+            patterns = [str(p) for p in wanted]
+            chosen = [(n, m) for n, m in candidates if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
         else:
             raise TypeError("layers: expected name patterns or modules, not a mix")
     skip = list(dense)
@@ -403,5 +404,11 @@ def _largest(
 
 
 def _listed(flat: torch.Tensor, values: torch.Tensor, cols: int) -> tuple[np.ndarray, ...]:
-    flat = flat.cpu().numpy()
-    return flat // cols, flat % cols, values.float().cpu().numpy()
+    host = flat.cpu().numpy()
+    return host // cols, host % cols, values.float().cpu().numpy()
+
+
+def _weight(module: nn.Module) -> torch.Tensor:
+    w = module.weight
+    assert isinstance(w, torch.Tensor)
+    return w
