@@ -1,0 +1,178 @@
+"""One supervised training run of an MLP, dense or under a :class:`SparseController`: the loop
+behind ``growcore run``. Deterministic on CPU for a seed: the same structure, events and losses.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from growcore.data import Dataset
+from growcore.errors import InvalidArgumentError
+from growcore.log import RunLog, run_name
+from growcore.torch.controller import SparseController
+from growcore.torch.policies import POLICIES, make_policy
+
+METHODS = ("dense", *POLICIES)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What one run trains and how (see ``growcore run --help`` for the meaning of each field)."""
+
+    method: str = "rigl"
+    seed: int = 0
+    density: float = 0.1
+    distribution: str = "erk"
+    hidden: Sequence[int] = (256, 128)
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    interval: int = 100
+    drop_fraction: float = 0.3
+    policy_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidArgumentError(f"policy: unknown method {self.method!r}; expected one of {list(METHODS)}")
+        if not 0.0 < self.density <= 1.0:
+            raise InvalidArgumentError(f"density: must be in (0, 1], got {self.density!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if value < 1:
+                raise InvalidArgumentError(f"{name}: must be at least 1, got {value!r}")
+        if any(h < 1 for h in self.hidden):
+            raise InvalidArgumentError(f"hidden: layer sizes must be at least 1, got {list(self.hidden)}")
+
+
+def mlp(inputs: int, hidden: Sequence[int], outputs: int) -> nn.Sequential:
+    """Linear layers with ReLU between them."""
+    sizes = [inputs, *hidden, outputs]
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def train_run(
+    config: RunConfig,
+    data: Dataset,
+    log: RunLog | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Trains one model and returns its summary (the fields of ``summary.json``'s runs).
+
+    Metrics go to ``log`` once per epoch, structural events as they happen; ``progress(epoch,
+    epochs)`` is called after every epoch.
+    """
+    run = run_name(config.method, config.seed)
+    torch.manual_seed(config.seed)
+    x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
+    x_test, y_test = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
+    model = mlp(data.num_features, config.hidden, data.num_classes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+
+    controller = None
+    if config.method != "dense":
+        policy = make_policy(
+            config.method,
+            interval=config.interval,
+            drop_fraction=config.drop_fraction,
+            **config.policy_options,
+        )
+
+        def on_event(event: dict[str, Any]) -> None:
+            if log is not None:
+                fields = {k: v for k, v in event.items() if k not in ("kind", "step", "layer")}
+                log.event(event["kind"], step=event["step"], run=run, layer=event["layer"], **fields)
+
+        controller = SparseController(
+            model,
+            optimizer,
+            density=config.density,
+            total_steps=total_steps,
+            policy=policy,
+            distribution=config.distribution,
+            seed=config.seed,
+            on_event=on_event,
+        )
+
+    shuffle = torch.Generator().manual_seed(config.seed)
+    train_seconds = 0.0
+    step = 0
+    test_loss, accuracy = _evaluate(model, x_test, y_test)
+    if log is not None:
+        log.metric(step=0, run=run, test_loss=test_loss, accuracy=accuracy, **_density(controller))
+    for epoch in range(config.epochs):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x_train), generator=shuffle)
+        total, seen = 0.0, 0
+        for i in range(0, len(order), config.batch_size):
+            batch = order[i : i + config.batch_size]
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            if controller is not None:
+                controller.step()
+            step += 1
+            total += loss.item() * len(batch)
+            seen += len(batch)
+        train_seconds += time.perf_counter() - started
+        test_loss, accuracy = _evaluate(model, x_test, y_test)
+        if log is not None:
+            log.metric(
+                step=step, run=run, train_loss=total / seen, test_loss=test_loss, accuracy=accuracy,
+                **_density(controller),
+            )
+        if progress is not None:
+            progress(epoch + 1, config.epochs)
+
+    total_params = sum(p.numel() for p in model.parameters())
+    events = Counter(e["kind"] for e in controller.events) if controller is not None else Counter()
+    if controller is not None:
+        controller.remove()
+    return {
+        "run": run,
+        "policy": config.method,
+        "dataset": data.name,
+        "seed": config.seed,
+        "density": controller.actual_density if controller is not None else 1.0,
+        "distribution": config.distribution if controller is not None else None,
+        "test_accuracy": accuracy,
+        "test_loss": test_loss,
+        "train_seconds": train_seconds,
+        "active_params": controller.active_params() if controller is not None else total_params,
+        "total_params": total_params,
+        "steps": total_steps,
+        "events": dict(sorted(events.items())),
+        "edges_moved": sum(e["dropped"] for e in controller.events) if controller is not None else 0,
+    }
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy in percent) on a held-out set."""
+    model.eval()
+    logits = model(x)
+    loss = nn.functional.cross_entropy(logits, y).item()
+    accuracy = 100.0 * (logits.argmax(1) == y).float().mean().item()
+    return loss, accuracy
+
+
+def _density(controller: SparseController | None) -> dict[str, Any]:
+    if controller is None:
+        return {}
+    return {"density": controller.density_report()}

@@ -1,0 +1,110 @@
+"""`growcore run` end to end on a tiny subset: table, run folder, JSON summary, determinism, and
+clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from growcore.cli import main  # noqa: E402
+from growcore.log import read_events, read_metrics  # noqa: E402
+
+TINY = ["--limit", "120", "--epochs", "3", "--hidden", "16", "--interval", "2", "--batch-size", "16", "--quiet"]
+
+
+def run(tmp_path: Path, name: str, *extra: str) -> dict:
+    out = tmp_path / name
+    assert main(["run", *TINY, "--out", str(out), "--json", str(tmp_path / f"{name}.json"), *extra]) == 0
+    summary = json.loads((tmp_path / f"{name}.json").read_text())
+    assert summary == json.loads((out / "summary.json").read_text())
+    return summary
+
+
+def test_default_comparison_writes_the_run_folder(tmp_path: Path) -> None:
+    summary = run(tmp_path, "a")
+    out = tmp_path / "a"
+    for name in ("events.jsonl", "metrics.jsonl", "run.sqlite", "summary.json", "accuracy.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [r["policy"] for r in summary["runs"]] == ["dense", "static", "set", "rigl"]
+    for r in summary["runs"]:
+        for key in ("policy", "dataset", "seed", "density", "test_accuracy", "test_loss", "train_seconds",
+                    "active_params", "total_params", "events"):
+            assert key in r
+        assert 0.0 <= r["test_accuracy"] <= 100.0
+        if r["policy"] == "dense":
+            assert r["density"] == 1.0 and r["active_params"] == r["total_params"]
+        else:
+            assert r["density"] == pytest.approx(0.1, abs=0.01)
+            assert r["active_params"] < r["total_params"]
+    moved = {r["policy"]: r["events"].get("rewire", 0) for r in summary["runs"]}
+    assert moved["static"] == 0 and moved["set"] > 0 and moved["rigl"] > 0
+    # Events and metrics agree between the JSON lines and SQLite, and cover every run.
+    events = read_events(out)
+    assert events == read_events(out, source="sqlite")
+    assert {e["run"] for e in events} == {"set-s0", "rigl-s0"}
+    assert all(e["dropped"] == e["grown"] for e in events)
+    metrics = read_metrics(out)
+    assert {m["run"] for m in metrics} == {"dense-s0", "static-s0", "set-s0", "rigl-s0"}
+    assert all("density" in m for m in metrics if m["run"] != "dense-s0")
+
+
+def test_same_seed_same_structure_events_and_losses(tmp_path: Path) -> None:
+    a = run(tmp_path, "a", "--policy", "set,rigl")
+    b = run(tmp_path, "b", "--policy", "set,rigl")
+    strip = lambda s: [{k: v for k, v in r.items() if k != "train_seconds"} for r in s["runs"]]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert read_events(tmp_path / "a") == read_events(tmp_path / "b")
+    c = run(tmp_path, "c", "--policy", "set", "--seed", "1")
+    assert read_events(tmp_path / "c") != [e for e in read_events(tmp_path / "a") if e["run"].startswith("set")]
+
+
+def test_several_seeds_report_mean_and_std(tmp_path: Path) -> None:
+    summary = run(tmp_path, "s", "--policy", "static,rigl", "--seeds", "2")
+    assert [(r["policy"], r["seed"]) for r in summary["runs"]] == [("static", 0), ("rigl", 0), ("static", 1), ("rigl", 1)]
+    rigl = summary["by_policy"]["rigl"]
+    accs = [r["test_accuracy"] for r in summary["runs"] if r["policy"] == "rigl"]
+    assert rigl["seeds"] == [0, 1]
+    assert rigl["test_accuracy"]["mean"] == pytest.approx(sum(accs) / 2)
+    assert rigl["test_accuracy"]["std"] == pytest.approx(abs(accs[0] - accs[1]) / 2**0.5)
+
+
+def test_mnist_folder_in_idx_format(tmp_path: Path) -> None:
+    shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist-t10k"
+    if not shared.is_dir():
+        pytest.skip("no shared MNIST copy on this machine")
+    summary = run(tmp_path, "m", "--dataset", f"mnist:{shared}", "--policy", "rigl", "--epochs", "1")
+    assert summary["dataset"].startswith("mnist") and summary["policy"] == "rigl"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--dataset", "mnist:/nonexistent/folder"], ["/nonexistent/folder"]),
+        (["--dataset", "cifar"], ["cifar"]),
+        (["--density", "0"], ["density", "0"]),
+        (["--density", "1.5"], ["density", "1.5"]),
+        (["--policy", "magic"], ["magic"]),
+        (["--hidden", "a,b"], ["--hidden", "a,b"]),
+        (["--seeds", "0"], ["--seeds"]),
+    ],
+)
+def test_bad_options_fail_clearly_before_writing(tmp_path: Path, capsys, args, words) -> None:
+    out = tmp_path / "bad"
+    assert main(["run", *TINY, "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("growcore run: error:")
+    for word in words:
+        assert word in err
+    assert not out.exists()
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path: Path, capsys) -> None:
+    run(tmp_path, "x", "--policy", "dense", "--epochs", "1")
+    assert main(["run", *TINY, "--policy", "dense", "--out", str(tmp_path / "x")]) == 2
+    assert "growcore run: error:" in capsys.readouterr().err
