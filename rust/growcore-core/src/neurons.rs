@@ -12,6 +12,8 @@ pub enum Fate {
     Removed,
     /// Replaced in place by a fresh neuron (its child) by `reset_neurons`.
     Reset,
+    /// Killed for low fitness by `apoptosis` and replaced in place by a newborn.
+    Apoptosis,
 }
 
 impl Fate {
@@ -20,6 +22,7 @@ impl Fate {
             Fate::Alive => "alive",
             Fate::Removed => "removed",
             Fate::Reset => "reset",
+            Fate::Apoptosis => "apoptosis",
         }
     }
 
@@ -28,7 +31,7 @@ impl Fate {
     }
 
     pub fn from_code(code: u8) -> Option<Self> {
-        [Fate::Alive, Fate::Removed, Fate::Reset]
+        [Fate::Alive, Fate::Removed, Fate::Reset, Fate::Apoptosis]
             .get(code as usize)
             .copied()
     }
