@@ -12,8 +12,9 @@
 """
 
 from growcore.torch.controller import SparseController
+from growcore.torch.lifecycle import Lifecycle
 from growcore.torch.optim import zero_state
 from growcore.torch.policies import SET, Policy, RigL, Static, make_policy
 from growcore.torch.stats import ActivationStats
 
-__all__ = ["SET", "ActivationStats", "Policy", "RigL", "SparseController", "Static", "make_policy", "zero_state"]
+__all__ = ["SET", "ActivationStats", "Lifecycle", "Policy", "RigL", "SparseController", "Static", "make_policy", "zero_state"]

@@ -1,7 +1,8 @@
 """Per-neuron statistics of sparsified modules, reduced on the device.
 
 A forward hook on each module reduces its output (before any activation function that follows
-the module) to four numbers per output neuron, summed over every training-mode forward pass since
+the module; or, with ``on="input"``, its input: the activations of the layer before it) to four
+numbers per neuron, summed over every training-mode forward pass since
 the last collection: the mean, the mean of squares, the fraction of samples at or above the high
 saturation threshold, and the fraction at or below the low one (with the default low threshold 0
 and a ReLU after the module, that is the fraction of samples on which the neuron is dead). For a
@@ -24,14 +25,28 @@ from torch import nn
 class ActivationStats:
     """Forward hooks that accumulate per-neuron summaries of some modules' outputs."""
 
-    def __init__(self, modules: Sequence[tuple[str, nn.Module]], saturation: tuple[float, float] = (0.0, 2.0)) -> None:
+    def __init__(
+        self,
+        modules: Sequence[tuple[str, nn.Module]],
+        saturation: tuple[float, float] = (0.0, 2.0),
+        *,
+        on: str = "output",
+    ) -> None:
         low, high = saturation
         if not low < high:
             raise ValueError(f"saturation: expected (low, high) with low < high, got {saturation!r}")
+        if on not in ("output", "input"):
+            raise ValueError(f'on: expected "output" or "input", got {on!r}')
         self.low, self.high = float(low), float(high)
         self._sums: dict[str, torch.Tensor] = {}
         self._samples: dict[str, int] = {}
-        self._handles = [module.register_forward_hook(self._hook(name)) for name, module in modules]
+        if on == "output":
+            self._handles = [m.register_forward_hook(self._hook(name)) for name, m in modules]
+        else:  # a module's input: the activations of the layer before it
+            self._handles = [
+                m.register_forward_pre_hook(lambda mod, inputs, n=name: self._hook(n)(mod, inputs, inputs[0]))
+                for name, m in modules
+            ]
 
     def _hook(self, name: str) -> Any:
         def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:

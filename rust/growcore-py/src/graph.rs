@@ -2,7 +2,8 @@
 //! proportional to the number of edges), and converts results. No algorithm lives here.
 
 use growcore_core::{
-    BlockInput, BlockKey, Distribution, Graph, InitSpec, Observation, Scores, StatsConfig,
+    AlphaRule, ApoptosisSpec, BlockInput, BlockKey, Distribution, Graph, InitSpec, Observation,
+    Regrowth, Scores, StageAges, StatsConfig,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
 use parking_lot::RwLock;
@@ -11,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::convert::{
-    bool_matrix, dense_f32, describe, f32_vec, index_vec, int_arg, int_vec, non_negative,
+    bool_matrix, dense_f32, describe, f32_vec, f64_vec, index_vec, int_arg, int_vec, non_negative,
 };
 use crate::errors::{invalid, OrRaise};
 use crate::state;
@@ -877,8 +878,155 @@ impl PyGraph {
         Ok(i64_array(py, &ids))
     }
 
+    /// A layer's fitness as z-scores within the layer, `(f - mean) / std` (all 0 when the values
+    /// do not vary). `fitness` (one value per slot) replaces the accumulated fitness.
+    #[pyo3(signature = (layer, fitness=None))]
+    fn normalized_fitness<'py>(
+        &self,
+        py: Python<'py>,
+        layer: &Bound<'_, PyAny>,
+        fitness: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let layer = self.layer(layer)?;
+        let raw = fitness.map(|f| f64_vec(f, "fitness")).transpose()?;
+        let z = self
+            .inner
+            .read()
+            .normalized_fitness(layer, raw.as_deref())
+            .or_raise()?;
+        Ok(z.into_pyarray(py))
+    }
+
+    /// Each neuron's life stage in a layer by age: 0 newborn (younger than `mature`), 1 mature,
+    /// 2 senior (from `senior` on).
+    fn stages<'py>(
+        &self,
+        py: Python<'py>,
+        layer: &Bound<'_, PyAny>,
+        mature: &Bound<'_, PyAny>,
+        senior: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<u8>>> {
+        let layer = self.layer(layer)?;
+        let mature = step_arg(mature, "mature")?;
+        let senior = step_arg(senior, "senior")?;
+        if senior < mature {
+            return Err(invalid(
+                "senior",
+                format!("must be at least mature ({mature}), got {senior}"),
+            ));
+        }
+        let stages = self
+            .inner
+            .read()
+            .stages(layer, StageAges { mature, senior })
+            .or_raise()?;
+        Ok(stages.into_pyarray(py))
+    }
+
+    /// Apoptosis: kills the least fit mature neurons of `layer` (at most `fraction` of those at
+    /// least `maturity_age` steps old; with `threshold`, only those whose normalised fitness is
+    /// below it) and replaces each in place by a newborn, decided in the core.
+    ///
+    /// `strategy` is "random", "mutation", "crossover" or "function_preserving"; parents are
+    /// mature survivors drawn with probability proportional to `z - min(z) + 1e-3` of their
+    /// normalised fitness `z`. A crossover's `alpha` (weight of the first parent) is uniform in
+    /// the `alpha` range, or "fitness" for `w1 / (w1 + w2)`. Without two eligible parents a
+    /// crossover falls back to a mutation of the only one, and without any to random regrowth.
+    /// `fitness` (one value per slot) replaces the accumulated fitness.
+    ///
+    /// Returns columns over the replacements, in slot order: slot, dead, born (ids), parent_a,
+    /// parent_b (slots, -1 for none), alpha (NaN for none), noise_seed (uint64), fitness
+    /// (normalised, of the dead neuron), and "strategy" as actually applied per replacement.
+    #[pyo3(signature = (layer, fraction, *, strategy="random", threshold=None, maturity_age=None, alpha=None, fitness=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn apoptosis<'py>(
+        &self,
+        py: Python<'py>,
+        layer: &Bound<'_, PyAny>,
+        fraction: f64,
+        strategy: &str,
+        threshold: Option<f64>,
+        maturity_age: Option<&Bound<'_, PyAny>>,
+        alpha: Option<&Bound<'_, PyAny>>,
+        fitness: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let layer = self.layer(layer)?;
+        let mut regrowth = Regrowth::parse(strategy).or_raise()?;
+        if let Some(alpha) = alpha {
+            let rule = if alpha.extract::<String>().is_ok_and(|s| s == "fitness") {
+                AlphaRule::FitnessWeighted
+            } else {
+                let (low, high): (f64, f64) = alpha.extract().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "alpha: expected a (low, high) range or \"fitness\", got {}",
+                        describe(alpha)
+                    ))
+                })?;
+                AlphaRule::Uniform { low, high }
+            };
+            match &mut regrowth {
+                Regrowth::Crossover(r) => *r = rule,
+                _ => {
+                    return Err(invalid(
+                        "alpha",
+                        format!("only applies to the crossover strategy, not {strategy:?}"),
+                    ))
+                }
+            }
+        }
+        let spec = ApoptosisSpec {
+            fraction,
+            threshold,
+            maturity_age: maturity_age.map_or(Ok(0), |a| step_arg(a, "maturity_age"))?,
+            regrowth,
+        };
+        let raw = fitness.map(|f| f64_vec(f, "fitness")).transpose()?;
+        let plan = self
+            .inner
+            .write()
+            .apoptosis(layer, &spec, raw.as_deref())
+            .or_raise()?;
+        let parent = |k: usize| -> Vec<i64> {
+            plan.iter()
+                .map(|r| r.parent_slots.get(k).map_or(-1, |&s| s as i64))
+                .collect()
+        };
+        let out = PyDict::new(py);
+        out.set_item(
+            "slot",
+            i64_array(py, &plan.iter().map(|r| r.slot).collect::<Vec<_>>()),
+        )?;
+        out.set_item(
+            "dead",
+            i64_array(py, &plan.iter().map(|r| r.dead).collect::<Vec<_>>()),
+        )?;
+        out.set_item(
+            "born",
+            i64_array(py, &plan.iter().map(|r| r.born).collect::<Vec<_>>()),
+        )?;
+        out.set_item("parent_a", parent(0).into_pyarray(py))?;
+        out.set_item("parent_b", parent(1).into_pyarray(py))?;
+        let alphas: Vec<f64> = plan.iter().map(|r| r.alpha.unwrap_or(f64::NAN)).collect();
+        out.set_item("alpha", alphas.into_pyarray(py))?;
+        let seeds: Vec<u64> = plan.iter().map(|r| r.noise_seed).collect();
+        out.set_item("noise_seed", seeds.into_pyarray(py))?;
+        let fit: Vec<f64> = plan.iter().map(|r| r.fitness).collect();
+        out.set_item("fitness", fit.into_pyarray(py))?;
+        let applied: Vec<&str> = plan
+            .iter()
+            .map(|r| match (regrowth, r.parent_slots.len()) {
+                (Regrowth::Crossover(_), 2) => "crossover",
+                (Regrowth::Crossover(_) | Regrowth::Mutation, 1) => "mutation",
+                (Regrowth::Crossover(_) | Regrowth::Mutation, _) => "random",
+                (other, _) => other.name(),
+            })
+            .collect();
+        out.set_item("strategy", applied)?;
+        Ok(out)
+    }
+
     /// Every neuron ever, as numpy columns: id, layer, slot, birth_step, death_step, generation,
-    /// parent_a, parent_b (-1 for none) and cause ("alive", "removed", "reset").
+    /// parent_a, parent_b (-1 for none) and cause ("alive", "removed", "reset", "apoptosis").
     fn lineage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let g = self.inner.read();
         let records = g.lineage();
@@ -1093,4 +1241,13 @@ impl ScoresArg<'_> {
             ScoresArg::Random => Scores::Random,
         })
     }
+}
+
+/// A step count argument (ages): a non-negative integer below 2^31.
+fn step_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<growcore_core::Step> {
+    let value = non_negative(obj, arg)?;
+    if value > growcore_core::MAX_STEP as u64 {
+        return Err(invalid(arg, format!("must be below 2**31, got {value}")));
+    }
+    Ok(value as growcore_core::Step)
 }

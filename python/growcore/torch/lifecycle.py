@@ -1,0 +1,299 @@
+"""Neuron lifecycle for a chain of ``nn.Linear`` layers: apoptosis of unfit hidden neurons and
+their replacement in place, decided in the core (``Graph.apoptosis``) and applied here.
+
+The chain ``Linear_0, ..., Linear_{N-1}`` becomes a graph with layers ``[in_0, out_0, ...,
+out_{N-1}]``: graph layer ``l`` for ``1 <= l < N`` is a hidden layer, fed by ``Linear_{l-1}``
+(its incoming weights are that module's rows) and read by ``Linear_l`` (its outgoing weights are
+that module's columns). Statistics are taken on each hidden layer's activations (the input of
+``Linear_l``, after the activation function), so ``mean`` is the neuron's mean activation.
+
+Replacing the neuron in slot ``s`` of hidden layer ``l``, by strategy:
+
+- ``random``: fresh incoming weights and bias from ``nn.Linear``'s own initialisation
+  (uniform in ``+-1/sqrt(fan_in)``), zero outgoing weights;
+- ``mutation``: a parent's incoming weights and bias plus Gaussian noise of standard deviation
+  ``noise * std(parent's incoming weights)``, zero outgoing weights;
+- ``crossover``: ``alpha * p1 + (1 - alpha) * p2`` (weights and bias) plus the same noise, zero
+  outgoing weights; ``alpha`` is recorded in the event;
+- ``function_preserving``: fresh incoming weights, zero outgoing weights, and the dying neuron's
+  mean contribution ``W_out[:, s] * mean_activation[s]`` added to the next layer's bias, so the
+  output does not move for inputs at which the neuron sat at its mean activation.
+
+The optimizer state (every tensor shaped like its parameter) of the touched rows of
+``Linear_{l-1}`` (weight rows and bias entries) and columns of ``Linear_l`` is zeroed in place;
+the next layer's bias is shifted but keeps its state. Noise and fresh weights come from a
+``torch.Generator`` seeded with the core's per-replacement ``noise_seed``: the same seed gives the
+same replacements.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import growcore
+from growcore.errors import InvalidArgumentError, StateDictError
+from growcore.torch.optim import zero_state
+from growcore.torch.stats import ActivationStats
+
+STRATEGIES = ("random", "mutation", "crossover", "function_preserving")
+STATE_VERSION = 1
+Event = dict[str, Any]
+
+
+class Lifecycle:
+    """Apoptosis and regrowth of the hidden neurons of a chain of linear layers.
+
+    Args:
+        layers: the chain, in forward order (an ``nn.Sequential`` or a list of modules; only its
+            ``nn.Linear`` modules are used, and each one's ``in_features`` must equal the
+            previous one's ``out_features``).
+        optimizer: the optimizer of those layers' parameters (state zeroed in place, never rebuilt).
+        interval: optimizer steps between apoptosis events.
+        fraction: at most this fraction of each hidden layer's mature neurons dies per event.
+        strategy: ``"random"``, ``"mutation"``, ``"crossover"`` or ``"function_preserving"``.
+        maturity_age: neurons younger than this many steps never die (default: ``interval``).
+        threshold: if set, only neurons whose normalised fitness (z-score within the layer) is
+            below it die, still at most ``fraction``.
+        alpha: a crossover's ``(low, high)`` range for the first parent's weight, or ``"fitness"``.
+        noise: mutation and crossover noise, relative to the parent's weight standard deviation.
+        end: no apoptosis from this step on (``None``: never stops).
+        seed: seeds the core's decisions.
+        saturation: thresholds of the activation statistics (see :class:`ActivationStats`).
+        on_event: called with every event.
+    """
+
+    def __init__(
+        self,
+        layers: nn.Sequential | Sequence[nn.Module],
+        optimizer: torch.optim.Optimizer,
+        *,
+        interval: int = 100,
+        fraction: float = 0.05,
+        strategy: str = "function_preserving",
+        maturity_age: int | None = None,
+        threshold: float | None = None,
+        alpha: tuple[float, float] | str | None = None,
+        noise: float = 0.1,
+        end: int | None = None,
+        seed: int = 0,
+        saturation: tuple[float, float] = (0.0, 2.0),
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        linears = [m for m in layers if isinstance(m, nn.Linear)]
+        if len(linears) < 2:
+            raise InvalidArgumentError(
+                f"layers: need at least two nn.Linear modules (one hidden layer), got {len(linears)}"
+            )
+        for i in range(1, len(linears)):
+            if linears[i].in_features != linears[i - 1].out_features:
+                raise InvalidArgumentError(
+                    f"layers: not a chain: linear {i} has in_features={linears[i].in_features} but "
+                    f"linear {i - 1} has out_features={linears[i - 1].out_features}"
+                )
+        if not isinstance(interval, int) or interval < 1:
+            raise InvalidArgumentError(f"interval: must be a positive integer, got {interval!r}")
+        if not 0.0 <= fraction <= 1.0:
+            raise InvalidArgumentError(f"fraction: must be in [0, 1], got {fraction!r}")
+        if strategy not in STRATEGIES:
+            raise InvalidArgumentError(f"strategy: unknown strategy {strategy!r}; expected one of {list(STRATEGIES)}")
+        if alpha is not None and strategy != "crossover":
+            raise InvalidArgumentError(f"alpha: only applies to the crossover strategy, not {strategy!r}")
+        if not noise >= 0.0:
+            raise InvalidArgumentError(f"noise: must be non-negative, got {noise!r}")
+        self.linears = linears
+        self.optimizer = optimizer
+        self.interval = interval
+        self.fraction = float(fraction)
+        self.strategy = strategy
+        self.maturity_age = interval if maturity_age is None else maturity_age
+        self.threshold = threshold
+        self.alpha = alpha
+        self.noise = float(noise)
+        self.end = end
+        self.on_event = on_event
+        self.events: list[Event] = []
+        self._step = 0
+        sizes = [linears[0].in_features] + [m.out_features for m in linears]
+        self.graph = growcore.Graph(sizes, 1.0, seed=seed)
+        self.hidden = list(range(1, len(linears)))
+        self.stats = ActivationStats([(str(l), linears[l]) for l in self.hidden], saturation, on="input")
+
+    # ------------------------------------------------------------------ the training-loop call
+
+    @property
+    def step_count(self) -> int:
+        return self._step
+
+    def step(self) -> list[Event]:
+        """Call once after every ``optimizer.step()``: feeds the step's statistics to the graph
+        and, every ``interval`` steps, replaces the least fit mature hidden neurons. Returns
+        this step's events."""
+        self._step += 1
+        self.graph.advance(1)
+        self._observe()
+        if self._step % self.interval != 0 or (self.end is not None and self._step >= self.end):
+            return []
+        events: list[Event] = []
+        for layer in self.hidden:
+            events += self._apoptosis(layer)
+        self.events += events
+        if self.on_event is not None:
+            for event in events:
+                self.on_event(event)
+        return events
+
+    def _observe(self) -> None:
+        grads = {
+            str(l): self.linears[l - 1].weight.grad
+            for l in self.hidden
+            if self.linears[l - 1].weight.grad is not None
+        }
+        summaries = self.stats.collect(grads)  # type: ignore[arg-type]
+        for layer in self.hidden:
+            summary = summaries.get(str(layer))
+            if summary:
+                self.graph.observe(layer, **summary)
+
+    @torch.no_grad()
+    def _apoptosis(self, layer: int) -> list[Event]:
+        mean_activation = self.graph.stats(layer)["mean"]  # read before the dead lose their statistics
+        kwargs: dict[str, Any] = {}
+        if self.alpha is not None:
+            kwargs["alpha"] = self.alpha
+        plan = self.graph.apoptosis(
+            layer,
+            self.fraction,
+            strategy=self.strategy,  # type: ignore[arg-type]  # checked in __init__
+            threshold=self.threshold,
+            maturity_age=self.maturity_age,
+            **kwargs,
+        )
+        if len(plan["slot"]) == 0:
+            return []
+        incoming, outgoing = self.linears[layer - 1], self.linears[layer]
+        w_in, w_out = incoming.weight, outgoing.weight
+        slots = torch.as_tensor(plan["slot"], device=w_in.device)
+        lineage_ids = self.graph.lineage()
+        parents_of = {int(i): (int(a), int(b)) for i, a, b in zip(lineage_ids["id"], lineage_ids["parent_a"], lineage_ids["parent_b"])}
+        # Parents' incoming weights, read before any row changes (parents are survivors anyway).
+        old_in = w_in.detach().clone()
+        old_bias = incoming.bias.detach().clone() if incoming.bias is not None else None
+        events = []
+        for k in range(len(plan["slot"])):
+            slot, strategy = int(plan["slot"][k]), str(plan["strategy"][k])
+            gen = torch.Generator().manual_seed(int(plan["noise_seed"][k]))
+            row, bias = self._newborn_row(strategy, plan, k, old_in, old_bias, gen)
+            w_in[slot] = row.to(w_in.device, w_in.dtype)
+            if incoming.bias is not None and bias is not None:
+                incoming.bias[slot] = bias
+            if strategy == "function_preserving" and outgoing.bias is not None:
+                outgoing.bias.add_(w_out[:, slot] * float(mean_activation[slot]))
+            w_out[:, slot] = 0.0
+            born = int(plan["born"][k])
+            events.append({
+                "kind": "apoptosis",
+                "step": self._step,
+                "layer": f"hidden{layer}",
+                "slot": slot,
+                "dead": int(plan["dead"][k]),
+                "born": born,
+                "strategy": strategy,
+                "parents": [p for p in parents_of[born] if p >= 0],
+                "parent_slots": [int(p) for p in (plan["parent_a"][k], plan["parent_b"][k]) if p >= 0],
+                "alpha": None if math.isnan(plan["alpha"][k]) else float(plan["alpha"][k]),
+                "fitness": float(plan["fitness"][k]),
+                "mean_activation": float(mean_activation[slot]),
+            })
+        n_in = w_in.shape[1]
+        rows = (slots[:, None] * n_in + torch.arange(n_in, device=slots.device)).reshape(-1)
+        zero_state(self.optimizer, w_in, rows)
+        if incoming.bias is not None:
+            zero_state(self.optimizer, incoming.bias, slots)
+        n_out = w_out.shape[1]
+        cols = (torch.arange(w_out.shape[0], device=slots.device)[:, None] * n_out + slots).reshape(-1)
+        zero_state(self.optimizer, w_out, cols)
+        return events
+
+    def _newborn_row(
+        self,
+        strategy: str,
+        plan: Mapping[str, Any],
+        k: int,
+        old_in: torch.Tensor,
+        old_bias: torch.Tensor | None,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        fan_in = old_in.shape[1]
+        if strategy in ("random", "function_preserving"):
+            bound = 1.0 / math.sqrt(fan_in)
+            row = (torch.rand(fan_in, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+            fresh = (torch.rand((), generator=gen, dtype=torch.float64) * 2 - 1) * bound
+            return row, (fresh if old_bias is not None else None)
+        p1 = int(plan["parent_a"][k])
+        bias: torch.Tensor | None = None
+        if strategy == "mutation":
+            row = old_in[p1].double().cpu()
+            if old_bias is not None:
+                bias = old_bias[p1].double().cpu()
+        else:
+            a = float(plan["alpha"][k])
+            p2 = int(plan["parent_b"][k])
+            row = a * old_in[p1].double().cpu() + (1 - a) * old_in[p2].double().cpu()
+            if old_bias is not None:
+                bias = a * old_bias[p1].double().cpu() + (1 - a) * old_bias[p2].double().cpu()
+        scale = self.noise * float(row.std()) if fan_in > 1 else 0.0
+        if scale > 0.0:
+            row = row + scale * torch.randn(fan_in, generator=gen, dtype=torch.float64)
+        return row, bias
+
+    # ------------------------------------------------------------------ reports
+
+    def turnover(self) -> float:
+        """Replacements so far over the number of hidden neurons (can exceed 1)."""
+        hidden = sum(self.graph.layer_sizes[l] for l in self.hidden)
+        return sum(1 for e in self.events if e["kind"] == "apoptosis") / hidden
+
+    def lineage_summary(self) -> dict[str, Any]:
+        """Generations and descendants over the hidden neurons' lineage."""
+        table = self.graph.lineage()
+        hidden = np.isin(table["layer"], self.hidden)
+        alive = hidden & (table["cause"] == "alive")
+        return {
+            "neurons_ever": int(hidden.sum()),
+            "max_generation": int(table["generation"][hidden].max()),
+            "mean_generation_alive": float(table["generation"][alive].mean()),
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "graph": self.graph.to_bytes(), "step": self._step}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Strict: a missing or extra key, a wrong version or a graph that does not fit the
+        layers raises :class:`growcore.StateDictError` and changes nothing."""
+        expected = {"version", "graph", "step"}
+        if not isinstance(state, Mapping) or set(state) != expected:
+            got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+            raise StateDictError(f"state: expected the keys {sorted(expected)}, got {got}")
+        if state["version"] != STATE_VERSION:
+            raise StateDictError(f"state['version']: expected {STATE_VERSION}, got {state['version']!r}")
+        step = state["step"]
+        if not isinstance(step, int) or step < 0:
+            raise StateDictError(f"state['step']: expected a non-negative integer, got {step!r}")
+        try:
+            graph = growcore.Graph.from_bytes(state["graph"])
+        except (growcore.GrowcoreError, TypeError) as e:
+            raise StateDictError(f"state['graph']: {e}") from e
+        if graph.layer_sizes != self.graph.layer_sizes:
+            raise StateDictError(f"state['graph']: layer sizes {graph.layer_sizes} do not fit {self.graph.layer_sizes}")
+        self.graph, self._step = graph, step
+
+    def remove(self) -> None:
+        self.stats.remove()
