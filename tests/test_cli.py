@@ -32,6 +32,7 @@ def test_default_comparison_writes_the_run_folder(tmp_path: Path) -> None:
         assert (out / name).stat().st_size > 0
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [r["policy"] for r in summary["runs"]] == ["dense", "static", "set", "rigl"]
+    assert [r["method"] for r in summary["runs"]] == ["dense", "static", "set", "rigl"]
     for r in summary["runs"]:
         for key in ("policy", "dataset", "seed", "density", "test_accuracy", "test_loss", "train_seconds",
                     "active_params", "total_params", "events"):
@@ -72,6 +73,22 @@ def test_several_seeds_report_mean_and_std(tmp_path: Path) -> None:
     assert rigl["seeds"] == [0, 1]
     assert rigl["test_accuracy"]["mean"] == pytest.approx(sum(accs) / 2)
     assert rigl["test_accuracy"]["std"] == pytest.approx(abs(accs[0] - accs[1]) / 2**0.5)
+
+
+def test_apoptosis_reports_turnover_lineage_and_logs_every_replacement(tmp_path: Path) -> None:
+    summary = run(tmp_path, "ap", "--policy", "dense,apoptosis", "--strategy", "crossover,function_preserving",
+                  "--rate", "0.2", "--epochs", "4")
+    assert [r["method"] for r in summary["runs"]] == ["dense", "apoptosis-crossover", "apoptosis-function_preserving"]
+    assert set(summary["by_policy"]) == {"dense", "apoptosis-crossover", "apoptosis-function_preserving"}
+    events = read_events(tmp_path / "ap")
+    for r in summary["runs"][1:]:
+        mine = [e for e in events if e["run"] == r["run"]]
+        assert r["events"] == {"apoptosis": len(mine)} and len(mine) > 0
+        assert r["turnover"] == pytest.approx(len(mine) / 16)
+        assert r["lineage"]["neurons_ever"] == 16 + len(mine)
+        assert all(e["strategy"] in ("crossover", "mutation", "random", "function_preserving") for e in mine)
+    assert "turnover" in summary["by_policy"]["apoptosis-crossover"]
+    assert main(["run", *TINY, "--policy", "apoptosis", "--strategy", "magic", "--out", str(tmp_path / "bad")]) == 2
 
 
 def test_mnist_folder_in_idx_format(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from growcore.errors import GrowcoreError
 
-FIELDS = ("test_accuracy", "test_loss", "density", "active_params", "train_seconds")
+FIELDS = ("test_accuracy", "test_loss", "density", "active_params", "train_seconds", "turnover")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     run.add_argument("--dataset", default="digits", help="digits, or mnist:DIR with MNIST IDX files (t10k only: the 8,000/2,000 split)")
-    run.add_argument("--policy", default="dense,static,set,rigl", help="comma-separated methods: dense, static, set, rigl")
+    run.add_argument("--policy", default="dense,static,set,rigl", help="comma-separated methods: dense, static, set, rigl, apoptosis")
     run.add_argument("--density", type=float, default=0.1, help="fraction of each sparse layer's weights kept (over all layers with ERK)")
     run.add_argument("--distribution", default="erk", choices=["erk", "uniform"], help="how the density is spread over layers")
     run.add_argument("--epochs", type=int, default=30)
@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     run.add_argument("--interval", type=int, default=100, help="optimizer steps between structure updates")
     run.add_argument("--drop-fraction", type=float, default=0.3, help="initial fraction of edges moved per update (cosine decay to 0 at 75%% of training)")
+    run.add_argument("--strategy", default="function_preserving", help="apoptosis regrowth, comma-separated to compare several: random, mutation, crossover, function_preserving")
+    run.add_argument("--rate", type=float, default=0.05, help="apoptosis: fraction of each hidden layer's mature neurons replaced per event (every --interval steps, until 75%% of training)")
     run.add_argument("--limit", type=int, default=None, help="use only the first N training and N test samples (smoke tests)")
     run.add_argument("--out", default=None, help="run folder (default: runs/<date>-<time>)")
     run.add_argument("--json", default=None, metavar="FILE", help="also write the summary JSON here")
@@ -76,14 +78,16 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--hidden: expected comma-separated integers, got {args.hidden!r}") from None
     if args.seeds < 1:
         raise ValueError(f"--seeds: must be at least 1, got {args.seeds}")
+    strategies = [x.strip() for x in args.strategy.split(",") if x.strip()]
     configs = [
         RunConfig(
             method=m, seed=args.seed + s, density=args.density, distribution=args.distribution,
             hidden=hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            interval=args.interval, drop_fraction=args.drop_fraction,
+            interval=args.interval, drop_fraction=args.drop_fraction, strategy=strategy, rate=args.rate,
         )
         for s in range(args.seeds)
         for m in methods
+        for strategy in (strategies if m == "apoptosis" else [strategies[0] if strategies else ""])
     ]  # every config is checked before any training starts
     data = load_dataset(args.dataset, seed=args.seed)
     if args.limit is not None:
@@ -107,13 +111,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace, dataset: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run folder's summary: every run, and mean/std per method over seeds. With exactly one
-    run its fields are also at the top level."""
+    """The run folder's summary: every run, and mean/std per method over seeds (``by_policy``,
+    keyed by the policy, or ``apoptosis-<strategy>``). With exactly one run its fields are also
+    at the top level."""
     by_method: dict[str, dict[str, Any]] = {}
-    for method in dict.fromkeys(r["policy"] for r in runs):
-        mine = [r for r in runs if r["policy"] == method]
+    for method in dict.fromkeys(r["method"] for r in runs):
+        mine = [r for r in runs if r["method"] == method]
         stats = {}
         for key in FIELDS:
+            if key not in mine[0]:
+                continue
             values = [float(r[key]) for r in mine]
             stats[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
         by_method[method] = {"seeds": [r["seed"] for r in mine], **stats}
@@ -134,7 +141,9 @@ def _print_table(summary: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"growcore run on {summary['dataset']}")
-    for column in ("method", "test accuracy %", "test loss", "density", "active params", "train s"):
+    turnover = any("turnover" in s for s in summary["by_policy"].values())
+    columns = ["method", "test accuracy %", "test loss", "density", "active params", "train s"]
+    for column in columns + (["turnover"] if turnover else []):
         table.add_column(column, justify="left" if column == "method" else "right")
     for method, s in summary["by_policy"].items():
         pm = len(s["seeds"]) > 1
@@ -143,8 +152,11 @@ def _print_table(summary: dict[str, Any], out: Path) -> None:
             text = format(s[key]["mean"], fmt)
             return f"{text} ± {format(s[key]['std'], fmt)}" if pm else text
 
-        table.add_row(method, cell("test_accuracy", ".2f"), cell("test_loss", ".4f"), cell("density", ".4f"),
-                      cell("active_params", ",.0f"), cell("train_seconds", ".1f"))
+        row = [method, cell("test_accuracy", ".2f"), cell("test_loss", ".4f"), cell("density", ".4f"),
+               cell("active_params", ",.0f"), cell("train_seconds", ".1f")]
+        if turnover:
+            row.append(cell("turnover", ".2f") if "turnover" in s else "")
+        table.add_row(*row)
     console = Console()
     console.print(table)
     console.print(f"run folder: {out}")

@@ -18,9 +18,10 @@ from growcore.data import Dataset
 from growcore.errors import InvalidArgumentError
 from growcore.log import RunLog, run_name
 from growcore.torch.controller import SparseController
+from growcore.torch.lifecycle import STRATEGIES, Lifecycle
 from growcore.torch.policies import POLICIES, make_policy
 
-METHODS = ("dense", *POLICIES)
+METHODS = ("dense", *POLICIES, "apoptosis")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,14 @@ class RunConfig:
     lr: float = 1e-3
     interval: int = 100
     drop_fraction: float = 0.3
+    strategy: str = "function_preserving"
+    rate: float = 0.05
     policy_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The method as reported: the policy, or ``apoptosis-<strategy>``."""
+        return f"apoptosis-{self.strategy}" if self.method == "apoptosis" else self.method
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -48,6 +56,12 @@ class RunConfig:
             value = getattr(self, name)
             if value < 1:
                 raise InvalidArgumentError(f"{name}: must be at least 1, got {value!r}")
+        if self.strategy not in STRATEGIES:
+            raise InvalidArgumentError(f"strategy: unknown strategy {self.strategy!r}; expected one of {list(STRATEGIES)}")
+        if not 0.0 <= self.rate <= 1.0:
+            raise InvalidArgumentError(f"rate: must be in [0, 1], got {self.rate!r}")
+        if not self.hidden and self.method == "apoptosis":
+            raise InvalidArgumentError("hidden: apoptosis needs at least one hidden layer")
         if any(h < 1 for h in self.hidden):
             raise InvalidArgumentError(f"hidden: layer sizes must be at least 1, got {list(self.hidden)}")
 
@@ -74,7 +88,7 @@ def train_run(
     Metrics go to ``log`` once per epoch, structural events as they happen; ``progress(epoch,
     epochs)`` is called after every epoch.
     """
-    run = run_name(config.method, config.seed)
+    run = run_name(config.label, config.seed)
     torch.manual_seed(config.seed)
     x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     x_test, y_test = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
@@ -83,20 +97,25 @@ def train_run(
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
 
-    controller = None
-    if config.method != "dense":
+    def on_event(event: dict[str, Any]) -> None:
+        if log is not None:
+            fields = {k: v for k, v in event.items() if k not in ("kind", "step", "layer")}
+            log.event(event["kind"], step=event["step"], run=run, layer=event["layer"], **fields)
+
+    controller: SparseController | None = None
+    lifecycle: Lifecycle | None = None
+    if config.method == "apoptosis":
+        lifecycle = Lifecycle(
+            model, optimizer, interval=config.interval, fraction=config.rate,
+            strategy=config.strategy, seed=config.seed, end=int(0.75 * total_steps), on_event=on_event,
+        )
+    elif config.method != "dense":
         policy = make_policy(
             config.method,
             interval=config.interval,
             drop_fraction=config.drop_fraction,
             **config.policy_options,
         )
-
-        def on_event(event: dict[str, Any]) -> None:
-            if log is not None:
-                fields = {k: v for k, v in event.items() if k not in ("kind", "step", "layer")}
-                log.event(event["kind"], step=event["step"], run=run, layer=event["layer"], **fields)
-
         controller = SparseController(
             model,
             optimizer,
@@ -127,6 +146,8 @@ def train_run(
             optimizer.step()
             if controller is not None:
                 controller.step()
+            if lifecycle is not None:
+                lifecycle.step()
             step += 1
             total += loss.item() * len(batch)
             seen += len(batch)
@@ -141,11 +162,21 @@ def train_run(
             progress(epoch + 1, config.epochs)
 
     total_params = sum(p.numel() for p in model.parameters())
-    events = Counter(e["kind"] for e in controller.events) if controller is not None else Counter()
+    structural = controller.events if controller is not None else lifecycle.events if lifecycle is not None else []
+    events = Counter(e["kind"] for e in structural)
+    extra: dict[str, Any] = {}
     if controller is not None:
         controller.remove()
+    if lifecycle is not None:
+        lifecycle.remove()
+        extra = {
+            "strategy": config.strategy,
+            "turnover": lifecycle.turnover(),
+            "lineage": lifecycle.lineage_summary(),
+        }
     return {
         "run": run,
+        "method": config.label,
         "policy": config.method,
         "dataset": data.name,
         "seed": config.seed,
@@ -159,6 +190,7 @@ def train_run(
         "steps": total_steps,
         "events": dict(sorted(events.items())),
         "edges_moved": sum(e["dropped"] for e in controller.events) if controller is not None else 0,
+        **extra,
     }
 
 
