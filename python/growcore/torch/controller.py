@@ -26,6 +26,7 @@ from torch import nn
 
 import growcore
 from growcore.errors import InvalidArgumentError, StateDictError
+from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.distributed import broadcast_graph, broadcast_plan, is_distributed
 from growcore.torch.optim import zero_state
 from growcore.torch.policies import Policy, RigL
@@ -297,28 +298,13 @@ class SparseController:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restores a :meth:`state_dict`; strict: anything missing, extra or inconsistent with
         this controller's model raises :class:`growcore.StateDictError` and changes nothing."""
-        expected = {"version", "graph", "step", "total_steps", "policy", "layers"}
-        if not isinstance(state, Mapping) or set(state) != expected:
-            got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
-            raise StateDictError(f"state: expected the keys {sorted(expected)}, got {got}")
-        if state["version"] != STATE_VERSION:
-            raise StateDictError(f"state['version']: expected {STATE_VERSION}, got {state['version']!r}")
+        step = check_state(state, {"version", "graph", "step", "total_steps", "policy", "layers"}, STATE_VERSION)
         names = [l.name for l in self.layers]
         if list(state["layers"]) != names:
             raise StateDictError(f"state['layers']: saved for {list(state['layers'])}, this controller has {names}")
         if state["policy"] != self.policy.to_dict():
             raise StateDictError(f"state['policy']: saved {state['policy']}, this controller has {self.policy.to_dict()}")
-        step = state["step"]
-        if not isinstance(step, int) or step < 0:
-            raise StateDictError(f"state['step']: expected a non-negative integer, got {step!r}")
-        try:
-            graph = growcore.Graph.from_bytes(state["graph"])
-        except (growcore.GrowcoreError, TypeError) as e:
-            raise StateDictError(f"state['graph']: {e}") from e
-        if graph.layer_sizes != self.graph.layer_sizes or graph.blocks != self.graph.blocks:
-            raise StateDictError(
-                f"state['graph']: layer sizes {graph.layer_sizes} do not fit this model's {self.graph.layer_sizes}"
-            )
+        graph = load_graph(state["graph"], self.graph)
         masks = [self._mask_of(l.block, l.weight, graph) for l in self.layers]
         # Everything checked: swap in.
         self.graph = graph

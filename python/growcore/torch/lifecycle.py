@@ -37,7 +37,8 @@ import torch
 from torch import nn
 
 import growcore
-from growcore.errors import InvalidArgumentError, StateDictError
+from growcore.errors import InvalidArgumentError
+from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.optim import zero_state
 from growcore.torch.stats import ActivationStats
 
@@ -278,21 +279,8 @@ class Lifecycle:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Strict: a missing or extra key, a wrong version or a graph that does not fit the
         layers raises :class:`growcore.StateDictError` and changes nothing."""
-        expected = {"version", "graph", "step"}
-        if not isinstance(state, Mapping) or set(state) != expected:
-            got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
-            raise StateDictError(f"state: expected the keys {sorted(expected)}, got {got}")
-        if state["version"] != STATE_VERSION:
-            raise StateDictError(f"state['version']: expected {STATE_VERSION}, got {state['version']!r}")
-        step = state["step"]
-        if not isinstance(step, int) or step < 0:
-            raise StateDictError(f"state['step']: expected a non-negative integer, got {step!r}")
-        try:
-            graph = growcore.Graph.from_bytes(state["graph"])
-        except (growcore.GrowcoreError, TypeError) as e:
-            raise StateDictError(f"state['graph']: {e}") from e
-        if graph.layer_sizes != self.graph.layer_sizes:
-            raise StateDictError(f"state['graph']: layer sizes {graph.layer_sizes} do not fit {self.graph.layer_sizes}")
+        step = check_state(state, {"version", "graph", "step"}, STATE_VERSION)
+        graph = load_graph(state["graph"], self.graph)
         self.graph, self._step = graph, step
 
     def remove(self) -> None:

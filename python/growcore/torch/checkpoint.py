@@ -1,0 +1,37 @@
+"""Strict checks shared by the torch-side ``load_state_dict`` methods: every key present and no
+other, the right version, a valid step, and a graph that fits the one in use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import growcore
+from growcore.errors import StateDictError
+
+
+def check_state(state: Any, keys: set[str], version: int) -> int:
+    """Checks the keys, the version and the step of a saved state; returns the step."""
+    if not isinstance(state, Mapping) or set(state) != keys:
+        got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+        raise StateDictError(f"state: expected the keys {sorted(keys)}, got {got}")
+    if state["version"] != version:
+        raise StateDictError(f"state['version']: expected {version}, got {state['version']!r}")
+    step = state["step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise StateDictError(f"state['step']: expected a non-negative integer, got {step!r}")
+    return step
+
+
+def load_graph(data: Any, like: growcore.Graph) -> growcore.Graph:
+    """The saved graph, which must have the layer sizes and blocks of ``like``."""
+    try:
+        graph = growcore.Graph.from_bytes(data)
+    except (growcore.GrowcoreError, TypeError) as e:
+        raise StateDictError(f"state['graph']: {e}") from e
+    if graph.layer_sizes != like.layer_sizes or graph.blocks != like.blocks:
+        raise StateDictError(
+            f"state['graph']: layers {graph.layer_sizes} with blocks {graph.blocks} do not fit "
+            f"{like.layer_sizes} with blocks {like.blocks}"
+        )
+    return graph
