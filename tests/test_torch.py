@@ -217,6 +217,29 @@ def test_bad_arguments_name_themselves_and_touch_nothing(kwargs, error, words) -
     assert not any(m._forward_hooks for m in model.modules())
 
 
+def test_starting_masks_replace_the_random_structure() -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    given = torch.rand(32, 20, generator=torch.Generator().manual_seed(0)) < 0.5
+    ctl = SparseController(model, opt, density=0.2, total_steps=10, masks={"0": given}, policy=Static())
+    assert torch.equal(ctl.layers[0].mask, given)
+    assert ctl.graph.block_nnz(0, 1) == int(given.sum())
+    check_sync(model, ctl)
+    bad = [
+        ({"0": torch.ones(20, 32, dtype=torch.bool)}, growcore.InvalidArgumentError, ["masks['0']", "(20, 32)", "(32, 20)"]),
+        ({"9": given}, growcore.InvalidArgumentError, ["masks", "'9'"]),
+        ({"0": given.float()}, TypeError, ["masks['0']", "bool"]),
+    ]
+    for masks, error, words in bad:
+        fresh = mlp()
+        weights = [p.detach().clone() for p in fresh.parameters()]
+        with pytest.raises(error) as info:
+            SparseController(fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), density=0.2, total_steps=10, masks=masks)
+        for word in words:
+            assert word in str(info.value)
+        assert all(torch.equal(a, b) for a, b in zip(weights, fresh.parameters()))
+
+
 def test_layer_selection_overrides_and_conv_blocks() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))

@@ -73,6 +73,9 @@ class SparseController:
             ``fnmatch`` patterns of module names, or a list of modules.
         dense: name patterns of modules to keep dense even though ``layers`` selects them.
         layer_density: per-module densities (by exact module name) that override the rest.
+        masks: per-module starting masks (by exact module name; bool, the weight's shape, or its
+            ``(out, in*kh*kw)`` matrix shape), e.g. from a pruned model; they replace the random
+            structure of those modules and fix their density.
         seed: fixes the initial structure and SET's random growth.
         stats: feed per-neuron statistics to the graph every step (see :class:`ActivationStats`).
         saturation: (low, high) thresholds of the statistics' saturation fractions, applied to
@@ -92,6 +95,7 @@ class SparseController:
         layers: Iterable[str] | Iterable[nn.Module] | None = None,
         dense: Iterable[str] = (),
         layer_density: Mapping[str, float] | None = None,
+        masks: Mapping[str, torch.Tensor] | None = None,
         seed: int = 0,
         stats: bool = True,
         saturation: tuple[float, float] = (0.0, 2.0),
@@ -129,6 +133,7 @@ class SparseController:
         for name, d in overrides.items():
             if not isinstance(d, (int, float)) or not 0.0 < d <= 1.0:
                 raise InvalidArgumentError(f"layer_density[{name!r}]: must be in (0, 1], got {d!r}")
+        given = _check_masks(masks or {}, chosen)
         self.graph = growcore.Graph(
             sizes,
             self.density,
@@ -137,6 +142,12 @@ class SparseController:
             block_density=block_density,
             blocks=blocks,
         )
+        for i, (name, _) in enumerate(chosen):
+            if name in given:
+                current = self.graph.to_dense(*blocks[i])
+                drop_r, drop_c = np.nonzero(current & ~given[name])
+                grow_r, grow_c = np.nonzero(given[name] & ~current)
+                self.graph.rewire(*blocks[i], drop_r, drop_c, grow_r, grow_c)
         if is_distributed():
             self.graph = broadcast_graph(self.graph)
         self.layers = [
@@ -354,6 +365,26 @@ def _select(
             f"the model has {[n for n, _ in candidates]}"
         )
     return chosen
+
+
+def _check_masks(masks: Mapping[str, torch.Tensor], chosen: list[tuple[str, nn.Module]]) -> dict[str, np.ndarray]:
+    """The given masks as (out, in*kh*kw) bool arrays, all checked before any is used."""
+    modules = dict(chosen)
+    out = {}
+    for name, mask in masks.items():
+        if name not in modules:
+            raise InvalidArgumentError(f"masks: {name!r} is not a sparsified module; they are {list(modules)}")
+        w = _weight(modules[name])
+        matrix = (w.shape[0], w[0].numel())
+        t = torch.as_tensor(mask)
+        if t.dtype != torch.bool:
+            raise TypeError(f"masks[{name!r}]: expected a bool tensor, got dtype {t.dtype}")
+        if tuple(t.shape) not in (tuple(w.shape), matrix):
+            raise InvalidArgumentError(
+                f"masks[{name!r}]: shape {tuple(t.shape)} fits neither the weight {tuple(w.shape)} nor its matrix {matrix}"
+            )
+        out[name] = t.detach().cpu().reshape(matrix).numpy()
+    return out
 
 
 def _numpy(t: torch.Tensor | None) -> np.ndarray:
