@@ -43,6 +43,7 @@ from growcore.torch.optim import zero_state
 from growcore.torch.stats import ActivationStats
 
 STRATEGIES = ("random", "mutation", "crossover", "function_preserving")
+FITNESS = ("default", "utility", "dormancy")
 STATE_VERSION = 1
 Event = dict[str, Any]
 
@@ -64,6 +65,13 @@ class Lifecycle:
         alpha: a crossover's ``(low, high)`` range for the first parent's weight, or ``"fitness"``.
         noise: mutation and crossover noise, relative to the parent's weight standard deviation.
         end: no apoptosis from this step on (``None``: never stops).
+        fitness: what apoptosis ranks by: ``"default"`` (the accumulated statistics' fitness),
+            ``"utility"`` (Continual Backprop: activation magnitude x mean |outgoing weight|) or
+            ``"dormancy"`` (ReDo: activation magnitude over the layer's mean).
+        layer_options: per hidden layer (``"hidden1"``, ...: graph layer ``l`` is fed by the
+            ``l``-th linear), overrides of ``strategy``, ``fraction``, ``maturity_age``,
+            ``threshold``, ``alpha``, ``noise`` and ``fitness``: for example high turnover with
+            crossover in shallow layers, function-preserving and low turnover in deep ones.
         seed: seeds the core's decisions.
         saturation: thresholds of the activation statistics (see :class:`ActivationStats`).
         on_event: called with every event.
@@ -82,6 +90,8 @@ class Lifecycle:
         alpha: tuple[float, float] | str | None = None,
         noise: float = 0.1,
         end: int | None = None,
+        fitness: str = "default",
+        layer_options: Mapping[str, Mapping[str, Any]] | None = None,
         seed: int = 0,
         saturation: tuple[float, float] = (0.0, 2.0),
         on_event: Callable[[Event], None] | None = None,
@@ -99,30 +109,37 @@ class Lifecycle:
                 )
         if not isinstance(interval, int) or interval < 1:
             raise InvalidArgumentError(f"interval: must be a positive integer, got {interval!r}")
-        if not 0.0 <= fraction <= 1.0:
-            raise InvalidArgumentError(f"fraction: must be in [0, 1], got {fraction!r}")
-        if strategy not in STRATEGIES:
-            raise InvalidArgumentError(f"strategy: unknown strategy {strategy!r}; expected one of {list(STRATEGIES)}")
-        if alpha is not None and strategy != "crossover":
-            raise InvalidArgumentError(f"alpha: only applies to the crossover strategy, not {strategy!r}")
-        if not noise >= 0.0:
-            raise InvalidArgumentError(f"noise: must be non-negative, got {noise!r}")
+        defaults = {
+            "strategy": strategy,
+            "fraction": fraction,
+            "maturity_age": interval if maturity_age is None else maturity_age,
+            "threshold": threshold,
+            "alpha": alpha,
+            "noise": noise,
+            "fitness": fitness,
+        }
+        _check_options("", defaults)
+        self.hidden = list(range(1, len(linears)))
+        names = {f"hidden{l}": l for l in self.hidden}
+        self.options: dict[int, dict[str, Any]] = {l: dict(defaults) for l in self.hidden}
+        for name, overrides in (layer_options or {}).items():
+            if name not in names:
+                raise InvalidArgumentError(f"layer_options: unknown layer {name!r}; the hidden layers are {list(names)}")
+            unknown = sorted(set(overrides) - set(defaults))
+            if unknown:
+                raise InvalidArgumentError(f"layer_options[{name!r}]: unknown options {unknown}; expected some of {sorted(defaults)}")
+            merged = {**defaults, **overrides}
+            _check_options(f"layer_options[{name!r}].", merged)
+            self.options[names[name]] = merged
         self.linears = linears
         self.optimizer = optimizer
         self.interval = interval
-        self.fraction = float(fraction)
-        self.strategy = strategy
-        self.maturity_age = interval if maturity_age is None else maturity_age
-        self.threshold = threshold
-        self.alpha = alpha
-        self.noise = float(noise)
         self.end = end
         self.on_event = on_event
         self.events: list[Event] = []
         self._step = 0
         sizes = [linears[0].in_features] + [m.out_features for m in linears]
         self.graph = growcore.Graph(sizes, 1.0, seed=seed)
-        self.hidden = list(range(1, len(linears)))
         self.stats = ActivationStats([(str(l), linears[l]) for l in self.hidden], saturation, on="input")
 
     # ------------------------------------------------------------------ the training-loop call
@@ -163,21 +180,27 @@ class Lifecycle:
 
     @torch.no_grad()
     def _apoptosis(self, layer: int) -> list[Event]:
+        options = self.options[layer]
         mean_activation = self.graph.stats(layer)["mean"]  # read before the dead lose their statistics
+        incoming, outgoing = self.linears[layer - 1], self.linears[layer]
         kwargs: dict[str, Any] = {}
-        if self.alpha is not None:
-            kwargs["alpha"] = self.alpha
+        if options["alpha"] is not None:
+            kwargs["alpha"] = options["alpha"]
+        if options["fitness"] == "utility":
+            out_weight = outgoing.weight.detach().abs().mean(dim=0).double().cpu().numpy()
+            kwargs["fitness"] = self.graph.fitness_scores(layer, "utility", out_weight)
+        elif options["fitness"] == "dormancy":
+            kwargs["fitness"] = self.graph.fitness_scores(layer, "dormancy")
         plan = self.graph.apoptosis(
             layer,
-            self.fraction,
-            strategy=self.strategy,  # type: ignore[arg-type]  # checked in __init__
-            threshold=self.threshold,
-            maturity_age=self.maturity_age,
+            options["fraction"],
+            strategy=options["strategy"],
+            threshold=options["threshold"],
+            maturity_age=options["maturity_age"],
             **kwargs,
         )
         if len(plan["slot"]) == 0:
             return []
-        incoming, outgoing = self.linears[layer - 1], self.linears[layer]
         w_in, w_out = incoming.weight, outgoing.weight
         slots = torch.as_tensor(plan["slot"], device=w_in.device)
         lineage_ids = self.graph.lineage()
@@ -189,7 +212,7 @@ class Lifecycle:
         for k in range(len(plan["slot"])):
             slot, strategy = int(plan["slot"][k]), str(plan["strategy"][k])
             gen = torch.Generator().manual_seed(int(plan["noise_seed"][k]))
-            row, bias = self._newborn_row(strategy, plan, k, old_in, old_bias, gen)
+            row, bias = self._newborn_row(strategy, plan, k, old_in, old_bias, gen, options["noise"])
             w_in[slot] = row.to(w_in.device, w_in.dtype)
             if incoming.bias is not None and bias is not None:
                 incoming.bias[slot] = bias
@@ -229,6 +252,7 @@ class Lifecycle:
         old_in: torch.Tensor,
         old_bias: torch.Tensor | None,
         gen: torch.Generator,
+        noise: float,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         fan_in = old_in.shape[1]
         if strategy in ("random", "function_preserving"):
@@ -248,7 +272,7 @@ class Lifecycle:
             row = a * old_in[p1].double().cpu() + (1 - a) * old_in[p2].double().cpu()
             if old_bias is not None:
                 bias = a * old_bias[p1].double().cpu() + (1 - a) * old_bias[p2].double().cpu()
-        scale = self.noise * float(row.std()) if fan_in > 1 else 0.0
+        scale = noise * float(row.std()) if fan_in > 1 else 0.0
         if scale > 0.0:
             row = row + scale * torch.randn(fan_in, generator=gen, dtype=torch.float64)
         return row, bias
@@ -285,3 +309,19 @@ class Lifecycle:
 
     def remove(self) -> None:
         self.stats.remove()
+
+
+def _check_options(prefix: str, o: Mapping[str, Any]) -> None:
+    """Checks one layer's apoptosis options; ``prefix`` names where they came from."""
+    if o["strategy"] not in STRATEGIES:
+        raise InvalidArgumentError(f"{prefix}strategy: unknown strategy {o['strategy']!r}; expected one of {list(STRATEGIES)}")
+    if not isinstance(o["fraction"], (int, float)) or not 0.0 <= o["fraction"] <= 1.0:
+        raise InvalidArgumentError(f"{prefix}fraction: must be in [0, 1], got {o['fraction']!r}")
+    if not isinstance(o["maturity_age"], int) or o["maturity_age"] < 0:
+        raise InvalidArgumentError(f"{prefix}maturity_age: must be a non-negative integer, got {o['maturity_age']!r}")
+    if o["alpha"] is not None and o["strategy"] != "crossover":
+        raise InvalidArgumentError(f"{prefix}alpha: only applies to the crossover strategy, not {o['strategy']!r}")
+    if not isinstance(o["noise"], (int, float)) or not o["noise"] >= 0.0:
+        raise InvalidArgumentError(f"{prefix}noise: must be non-negative, got {o['noise']!r}")
+    if o["fitness"] not in FITNESS:
+        raise InvalidArgumentError(f"{prefix}fitness: unknown fitness {o['fitness']!r}; expected one of {list(FITNESS)}")

@@ -29,7 +29,7 @@ pub use error::{GrowError, Result};
 pub use graph::{BlockInput, BlockKey, Graph, InitSpec};
 pub use init::Distribution;
 pub use katz::{katz, katz_general, Adjacency, Beta, Direction, Iteration};
-pub use lifecycle::{AlphaRule, ApoptosisSpec, Regrowth, Replacement, StageAges};
+pub use lifecycle::{AlphaRule, ApoptosisSpec, FitnessKind, Regrowth, Replacement, StageAges};
 pub use neurons::{Fate, NeuronId, NeuronRecord};
 pub use prune_grow::{RewirePlan, Scores};
 pub use state::{GraphState, STATE_VERSION};

@@ -93,6 +93,35 @@ pub struct Replacement {
     pub fitness: f64,
 }
 
+/// Which per-neuron score apoptosis ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitnessKind {
+    /// The accumulated `alpha*grad_norm + beta*variance - gamma*stagnation`.
+    Default,
+    /// Continual Backprop's contribution utility: activation magnitude times the mean magnitude
+    /// of the neuron's outgoing weights.
+    Utility,
+    /// ReDo's dormancy score: activation magnitude over the layer's mean activation magnitude
+    /// (a dormant neuron scores near 0).
+    Dormancy,
+}
+
+impl FitnessKind {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "default" => Ok(FitnessKind::Default),
+            "utility" => Ok(FitnessKind::Utility),
+            "dormancy" => Ok(FitnessKind::Dormancy),
+            other => Err(GrowError::invalid(
+                "fitness",
+                format!(
+                    "unknown fitness {other:?}; expected \"default\", \"utility\" or \"dormancy\""
+                ),
+            )),
+        }
+    }
+}
+
 /// Life stages by age (steps since birth).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StageAges {
@@ -131,6 +160,56 @@ impl Graph {
             None => self.stats(layer).fitness,
         };
         Ok(zscores(&values))
+    }
+
+    /// A layer's raw fitness of the given kind, one value per slot. Activation magnitude is the
+    /// root mean square `sqrt(E[h^2])` of the accumulated statistics (equal to `E|h|` when a
+    /// neuron's activation is constant, an upper bound otherwise). `Utility` needs `out_weight`,
+    /// each neuron's mean |outgoing weight|.
+    pub fn fitness_scores(
+        &self,
+        layer: u32,
+        kind: FitnessKind,
+        out_weight: Option<&[f64]>,
+    ) -> Result<Vec<f64>> {
+        self.check_layer("layer", layer as i64)?;
+        let report = self.stats(layer);
+        let magnitude: Vec<f64> = report.sq_mean.iter().map(|&s| s.max(0.0).sqrt()).collect();
+        Ok(match kind {
+            FitnessKind::Default => report.fitness,
+            FitnessKind::Utility => {
+                let n = magnitude.len();
+                let w = out_weight.ok_or_else(|| {
+                    GrowError::invalid(
+                        "out_weight",
+                        "the utility fitness needs each neuron's mean |outgoing weight|",
+                    )
+                })?;
+                if w.len() != n {
+                    return Err(GrowError::invalid(
+                        "out_weight",
+                        format!(
+                            "has {} values, expected one per neuron of layer {layer} ({n})",
+                            w.len()
+                        ),
+                    ));
+                }
+                if let Some(i) = w.iter().position(|x| !x.is_finite() || *x < 0.0) {
+                    return Err(GrowError::invalid(
+                        format!("out_weight[{i}]"),
+                        format!("must be finite and non-negative, got {}", w[i]),
+                    ));
+                }
+                magnitude.iter().zip(w).map(|(m, w)| m * w).collect()
+            }
+            FitnessKind::Dormancy => {
+                let mean = magnitude.iter().sum::<f64>() / magnitude.len().max(1) as f64;
+                magnitude
+                    .iter()
+                    .map(|m| if mean > 0.0 { m / mean } else { 0.0 })
+                    .collect()
+            }
+        })
     }
 
     /// Each neuron's stage code in a layer: 0 newborn, 1 mature, 2 senior.

@@ -2,8 +2,8 @@
 //! proportional to the number of edges), and converts results. No algorithm lives here.
 
 use growcore_core::{
-    AlphaRule, ApoptosisSpec, BlockInput, BlockKey, Distribution, Graph, InitSpec, Observation,
-    Regrowth, Scores, StageAges, StatsConfig,
+    AlphaRule, ApoptosisSpec, BlockInput, BlockKey, Distribution, FitnessKind, Graph, InitSpec,
+    Observation, Regrowth, Scores, StageAges, StatsConfig,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
 use parking_lot::RwLock;
@@ -895,6 +895,30 @@ impl PyGraph {
             .normalized_fitness(layer, raw.as_deref())
             .or_raise()?;
         Ok(z.into_pyarray(py))
+    }
+
+    /// A layer's raw fitness, one value per slot: "default" (the accumulated
+    /// alpha*grad_norm + beta*variance - gamma*stagnation), "utility" (Continual Backprop:
+    /// activation magnitude x `out_weight`, each neuron's mean |outgoing weight|) or "dormancy"
+    /// (ReDo: activation magnitude over the layer's mean). Activation magnitude is the RMS
+    /// sqrt(E[h^2]) of the accumulated statistics.
+    #[pyo3(signature = (layer, kind="default", out_weight=None))]
+    fn fitness_scores<'py>(
+        &self,
+        py: Python<'py>,
+        layer: &Bound<'_, PyAny>,
+        kind: &str,
+        out_weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let layer = self.layer(layer)?;
+        let kind = FitnessKind::parse(kind).or_raise()?;
+        let w = out_weight.map(|w| f64_vec(w, "out_weight")).transpose()?;
+        let scores = self
+            .inner
+            .read()
+            .fitness_scores(layer, kind, w.as_deref())
+            .or_raise()?;
+        Ok(scores.into_pyarray(py))
     }
 
     /// Each neuron's life stage in a layer by age: 0 newborn (younger than `mature`), 1 mature,
