@@ -1,5 +1,6 @@
 """growcore.lineage: descendant counts against a brute-force search on lineages made by real
-Graph calls, Pearson/Spearman against scipy, the ordering check, filters, pandas and the plot."""
+Graph calls, Pearson/Spearman against scipy, the ordering check, filters, pandas, the plot, and
+the lineage statistics of Lifecycle."""
 
 from __future__ import annotations
 
@@ -342,6 +343,46 @@ def test_plot_family_tree_bad_input(tmp_path: Path) -> None:
     with pytest.raises(growcore.InvalidArgumentError, match="no neurons to draw"):
         L.plot_family_tree(empty, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+# ---------------------------------------------------------------------- Lifecycle
+
+
+def test_lifecycle_lineage_summary_reports_descendants_and_the_correlation() -> None:
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from growcore.torch import Lifecycle
+
+    def run(strategy):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 3))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        lc = Lifecycle(model, opt, interval=4, fraction=0.3, strategy=strategy, maturity_age=4)
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(32, 6, generator=g), torch.randint(0, 3, (32,), generator=g)
+        for _ in range(40):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            lc.step()
+        return lc
+
+    lc = run("crossover")
+    summary = lc.lineage_summary()
+    table = lc.graph.lineage()
+    hidden = np.isin(table["layer"], [1, 2])
+    counts = L.descendants(table, succession=False)[hidden]
+    assert summary["max_descendants"] == counts.max() >= 1
+    assert summary["mean_descendants"] == pytest.approx(counts.mean())
+    corr = summary["fitness_correlation"]
+    dead = {e["dead"] for e in lc.events}
+    assert corr["n"] == len(dead) + 18  # every victim at its death, every living hidden neuron now
+    assert -1.0 <= corr["pearson"] <= 1.0 and -1.0 <= corr["spearman"] <= 1.0
+
+    preserving = run("function_preserving").lineage_summary()  # replacements only: no breeding
+    assert preserving["max_descendants"] == 0
+    assert preserving["fitness_correlation"]["pearson"] is None
 
 
 def test_the_plot_keeps_families_together() -> None:
