@@ -125,3 +125,16 @@ def test_existing_run_folder_is_not_overwritten(tmp_path: Path, capsys) -> None:
     run(tmp_path, "x", "--policy", "dense", "--epochs", "1")
     assert main(["run", *TINY, "--policy", "dense", "--out", str(tmp_path / "x")]) == 2
     assert "growcore run: error:" in capsys.readouterr().err
+
+
+def test_apoptosis_draws_one_family_tree_per_method(tmp_path: Path) -> None:
+    summary = run(tmp_path, "tree", "--policy", "dense,apoptosis", "--strategy", "crossover,random",
+                  "--rate", "0.2")
+    out = tmp_path / "tree"
+    trees = sorted(p.name for p in out.glob("family_tree*"))
+    assert trees == ["family_tree-apoptosis-crossover.png", "family_tree-apoptosis-random.png"]
+    for name in trees:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    crossover, replaced = (r["lineage"] for r in summary["runs"][1:])
+    assert crossover["max_descendants"] >= 1 and crossover["fitness_correlation"]["n"] >= 16
+    assert replaced["max_descendants"] == 0  # random regrowth replaces, it does not breed

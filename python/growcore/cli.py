@@ -99,7 +99,10 @@ def _run(args: argparse.Namespace) -> int:
     with RunLog(out) as log, _Progress(args.quiet) as progress:
         for config in configs:
             task = progress.add(f"{config.method} seed {config.seed}", config.epochs)
-            runs.append(train_run(config, data, log, progress=progress.callback(task)))
+            # One family tree per apoptosis method, from its first seed's run.
+            first = config.method == "apoptosis" and config.seed == args.seed
+            tree = out / f"family_tree-{config.label}.png" if first else None
+            runs.append(train_run(config, data, log, progress=progress.callback(task), family_tree=tree))
         summary = _summary(args, data.name, runs)
         log.summary(summary)
         log.plot_accuracy()

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 import growcore
+from growcore import lineage
 from growcore.errors import InvalidArgumentError
 from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.optim import zero_state
@@ -285,7 +286,12 @@ class Lifecycle:
         return sum(1 for e in self.events if e["kind"] == "apoptosis") / hidden
 
     def lineage_summary(self) -> dict[str, Any]:
-        """Generations and descendants over the hidden neurons' lineage."""
+        """Generations and descendants over the hidden neurons' lineage.
+
+        ``neurons_ever``, ``max_generation``, ``mean_generation_alive``, and from
+        :meth:`descent_summary` ``max_descendants``, ``mean_descendants`` and
+        ``fitness_correlation``.
+        """
         table = self.graph.lineage()
         hidden = np.isin(table["layer"], self.hidden)
         alive = hidden & (table["cause"] == "alive")
@@ -293,6 +299,33 @@ class Lifecycle:
             "neurons_ever": int(hidden.sum()),
             "max_generation": int(table["generation"][hidden].max()),
             "mean_generation_alive": float(table["generation"][alive].mean()),
+            **self.descent_summary(table),
+        }
+
+    def descent_summary(self, table: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Descendants through breeding and their correlation with fitness, hidden neurons only.
+
+        ``max_descendants`` and ``mean_descendants`` are over every hidden neuron ever, counted
+        by :func:`growcore.lineage.descendants` without succession links (a random or
+        function-preserving newborn names the neuron it replaced as its parent but inherits
+        nothing from it, so those strategies leave 0 descendants). ``fitness_correlation`` is
+        :func:`growcore.lineage.evolutionary_fitness` (``n``, ``pearson``, ``spearman``; ``None``
+        where undefined) over the hidden neurons with a known normalised fitness: each one killed
+        by apoptosis at its death (the event's ``fitness``), each living one now.
+        """
+        table = self.graph.lineage() if table is None else table
+        hidden = np.isin(table["layer"], self.hidden)
+        fitness = lineage.death_fitness(self.events)
+        for layer in self.hidden:
+            fitness.update(zip(self.graph.ids(layer).tolist(), self.graph.normalized_fitness(layer).tolist()))
+        counts = lineage.descendants(table, succession=False)[hidden]
+        corr = lineage.evolutionary_fitness(table, fitness, succession=False)
+        return {
+            "max_descendants": int(counts.max()),
+            "mean_descendants": float(counts.mean()),
+            "fitness_correlation": {
+                k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in corr.items()
+            },
         }
 
     # ------------------------------------------------------------------ checkpoints

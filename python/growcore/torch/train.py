@@ -5,6 +5,7 @@ behind ``growcore run``. Deterministic on CPU for a seed: the same structure, ev
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from torch import nn
 
 from growcore.data import Dataset
 from growcore.errors import InvalidArgumentError
+from growcore.lineage import plot_family_tree
 from growcore.log import RunLog, run_name
 from growcore.torch.controller import SparseController
 from growcore.torch.lifecycle import STRATEGIES, Lifecycle
@@ -82,11 +84,14 @@ def train_run(
     data: Dataset,
     log: RunLog | None = None,
     progress: Callable[[int, int], None] | None = None,
+    family_tree: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Trains one model and returns its summary (the fields of ``summary.json``'s runs).
 
     Metrics go to ``log`` once per epoch, structural events as they happen; ``progress(epoch,
-    epochs)`` is called after every epoch.
+    epochs)`` is called after every epoch. An apoptosis run draws its hidden layers' family tree
+    (:func:`growcore.lineage.plot_family_tree`) into the PNG file ``family_tree`` if given;
+    other methods ignore it.
     """
     run = run_name(config.label, config.seed)
     torch.manual_seed(config.seed)
@@ -174,6 +179,9 @@ def train_run(
             "turnover": lifecycle.turnover(),
             "lineage": lifecycle.lineage_summary(),
         }
+        if family_tree is not None:
+            plot_family_tree(lifecycle.graph.lineage(), family_tree, layer=lifecycle.hidden,
+                             title=f"{run}: hidden neurons", end=lifecycle.step_count)
     return {
         "run": run,
         "method": config.label,
