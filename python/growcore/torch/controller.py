@@ -240,14 +240,14 @@ class SparseController:
         device = layer.mask.device
         dropped = torch.as_tensor(plan["drop_rows"] * cols + plan["drop_cols"], device=device)
         grown = torch.as_tensor(plan["grow_rows"] * cols + plan["grow_cols"], device=device)
-        # scatter_ with a scalar is the cheapest in-place index write on CPU (about half the time
-        # of ``t[index] = value``); the two index sets are written apart rather than concatenated.
+        # The two index sets are written apart rather than concatenated (a copy of 1M indices
+        # for a 30% update of a 4096 x 4096 layer costs as much as a write).
         mask = layer.mask.view(-1)
-        mask.scatter_(0, dropped, False)
-        mask.scatter_(0, grown, True)
+        mask.index_fill_(0, dropped, False)
+        mask.index_fill_(0, grown, True)
         weight = layer.weight.view(-1)
         for changed in (dropped, grown):
-            weight.scatter_(0, changed, 0.0)
+            weight.index_fill_(0, changed, 0.0)
             zero_state(self.optimizer, layer.weight, changed)
 
     # ------------------------------------------------------------------ statistics

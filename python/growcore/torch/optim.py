@@ -27,7 +27,7 @@ def zero_state(optimizer: torch.optim.Optimizer, param: torch.Tensor, flat_index
         if isinstance(value, torch.Tensor) and value.shape == param.shape and value.dim() > 0:
             index = flat_index.to(value.device)
             if value.is_contiguous():
-                value.view(-1).scatter_(0, index, 0)
+                value.view(-1)[index] = 0
             else:  # still in place: index through the unravelled coordinates
                 value[torch.unravel_index(index, value.shape)] = 0
             touched += 1
