@@ -10,8 +10,8 @@ Three tables:
    rigl-torch update (two full top-k passes over the dense scores, dense mask algebra, masking of
    weights, gradient and optimizer state). Before every repeat, untimed, the kept weights and the
    whole gradient are refilled with fresh normal values on both sides. Also: growcore's time
-   split into the core's decision, the plan's application and the re-masking, and the peak
-   resident memory each side adds during one update.
+   split into the core's decision, the plan's application and the re-masking, and how far each
+   side's first update raises the process's peak resident memory.
 2. **A whole RigL training run**: an MLP (784-1024-1024-10 by default) on fixed random batches
    of 128, Adam, every Linear at 10% (uniform), RigL every 100 steps with growcore's cosine
    schedule (0.3 decaying to 0 at 75% of the run). Plain loop: ``w.mul_(mask)`` after every
@@ -125,10 +125,13 @@ def bench_update(repeats: int) -> None:
         (peer_update, lambda: _refill(peer, peer_mask, gen)),
         (lean_update, lambda: _refill(lean, lean_mask, gen)),
     ]
-    # Warm-up (first touches, thread pools), then interleaved timed repeats.
+    # Warm-up (first touches, thread pools), measuring how far each side's first update raises
+    # the process's peak memory; then interleaved timed repeats.
+    mems = []
     for fn, refill in sides:
         refill()
-        fn()
+        mems.append(peak_added(fn))
+    mem_ours, mem_peer, mem_lean = mems
     t_ours: list[float] = []
     t_peer: list[float] = []
     t_lean: list[float] = []
@@ -154,12 +157,6 @@ def bench_update(repeats: int) -> None:
         split["apply"].append(t2 - t1)
         split["mask"].append(t3 - t2)
 
-    _refill(ours, mask, gen)
-    mem_ours = peak_added(ctl.step)
-    _refill(peer, peer_mask, gen)
-    mem_peer = peak_added(peer_update)
-    _refill(lean, lean_mask, gen)
-    mem_lean = peak_added(lean_update)
 
     def ms(xs: list[float]) -> str:
         return f"{statistics.median(xs) * 1e3:.0f} ms"
@@ -188,8 +185,8 @@ def bench_update(repeats: int) -> None:
     print(f"\ngrowcore is {ratio:.1f}x faster than rigl-torch's update (ratio of medians; per-repeat ratios "
           f"{min(p / o for p, o in zip(t_peer, t_ours)):.1f}-{max(p / o for p, o in zip(t_peer, t_ours)):.1f}x) "
           f"and {statistics.median(t_lean) / statistics.median(t_ours):.1f}x faster than the leaner plain-torch update")
-    print("(peak memory added: growth of the process's peak resident memory during one update; memory the "
-          "process already holds from earlier allocations does not count)")
+    print("(peak memory added: growth of the process's peak resident memory during each side's first update, "
+          "above what the process held just before)")
 
 
 # ---------------------------------------------------------------------------------------- 2. run
