@@ -9,7 +9,11 @@ ratio of medians (plain / growcore, > 1 means growcore is faster).
 - a whole RigL training run (MLP 784-512-512-10, batch 128, Adam, 300 steps, RigL every 100
   steps), growcore with its statistics on and off against the plain loop.
 
-``benches/torch_table.py`` measures the same with more repeats and prints tables.
+``benches/torch_table.py`` measures the same with more repeats and prints tables; its training-run
+figures are the ones to quote: it interleaves the loops repeat by repeat, while pytest-benchmark
+runs all rounds of one test before the next, so a change in the machine's load between tests
+shows up in the ratio (on a shared 2-core machine the run groups here have come out anywhere
+from 0.9x to 1.16x).
 
     python -m pytest benches/test_torch_bench.py --benchmark-only
 """
@@ -29,7 +33,7 @@ UPDATE = "one RigL update, 4096x4096 at 10%, Adam"
 
 
 @pytest.fixture(scope="module")
-def gen() -> "torch.Generator":
+def gen():  # -> torch.Generator
     return torch.Generator().manual_seed(1)
 
 
@@ -107,29 +111,7 @@ def test_run_growcore(benchmark, stats: bool) -> None:
     kind = "growcore, stats on" if stats else "growcore, stats off"
 
     def setup() -> tuple[tuple, dict]:
-        return (Run(kind, def test_update_topk_dense(benchmark, gen) -> None:
-    benchmark.group = UPDATE
-    benchmark.extra_info["impl"] = "plain torch, leaner (top-k of the count only)"
-    torch.manual_seed(0)
-    layer, opt = _linear_with_adam()
-    mask = torch.rand(layer.weight.shape) < DENSITY
-    with torch.no_grad():
-        layer.weight.mul_(mask)
-    nnz = int(mask.sum())
-
-    def setup() -> tuple[tuple, dict]:
-        _refill(layer, mask, gen)
-        return (), {}
-
-    def update() -> None:
-        assert layer.weight.grad is not None
-        topk_dense_update(layer.weight, mask, layer.weight.grad, FRACTION, opt)
-
-    benchmark.pedantic(update, setup=setup, rounds=5, warmup_rounds=1)
-    assert int(mask.sum()) == nnz
-
-
-SIZES, BATCH, STEPS),), {}
+        return (Run(kind, SIZES, BATCH, STEPS),), {}
 
     benchmark.pedantic(lambda run: run(), setup=setup, rounds=3, warmup_rounds=1)
 
@@ -140,28 +122,6 @@ def test_run_plain(benchmark, stats: bool) -> None:
     benchmark.extra_info["impl"] = "plain torch masks + rigl-torch's update"
 
     def setup() -> tuple[tuple, dict]:
-        return (Run("plain", def test_update_topk_dense(benchmark, gen) -> None:
-    benchmark.group = UPDATE
-    benchmark.extra_info["impl"] = "plain torch, leaner (top-k of the count only)"
-    torch.manual_seed(0)
-    layer, opt = _linear_with_adam()
-    mask = torch.rand(layer.weight.shape) < DENSITY
-    with torch.no_grad():
-        layer.weight.mul_(mask)
-    nnz = int(mask.sum())
-
-    def setup() -> tuple[tuple, dict]:
-        _refill(layer, mask, gen)
-        return (), {}
-
-    def update() -> None:
-        assert layer.weight.grad is not None
-        topk_dense_update(layer.weight, mask, layer.weight.grad, FRACTION, opt)
-
-    benchmark.pedantic(update, setup=setup, rounds=5, warmup_rounds=1)
-    assert int(mask.sum()) == nnz
-
-
-SIZES, BATCH, STEPS),), {}
+        return (Run("plain", SIZES, BATCH, STEPS),), {}
 
     benchmark.pedantic(lambda run: run(), setup=setup, rounds=3, warmup_rounds=1)
