@@ -84,37 +84,45 @@ impl Graph {
             ));
         }
         let droppable = block.nnz() - block.meta.iter().filter(|&&m| meta_frozen(m)).count();
+        // Both selections come back sorted by (row, col), with their rank keys.
         let mut dropped = select(block, count.min(droppable), &drop, Pick::Present)?;
         // Growth may run short of candidates; then only the best-ranked drops happen. With
         // `regrow_dropped` the drops are also grow candidates, so shrink until both agree.
         let mut grown;
         loop {
-            let again = if regrow_dropped {
-                sorted(&dropped)
+            let again: Vec<(u32, u32)> = if regrow_dropped {
+                dropped.iter().map(|&(_, r, c)| (r, c)).collect()
             } else {
                 Vec::new()
             };
             grown = match grow {
-                Scores::Random => random_absent(block, dropped.len(), &again, &mut self.rng),
+                Scores::Random => random_absent(block, dropped.len(), &again, &mut self.rng)
+                    .into_iter()
+                    .map(|(r, c)| (0, r, c))
+                    .collect(),
                 _ => select(block, dropped.len(), &grow, Pick::Absent(&again))?,
             };
             if grown.len() == dropped.len() {
                 break;
             }
-            dropped.truncate(grown.len());
+            keep_best(&mut dropped, grown.len());
         }
-        let dropped = sorted(&dropped);
-        let grown = sorted(&grown);
         let plan = RewirePlan {
-            drop_rows: dropped.iter().map(|&(r, _)| r).collect(),
-            drop_cols: dropped.iter().map(|&(_, c)| c).collect(),
-            grow_rows: grown.iter().map(|&(r, _)| r).collect(),
-            grow_cols: grown.iter().map(|&(_, c)| c).collect(),
+            drop_rows: dropped.iter().map(|&(_, r, _)| r).collect(),
+            drop_cols: dropped.iter().map(|&(_, _, c)| c).collect(),
+            grow_rows: grown.iter().map(|&(_, r, _)| r).collect(),
+            grow_cols: grown.iter().map(|&(_, _, c)| c).collect(),
         };
         let none: (&[u32], &[u32]) = (&[], &[]);
         let drops = (plan.drop_rows.as_slice(), plan.drop_cols.as_slice());
         let grows = (plan.grow_rows.as_slice(), plan.grow_cols.as_slice());
-        if grown.iter().any(|p| dropped.binary_search(p).is_ok()) {
+        let regrown = regrow_dropped
+            && grown.iter().any(|&(_, r, c)| {
+                dropped
+                    .binary_search_by(|&(_, dr, dc)| (dr, dc).cmp(&(r, c)))
+                    .is_ok()
+            });
+        if regrown {
             // An edge dropped and grown again is reborn now: two passes, neither of which can
             // fail, since the plan was built from the block itself.
             self.rewire(key, drops, none)?;
@@ -207,17 +215,35 @@ fn check_scores(arg: &str, block: &CsrBlock, scores: &Scores<'_>) -> Result<()> 
 }
 
 fn first_nonfinite(arg: &str, values: &[f32]) -> Result<()> {
-    let bad = if values.len() >= 1 << 16 {
-        values.par_iter().position_first(|v| !v.is_finite())
-    } else {
-        values.iter().position(|v| !v.is_finite())
+    // The largest magnitude bit pattern of a block tells whether it holds a NaN or an infinity;
+    // a max over u32 vectorises, a per-value early exit does not.
+    const BLOCK: usize = 1 << 14;
+    let finite = |block: &[f32]| {
+        block
+            .iter()
+            .map(|v| v.to_bits() & 0x7fff_ffff)
+            .max()
+            .unwrap_or(0)
+            < 0x7f80_0000
     };
-    match bad {
-        Some(index) => Err(GrowError::NonFinite {
-            arg: arg.to_string(),
-            index,
-            value: values[index],
-        }),
+    let bad_block = if values.len() >= 1 << 18 {
+        values.par_chunks(BLOCK).position_first(|b| !finite(b))
+    } else {
+        values.chunks(BLOCK).position(|b| !finite(b))
+    };
+    match bad_block {
+        Some(b) => {
+            let index = b * BLOCK
+                + values[b * BLOCK..]
+                    .iter()
+                    .position(|v| !v.is_finite())
+                    .expect("a block with a non-finite value");
+            Err(GrowError::NonFinite {
+                arg: arg.to_string(),
+                index,
+                value: values[index],
+            })
+        }
         None => Ok(()),
     }
 }
@@ -225,20 +251,21 @@ fn first_nonfinite(arg: &str, values: &[f32]) -> Result<()> {
 /// Rank key of a finite score: larger wins. The bits of a non-negative float order like the
 /// float itself; for `Present` the bits are inverted so the smallest magnitude wins.
 fn rank(value: f32, pick: Pick<'_>) -> u32 {
-    let bits = value.abs().to_bits();
+    let bits = value.to_bits() & 0x7fff_ffff;
     match pick {
         Pick::Present => !bits,
         Pick::Absent(_) => bits,
     }
 }
 
-/// Calls `emit(row, col, rank)` for every competing position of rows `r0..r1`.
-fn visit(
+/// Calls `emit(row, col, rank)` for every competing position of rows `r0..r1`, in (row, col)
+/// order for dense scores and in list order for listed ones.
+fn visit<F: FnMut(u32, u32, u32)>(
     block: &CsrBlock,
     scores: &Scores<'_>,
     pick: Pick<'_>,
     (r0, r1): (u32, u32),
-    emit: &mut dyn FnMut(u32, u32, u32),
+    mut emit: F,
 ) {
     let n_cols = block.n_cols as usize;
     match (*scores, pick) {
@@ -247,33 +274,40 @@ fn visit(
                 let range =
                     block.indptr[r as usize] as usize..block.indptr[r as usize + 1] as usize;
                 let row_values = &values[r as usize * n_cols..][..n_cols];
-                for p in range {
-                    if !meta_frozen(block.meta[p]) {
-                        let c = block.indices[p];
+                for (&c, &m) in block.indices[range.clone()].iter().zip(&block.meta[range]) {
+                    if !meta_frozen(m) {
                         emit(r, c, rank(row_values[c as usize], pick));
                     }
                 }
             }
         }
         (Scores::Dense(values), Pick::Absent(again)) => {
+            let mut again = &again[again.partition_point(|&(rr, _)| rr < r0)..];
             for r in r0..r1 {
                 let present = &block.indices
                     [block.indptr[r as usize] as usize..block.indptr[r as usize + 1] as usize];
                 let row_values = &values[r as usize * n_cols..][..n_cols];
-                let start = again.partition_point(|&(rr, _)| rr < r);
-                let mut again = again[start..]
-                    .iter()
-                    .take_while(|&&(rr, _)| rr == r)
-                    .peekable();
-                let mut next_present = present.iter().peekable();
-                for (c, &v) in row_values.iter().enumerate() {
-                    let c = c as u32;
-                    if next_present.next_if_eq(&&c).is_some()
-                        && again.next_if(|&&(_, cc)| cc == c).is_none()
-                    {
-                        continue;
+                let here = again.partition_point(|&(rr, _)| rr == r);
+                let (mut again_row, rest) = again.split_at(here);
+                again = rest;
+                // The runs of absent columns between present ones, and the present columns
+                // listed in `again` (a subset of the present ones, sorted).
+                let mut from = 0usize;
+                for &p in present {
+                    let p = p as usize;
+                    for (c, &v) in row_values[from..p].iter().enumerate() {
+                        emit(r, (from + c) as u32, rank(v, pick));
                     }
-                    emit(r, c, rank(v, pick));
+                    if let Some((&(_, cc), tail)) = again_row.split_first() {
+                        if cc as usize == p {
+                            emit(r, cc, rank(row_values[p], pick));
+                            again_row = tail;
+                        }
+                    }
+                    from = p + 1;
+                }
+                for (c, &v) in row_values[from..].iter().enumerate() {
+                    emit(r, (from + c) as u32, rank(v, pick));
                 }
             }
         }
@@ -300,13 +334,19 @@ fn visit(
     }
 }
 
-/// The `n` best competing positions, best first: by rank descending, then (row, col).
+/// The `n` best competing positions (by rank descending, ties to the smaller (row, col)) as
+/// (rank, row, col), sorted by (row, col); all of them when fewer than `n` compete.
+///
+/// Two passes over the scores, in parallel over row chunks: the first counts the candidates in
+/// each bucket of the top 16 rank bits, which finds the bucket holding the n-th best; the second
+/// keeps the candidates at or above that bucket, in (row, col) order. Only that bucket's ties
+/// are ranked further, so nothing of size `n` is ever sorted.
 fn select(
     block: &CsrBlock,
     n: usize,
     scores: &Scores<'_>,
     pick: Pick<'_>,
-) -> Result<Vec<(u32, u32)>> {
+) -> Result<Vec<(u32, u32, u32)>> {
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -314,46 +354,86 @@ fn select(
         Scores::Dense(_) => row_chunks(block.n_rows),
         _ => vec![(0, block.n_rows)],
     };
-    // Pass 1: how many candidates fall in each bucket of the top 16 rank bits.
+    // Pass 1: how many candidates fall in each bucket of the top 16 rank bits, per chunk.
     let histogram = |&chunk: &(u32, u32)| {
         let mut h = vec![0u64; 1 << 16];
-        visit(block, scores, pick, chunk, &mut |_, _, key| {
+        visit(block, scores, pick, chunk, |_, _, key| {
             h[(key >> 16) as usize] += 1
         });
         h
     };
-    let parts: Vec<Vec<u64>> = chunks.par_iter().map(histogram).collect();
+    let histograms: Vec<Vec<u64>> = chunks.par_iter().map(histogram).collect();
     let mut counts = vec![0u64; 1 << 16];
-    for part in &parts {
-        for (total, c) in counts.iter_mut().zip(part) {
-            *total += c;
-        }
+    for h in &histograms {
+        counts.iter_mut().zip(h).for_each(|(total, c)| *total += c);
     }
     // The bucket holding the n-th best: everything above it wins, part of it ties.
     let mut above = 0u64;
     let mut bucket = None;
-    for b in (0..1usize << 16).rev() {
+    for b in (0..counts.len()).rev() {
         if above + counts[b] >= n as u64 {
             bucket = Some(b as u32);
             break;
         }
         above += counts[b];
     }
-    // Pass 2: collect the winners and the bucket's candidates.
+    // Pass 2: the candidates at or above the bucket (all of them when fewer than n compete),
+    // each chunk into a vector of the size its histogram predicts.
     let threshold = bucket.unwrap_or(0);
-    let collect = |&chunk: &(u32, u32)| {
-        let mut picked = Vec::new();
-        visit(block, scores, pick, chunk, &mut |r, c, key| {
+    let collect = |(&chunk, h): (&(u32, u32), &Vec<u64>)| {
+        let size: u64 = h[threshold as usize..].iter().sum();
+        let mut picked = Vec::with_capacity(size as usize);
+        visit(block, scores, pick, chunk, |r, c, key| {
             if key >> 16 >= threshold {
                 picked.push((key, r, c));
             }
         });
         picked
     };
-    let mut picked: Vec<(u32, u32, u32)> = chunks.par_iter().flat_map_iter(collect).collect();
-    picked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
-    picked.truncate(n);
-    Ok(picked.into_iter().map(|(_, r, c)| (r, c)).collect())
+    let parts: Vec<Vec<(u32, u32, u32)>> =
+        chunks.par_iter().zip(&histograms).map(collect).collect();
+    let mut picked = parts.concat();
+    if !matches!(scores, Scores::Dense(_)) {
+        picked.sort_unstable_by_key(|&(_, r, c)| (r, c));
+    }
+    if bucket.is_none() || picked.len() <= n {
+        return Ok(picked);
+    }
+    // Within the bucket: the `need` best keys win; of the keys equal to the last winning one,
+    // the first in (row, col) order.
+    let need = n - above as usize;
+    let mut ties: Vec<u32> = picked
+        .iter()
+        .filter(|&&(key, _, _)| key >> 16 == threshold)
+        .map(|&(key, _, _)| key)
+        .collect();
+    let (_, &mut cut, _) = ties.select_nth_unstable_by(need - 1, |a, b| b.cmp(a));
+    let mut equal_quota = need - ties.iter().filter(|&&k| k > cut).count();
+    picked.retain(|&(key, _, _)| {
+        if key > cut {
+            true
+        } else if key == cut && equal_quota > 0 {
+            equal_quota -= 1;
+            true
+        } else {
+            false
+        }
+    });
+    debug_assert_eq!(picked.len(), n);
+    Ok(picked)
+}
+
+/// Keeps the `n` best of `chosen` ((rank, row, col), sorted by (row, col)): by rank descending,
+/// ties to the smaller (row, col); the result stays sorted by (row, col).
+fn keep_best(chosen: &mut Vec<(u32, u32, u32)>, n: usize) {
+    if n >= chosen.len() {
+        return;
+    }
+    let mut order: Vec<(u32, u32, u32)> = chosen.clone();
+    order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    order.truncate(n);
+    order.sort_unstable_by_key(|&(_, r, c)| (r, c));
+    *chosen = order;
 }
 
 /// `n` distinct positions drawn uniformly among the absent ones (plus `again`, sorted), sorted
@@ -398,12 +478,6 @@ fn random_absent(
             .map(|i| all[i])
             .collect()
     };
-    out.sort_unstable();
-    out
-}
-
-fn sorted(positions: &[(u32, u32)]) -> Vec<(u32, u32)> {
-    let mut out = positions.to_vec();
     out.sort_unstable();
     out
 }

@@ -252,3 +252,60 @@ fn bad_scores_are_refused_and_change_nothing() {
     );
     assert!(g == before);
 }
+
+/// A block large enough for many row chunks and a bucket of near-ties that is only partly taken:
+/// scores drawn from a few thousand distinct values, so exact ties cross chunk boundaries.
+#[test]
+fn large_blocks_pick_exactly_the_reference() {
+    use rand::{Rng, SeedableRng};
+    let (rows, cols) = (300u32, 200u32);
+    for (density, count, regrow, seed) in [
+        (0.1, 1800, false, 1),
+        (0.5, 9000, true, 2),
+        (0.9, 20000, false, 3),
+    ] {
+        let mut g = graph(rows, cols, density, seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = (rows * cols) as usize;
+        let w: Vec<f32> = (0..n)
+            .map(|_| rng.random_range(-3000i32..3000) as f32 * 1e-3)
+            .collect();
+        let s: Vec<f32> = (0..n)
+            .map(|_| rng.random_range(-3000i32..3000) as f32 * 1e-3)
+            .collect();
+        let (want_drop, want_grow) = reference(&g, &w, &s, count, regrow);
+        let plan = g
+            .prune_and_grow((0, 1), Scores::Dense(&w), Scores::Dense(&s), count, regrow)
+            .unwrap();
+        assert_eq!(
+            pairs(&plan.drop_rows, &plan.drop_cols),
+            want_drop,
+            "drops at density {density}"
+        );
+        assert_eq!(
+            pairs(&plan.grow_rows, &plan.grow_cols),
+            want_grow,
+            "grows at density {density}"
+        );
+        g.validate().unwrap();
+    }
+}
+
+#[test]
+fn the_first_nonfinite_score_of_a_large_array_is_named() {
+    let (rows, cols) = (600u32, 500u32); // 300,000 scores: checked in parallel blocks
+    let mut g = graph(rows, cols, 0.1, 4);
+    let before = g.clone();
+    let ok = vec![1.0f32; (rows * cols) as usize];
+    let mut bad = ok.clone();
+    bad[123_457] = f32::NEG_INFINITY;
+    bad[250_000] = f32::NAN;
+    let err = g
+        .prune_and_grow((0, 1), Scores::Dense(&bad), Scores::Dense(&ok), 10, false)
+        .unwrap_err();
+    assert!(
+        matches!(&err, GrowError::NonFinite { arg, index: 123_457, .. } if arg == "drop_scores"),
+        "{err}"
+    );
+    assert!(g == before);
+}
