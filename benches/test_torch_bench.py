@@ -57,9 +57,16 @@ def test_update_growcore(benchmark, gen) -> None:
     assert int(mask.sum()) == nnz == ctl.graph.nnz
 
 
-def test_update_rigl_torch(benchmark, gen) -> None:
+@pytest.mark.parametrize(
+    ("impl", "peer_update"),
+    [
+        ("plain torch (rigl-torch's update)", rigl_torch_update),
+        ("plain torch, leaner (top-k of the count only)", topk_dense_update),
+    ],
+)
+def test_update_plain_torch(benchmark, gen, impl, peer_update) -> None:
     benchmark.group = UPDATE
-    benchmark.extra_info["impl"] = "plain torch (rigl-torch's update)"
+    benchmark.extra_info["impl"] = impl
     torch.manual_seed(0)
     layer, opt = _linear_with_adam()
     mask = torch.rand(layer.weight.shape) < DENSITY
@@ -73,29 +80,7 @@ def test_update_rigl_torch(benchmark, gen) -> None:
 
     def update() -> None:
         assert layer.weight.grad is not None
-        rigl_torch_update(layer.weight, mask, layer.weight.grad, FRACTION, opt)
-
-    benchmark.pedantic(update, setup=setup, rounds=5, warmup_rounds=1)
-    assert int(mask.sum()) == nnz
-
-
-def test_update_topk_dense(benchmark, gen) -> None:
-    benchmark.group = UPDATE
-    benchmark.extra_info["impl"] = "plain torch, leaner (top-k of the count only)"
-    torch.manual_seed(0)
-    layer, opt = _linear_with_adam()
-    mask = torch.rand(layer.weight.shape) < DENSITY
-    with torch.no_grad():
-        layer.weight.mul_(mask)
-    nnz = int(mask.sum())
-
-    def setup() -> tuple[tuple, dict]:
-        _refill(layer, mask, gen)
-        return (), {}
-
-    def update() -> None:
-        assert layer.weight.grad is not None
-        topk_dense_update(layer.weight, mask, layer.weight.grad, FRACTION, opt)
+        peer_update(layer.weight, mask, layer.weight.grad, FRACTION, opt)
 
     benchmark.pedantic(update, setup=setup, rounds=5, warmup_rounds=1)
     assert int(mask.sum()) == nnz
