@@ -204,11 +204,10 @@ class Lifecycle:
             return []
         w_in, w_out = incoming.weight, outgoing.weight
         slots = torch.as_tensor(plan["slot"], device=w_in.device)
-        lineage_ids = self.graph.lineage()
-        parents_of = {int(i): (int(a), int(b)) for i, a, b in zip(lineage_ids["id"], lineage_ids["parent_a"], lineage_ids["parent_b"])}
-        # Parents' incoming weights, read before any row changes (parents are survivors anyway).
-        old_in = w_in.detach().clone()
-        old_bias = incoming.bias.detach().clone() if incoming.bias is not None else None
+        table = self.graph.lineage()  # ids index its rows
+        # Parents are survivors, whose rows this event never writes: read them in place.
+        old_in = w_in.detach()
+        old_bias = incoming.bias.detach() if incoming.bias is not None else None
         events = []
         for k in range(len(plan["slot"])):
             slot, strategy = int(plan["slot"][k]), str(plan["strategy"][k])
@@ -229,7 +228,7 @@ class Lifecycle:
                 "dead": int(plan["dead"][k]),
                 "born": born,
                 "strategy": strategy,
-                "parents": [p for p in parents_of[born] if p >= 0],
+                "parents": [int(p) for p in (table["parent_a"][born], table["parent_b"][born]) if p >= 0],
                 "parent_slots": [int(p) for p in (plan["parent_a"][k], plan["parent_b"][k]) if p >= 0],
                 "alpha": None if math.isnan(plan["alpha"][k]) else float(plan["alpha"][k]),
                 "fitness": float(plan["fitness"][k]),
