@@ -85,6 +85,15 @@ pub fn index_vec(obj: &Bound<'_, PyAny>, arg: &str, bound: u32, what: &str) -> P
         return Ok(Vec::new());
     };
     let ro = arr.readonly();
+    if let Ok(values) = ro.as_slice() {
+        // Contiguous: one vectorisable check (a negative value wraps above any bound), then
+        // one vectorisable narrowing.
+        if let Some(i) = values.iter().position(|&v| v as u64 >= u64::from(bound)) {
+            let msg = GrowError::out_of_range(format!("{arg}[{i}]"), values[i], bound as u64, what);
+            return Err(to_pyerr(msg));
+        }
+        return Ok(values.iter().map(|&v| v as u32).collect());
+    }
     let mut out = Vec::with_capacity(ro.len());
     for (i, &v) in ro.as_array().iter().enumerate() {
         if v < 0 || v >= bound as i64 {
