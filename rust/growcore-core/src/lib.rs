@@ -14,7 +14,9 @@ pub mod init;
 pub mod katz;
 pub mod lifecycle;
 pub mod neurons;
+pub mod profiles;
 pub mod prune_grow;
+pub mod senescence;
 pub mod state;
 pub mod stats;
 
@@ -29,8 +31,13 @@ pub use error::{GrowError, Result};
 pub use graph::{BlockInput, BlockKey, Graph, InitSpec};
 pub use init::Distribution;
 pub use katz::{katz, katz_general, Adjacency, Beta, Direction, Iteration};
-pub use lifecycle::{AlphaRule, ApoptosisSpec, FitnessKind, Regrowth, Replacement, StageAges};
+pub use lifecycle::{
+    AlphaRule, ApoptosisSpec, FitnessKind, ObjectiveScores, ObjectiveWeights, Regrowth,
+    Replacement, StageAges,
+};
 pub use neurons::{Fate, NeuronId, NeuronRecord};
+pub use profiles::Profiles;
 pub use prune_grow::{RewirePlan, Scores};
+pub use senescence::{Senescence, SenescenceSpec, SenescenceUpdate};
 pub use state::{GraphState, STATE_VERSION};
 pub use stats::{LayerStats, Observation, StatsConfig, StatsReport};

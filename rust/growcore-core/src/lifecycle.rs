@@ -91,6 +91,8 @@ pub struct Replacement {
     pub noise_seed: u64,
     /// Normalised fitness of the dead neuron when it died.
     pub fitness: f64,
+    /// Whether the neuron died escalated from senescence rather than for low fitness.
+    pub escalated: bool,
 }
 
 /// Which per-neuron score apoptosis ranks by.
@@ -120,6 +122,39 @@ impl FitnessKind {
             )),
         }
     }
+}
+
+/// Weights of the multi-objective fitness's terms (each term is z-scored within the layer
+/// first, so the weights compare like with like). Energy is a cost: it is subtracted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ObjectiveWeights {
+    pub importance: f64,
+    pub diversity: f64,
+    pub stability: f64,
+    pub energy: f64,
+}
+
+impl Default for ObjectiveWeights {
+    fn default() -> Self {
+        ObjectiveWeights {
+            importance: 1.0,
+            diversity: 0.5,
+            stability: 0.5,
+            energy: 0.25,
+        }
+    }
+}
+
+/// The raw terms of a multi-objective fitness (empty when a term's weight is 0 and its input
+/// was not given) and their combination.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectiveScores {
+    pub importance: Vec<f64>,
+    pub diversity: Vec<f64>,
+    pub stability: Vec<f64>,
+    pub energy: Vec<f64>,
+    /// `w_i z(importance) + w_d z(diversity) + w_s z(stability) - w_e z(energy)`.
+    pub fitness: Vec<f64>,
 }
 
 /// Life stages by age (steps since birth).
@@ -212,6 +247,115 @@ impl Graph {
         })
     }
 
+    /// How steady each neuron's activation level is: `1 - min(1, |fast_mean - mean| / std)`,
+    /// where `fast_mean` is the short EMA of the activation mean, `mean` the long one and `std`
+    /// the activation's standard deviation. 1 when the recent level matches the long-run level,
+    /// 0 when it has drifted by a standard deviation or more, and 0 before any observation.
+    pub fn stability(&self, layer: u32) -> Result<Vec<f64>> {
+        self.check_layer("layer", layer as i64)?;
+        let r = self.stats(layer);
+        Ok((0..r.mean.len())
+            .map(|i| {
+                if r.observations[i] == 0 {
+                    return 0.0;
+                }
+                let drift = (r.fast_mean[i] - r.mean[i]).abs();
+                let std = r.variance[i].max(0.0).sqrt();
+                if drift == 0.0 {
+                    1.0
+                } else if std == 0.0 {
+                    0.0
+                } else {
+                    1.0 - (drift / std).min(1.0)
+                }
+            })
+            .collect())
+    }
+
+    /// The multi-objective fitness of a layer: importance (`importance`, per slot, or the
+    /// accumulated fitness), diversity (per slot, for example [`crate::Profiles::diversity`]),
+    /// stability ([`Graph::stability`]) and energy (per slot, for example the RMS of the neuron's
+    /// weights), each z-scored within the layer and combined by `weights`. A term whose weight is
+    /// 0 may be left out; one whose weight is not 0 must be given.
+    pub fn multi_objective_fitness(
+        &self,
+        layer: u32,
+        weights: ObjectiveWeights,
+        importance: Option<&[f64]>,
+        diversity: Option<&[f64]>,
+        energy: Option<&[f64]>,
+    ) -> Result<ObjectiveScores> {
+        self.check_layer("layer", layer as i64)?;
+        let n = self.layer_size(layer) as usize;
+        for (name, w) in [
+            ("weights.importance", weights.importance),
+            ("weights.diversity", weights.diversity),
+            ("weights.stability", weights.stability),
+            ("weights.energy", weights.energy),
+        ] {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(GrowError::invalid(
+                    name,
+                    format!("must be finite and non-negative, got {w}"),
+                ));
+            }
+        }
+        let term = |name: &str, values: Option<&[f64]>, weight: f64| -> Result<Vec<f64>> {
+            match values {
+                None if weight == 0.0 => Ok(Vec::new()),
+                None => Err(GrowError::invalid(
+                    name,
+                    format!("is needed: its weight is {weight}"),
+                )),
+                Some(v) if v.len() != n => Err(GrowError::invalid(
+                    name,
+                    format!(
+                        "has {} values, expected one per neuron of layer {layer} ({n})",
+                        v.len()
+                    ),
+                )),
+                Some(v) => match v.iter().position(|x| !x.is_finite()) {
+                    Some(i) => Err(GrowError::invalid(
+                        format!("{name}[{i}]"),
+                        format!("must be finite, got {}", v[i]),
+                    )),
+                    None => Ok(v.to_vec()),
+                },
+            }
+        };
+        let accumulated;
+        let importance = match importance {
+            Some(v) => term("importance", Some(v), weights.importance)?,
+            None => {
+                accumulated = self.stats(layer).fitness;
+                accumulated
+            }
+        };
+        let diversity = term("diversity", diversity, weights.diversity)?;
+        let energy = term("energy", energy, weights.energy)?;
+        let stability = self.stability(layer)?;
+        let mut fitness = vec![0.0; n];
+        for (values, w) in [
+            (&importance, weights.importance),
+            (&diversity, weights.diversity),
+            (&stability, weights.stability),
+            (&energy, -weights.energy),
+        ] {
+            if w != 0.0 && !values.is_empty() {
+                for (f, z) in fitness.iter_mut().zip(zscores(values)) {
+                    *f += w * z;
+                }
+            }
+        }
+        Ok(ObjectiveScores {
+            importance,
+            diversity,
+            stability,
+            energy,
+            fitness,
+        })
+    }
+
     /// Each neuron's stage code in a layer: 0 newborn, 1 mature, 2 senior.
     pub fn stages(&self, layer: u32, ages: StageAges) -> Result<Vec<u8>> {
         self.check_layer("layer", layer as i64)?;
@@ -234,6 +378,10 @@ impl Graph {
     /// (new id, fresh statistics, lineage parents per the regrowth strategy). Returns what it
     /// did, in slot order; nothing changes on error.
     ///
+    /// `escalated` slots (senescent neurons escalated by [`crate::Senescence::update`]) die
+    /// too, with fate `Senescence`, on top of the fitness-ranked ones: they do not count
+    /// against `fraction` and are not parents. They must be distinct and mature.
+    ///
     /// Parents are drawn among the layer's mature survivors with probability proportional to
     /// `fitness - min + 1e-3` (normalised fitness, so the fittest are likeliest and every
     /// survivor has a chance). A crossover needs two distinct parents; with only one eligible
@@ -244,6 +392,7 @@ impl Graph {
         layer: u32,
         spec: &ApoptosisSpec,
         raw_fitness: Option<&[f64]>,
+        escalated: &[u32],
     ) -> Result<Vec<Replacement>> {
         if !(0.0..=1.0).contains(&spec.fraction) {
             return Err(GrowError::invalid(
@@ -267,8 +416,38 @@ impl Graph {
         }
         let fitness = self.normalized_fitness(layer, raw_fitness)?;
         let ages = self.ages(layer);
+        let mut doomed = vec![false; fitness.len()];
+        for (i, &s) in escalated.iter().enumerate() {
+            let arg = || format!("escalated[{i}]");
+            match ages.get(s as usize) {
+                None => {
+                    return Err(GrowError::out_of_range(
+                        arg(),
+                        s as i64,
+                        fitness.len() as u64,
+                        format!("layer {layer} of size {}", fitness.len()),
+                    ))
+                }
+                Some(&age) if age < spec.maturity_age => {
+                    return Err(GrowError::invalid(
+                        arg(),
+                        format!(
+                            "slot {s} is {age} steps old, younger than maturity_age {}",
+                            spec.maturity_age
+                        ),
+                    ))
+                }
+                _ if doomed[s as usize] => {
+                    return Err(GrowError::invalid(
+                        arg(),
+                        format!("slot {s} is named twice"),
+                    ))
+                }
+                _ => doomed[s as usize] = true,
+            }
+        }
         let eligible: Vec<u32> = (0..fitness.len() as u32)
-            .filter(|&s| ages[s as usize] >= spec.maturity_age)
+            .filter(|&s| ages[s as usize] >= spec.maturity_age && !doomed[s as usize])
             .collect();
         let cap = (spec.fraction * eligible.len() as f64).floor() as usize;
         let mut ranked: Vec<u32> = eligible
@@ -282,6 +461,7 @@ impl Graph {
                 .then(a.cmp(&b))
         });
         ranked.truncate(cap);
+        ranked.extend_from_slice(escalated);
         ranked.sort_unstable();
         let dying = ranked;
         let survivors: Vec<u32> = eligible
@@ -346,7 +526,12 @@ impl Graph {
                 .map(|&p| self.neurons[p as usize].generation + 1)
                 .max()
                 .unwrap_or(0);
-            self.neurons[dead as usize].die(step, Fate::Apoptosis);
+            let fate = if doomed[slot as usize] {
+                Fate::Senescence
+            } else {
+                Fate::Apoptosis
+            };
+            self.neurons[dead as usize].die(step, fate);
             let born = self.neurons.len() as NeuronId;
             self.neurons.push(NeuronRecord::newborn(
                 layer,
@@ -365,6 +550,7 @@ impl Graph {
                 alpha,
                 noise_seed,
                 fitness: fitness[slot as usize],
+                escalated: doomed[slot as usize],
             });
         }
         Ok(out)

@@ -14,6 +14,8 @@ pub enum Fate {
     Reset,
     /// Killed for low fitness by `apoptosis` and replaced in place by a newborn.
     Apoptosis,
+    /// Escalated from senescence to apoptosis and replaced in place by a newborn.
+    Senescence,
 }
 
 impl Fate {
@@ -23,6 +25,7 @@ impl Fate {
             Fate::Removed => "removed",
             Fate::Reset => "reset",
             Fate::Apoptosis => "apoptosis",
+            Fate::Senescence => "senescence",
         }
     }
 
@@ -31,9 +34,15 @@ impl Fate {
     }
 
     pub fn from_code(code: u8) -> Option<Self> {
-        [Fate::Alive, Fate::Removed, Fate::Reset, Fate::Apoptosis]
-            .get(code as usize)
-            .copied()
+        [
+            Fate::Alive,
+            Fate::Removed,
+            Fate::Reset,
+            Fate::Apoptosis,
+            Fate::Senescence,
+        ]
+        .get(code as usize)
+        .copied()
     }
 }
 

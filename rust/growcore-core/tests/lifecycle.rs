@@ -47,7 +47,7 @@ proptest! {
         let before = g.clone();
         let ids_before = g.num_ids() as u64;
         let spec = ApoptosisSpec { fraction, threshold, maturity_age: maturity, regrowth };
-        let plan = g.apoptosis(1, &spec, Some(&fitness)).unwrap();
+        let plan = g.apoptosis(1, &spec, Some(&fitness), &[]).unwrap();
 
         let eligible: Vec<u32> = (0..n).filter(|s| !young_slots.contains(s)).collect();
         let mut candidates: Vec<u32> = eligible.iter().copied()
@@ -112,7 +112,7 @@ proptest! {
         }
         // Determinism: the same graph and spec give the same plan.
         let mut again = before.clone();
-        prop_assert_eq!(again.apoptosis(1, &spec, Some(&fitness)).unwrap(), plan);
+        prop_assert_eq!(again.apoptosis(1, &spec, Some(&fitness), &[]).unwrap(), plan);
     }
 }
 
@@ -148,7 +148,7 @@ fn bad_specs_change_nothing() {
             "fitness[0]",
         ),
     ] {
-        let err = g.apoptosis(1, &s, fit.as_deref()).unwrap_err();
+        let err = g.apoptosis(1, &s, fit.as_deref(), &[]).unwrap_err();
         assert!(err.to_string().contains(word), "{err}");
         assert_eq!(g, before);
     }
@@ -156,7 +156,9 @@ fn bad_specs_change_nothing() {
         .unwrap_err()
         .to_string()
         .contains("magic"));
-    assert!(g.apoptosis(7, &spec(0.5, Regrowth::Random), None).is_err());
+    assert!(g
+        .apoptosis(7, &spec(0.5, Regrowth::Random), None, &[])
+        .is_err());
     assert_eq!(g, before);
 }
 

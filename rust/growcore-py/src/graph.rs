@@ -1008,7 +1008,7 @@ impl PyGraph {
         let plan = self
             .inner
             .write()
-            .apoptosis(layer, &spec, raw.as_deref())
+            .apoptosis(layer, &spec, raw.as_deref(), &[])
             .or_raise()?;
         let parent = |k: usize| -> Vec<i64> {
             plan.iter()
