@@ -6,7 +6,7 @@ from typing import Any, Literal, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Graph", "__version__", "katz", "katz_adjacency"]
+__all__ = ["Graph", "Senescence", "__version__", "diversity", "katz", "katz_adjacency", "redundant_pairs"]
 __version__: str
 
 _IndexLike = npt.ArrayLike
@@ -133,7 +133,18 @@ class Graph:
         maturity_age: int | None = None,
         alpha: tuple[float, float] | Literal["fitness"] | None = None,
         fitness: npt.ArrayLike | None = None,
+        escalated: npt.ArrayLike | None = None,
     ) -> dict[str, Any]: ...
+    def stability(self, layer: int) -> npt.NDArray[np.float64]: ...
+    def multi_objective_fitness(
+        self,
+        layer: int,
+        *,
+        importance: npt.ArrayLike | None = None,
+        diversity: npt.ArrayLike | None = None,
+        energy: npt.ArrayLike | None = None,
+        weights: tuple[float, float, float, float] = ...,  # (1.0, 0.5, 0.5, 0.25)
+    ) -> dict[str, npt.NDArray[np.float64]]: ...
     def lineage(self) -> dict[str, npt.NDArray[Any]]: ...
 
     # -- statistics ------------------------------------------------------------------------
@@ -187,3 +198,43 @@ def katz_adjacency(
     tol: float = 1e-6,
     max_iter: int = 1000,
 ) -> npt.NDArray[np.float64]: ...
+
+def diversity(profiles: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
+def redundant_pairs(profiles: npt.ArrayLike, threshold: float = 0.95) -> dict[str, npt.NDArray[Any]]: ...
+
+@final
+class Senescence:
+    """Each neuron's fitness history; flat fitness -> senescent -> escalated to apoptosis.
+
+    At each :meth:`update` a layer's fitness is sampled at the graph's step. Over the last
+    ``window`` samples a least-squares line is fitted; its relative slope is how far the line
+    moves over the window's span in units of the layer's fitness standard deviation. A neuron is
+    flat while ``|slope| < epsilon`` (flat since the first sample of its first flat window), is
+    senescent once flat for ``flat_steps`` steps (and at least ``min_age`` steps old), and is escalated ``escalate_after`` steps after
+    that (kill it with ``Graph.apoptosis(..., escalated=slots)``). Senescence is one-way. Per
+    update at most ``max_fraction`` of the layer turns senescent (flattest first) and at most
+    ``max_fraction`` is escalated (longest senescent first). Tracks follow neuron ids; the dead
+    are forgotten and newborns start with no samples.
+    """
+
+    def __init__(self) -> None: ...
+    def update(
+        self,
+        graph: Graph,
+        layer: int,
+        fitness: npt.ArrayLike | None = None,
+        *,
+        window: int = 5,
+        epsilon: float = 0.1,
+        flat_steps: int = 500,
+        escalate_after: int = 500,
+        max_fraction: float = 0.05,
+        min_age: int = 0,
+    ) -> dict[str, npt.NDArray[Any]]: ...
+    def senescent(self, graph: Graph, layer: int) -> npt.NDArray[np.int64]: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> Senescence: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]

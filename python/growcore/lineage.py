@@ -7,7 +7,7 @@ per neuron id ever issued, as returned by :meth:`growcore.Graph.lineage`:
 
 ``id``, ``layer``, ``slot`` (-1 when dead), ``birth_step``, ``death_step`` (-1 while alive),
 ``generation``, ``parent_a``, ``parent_b`` (-1 for none) and ``cause`` (``"alive"``,
-``"removed"``, ``"reset"`` or ``"apoptosis"``).
+``"removed"``, ``"reset"``, ``"apoptosis"`` or ``"senescence"``).
 
 Extra columns of the same length (for example ``descendants``) are allowed and carried along by
 :func:`lineage_table`.
@@ -23,7 +23,7 @@ inherit nothing but the slot: :meth:`Graph.reset_neurons` and the ``random`` and
 ``random`` without survivors) name the dead neuron as its replacement's only parent. Such a link
 is *succession* rather than breeding: a mutation or crossover child's parents are survivors. The
 table does not say which is which, so a link is taken for succession when the child has exactly
-one parent, in the same layer, which died by ``"reset"`` or ``"apoptosis"`` at the child's birth
+one parent, in the same layer, which died by ``"reset"``, ``"apoptosis"`` or ``"senescence"`` at the child's birth
 step. That matches every replacement the core makes; the one case it misreads is a mutation
 parent killed later in the same step its child was born (a second apoptosis or reset call on
 the layer before the step advances). ``succession=False`` drops these links.
@@ -43,9 +43,9 @@ import numpy.typing as npt
 from growcore.errors import InvalidArgumentError, OutOfRangeError
 
 COLUMNS = ("id", "layer", "slot", "birth_step", "death_step", "generation", "parent_a", "parent_b", "cause")
-CAUSES = ("alive", "removed", "reset", "apoptosis")
+CAUSES = ("alive", "removed", "reset", "apoptosis", "senescence")
 _INT_COLUMNS = ("id", "layer", "slot", "birth_step", "death_step", "generation", "parent_a", "parent_b")
-_CAUSE_COLOURS = {"alive": "tab:green", "removed": "tab:gray", "reset": "tab:orange", "apoptosis": "tab:red"}
+_CAUSE_COLOURS = {"alive": "tab:green", "removed": "tab:gray", "reset": "tab:orange", "apoptosis": "tab:red", "senescence": "tab:purple"}
 
 Table = Mapping[str, npt.NDArray[Any]]
 Int64Array = npt.NDArray[np.int64]
@@ -456,7 +456,7 @@ def _breeding_mask(table: Table, child_rows: Int64Array, parent_rows: Int64Array
     succeeded = (
         (parents_of[child_rows] == 1)
         & (layer[parent_rows] == layer[child_rows])
-        & np.isin(cause[parent_rows], ("reset", "apoptosis"))
+        & np.isin(cause[parent_rows], ("reset", "apoptosis", "senescence"))
         & (np.asarray(table["death_step"])[parent_rows] == np.asarray(table["birth_step"])[child_rows])
     )
     return np.asarray(~succeeded, dtype=np.bool_)

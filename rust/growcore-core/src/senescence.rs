@@ -3,7 +3,8 @@
 //! At each update the tracker samples every living neuron's fitness. Over the last `window`
 //! samples it fits a least-squares line and measures its *relative slope*: how far the line moves
 //! over the window's span, in units of the layer's current fitness standard deviation. A neuron
-//! is flat while `|relative slope| < epsilon`; flat for `flat_steps` steps, it becomes senescent;
+//! is flat while `|relative slope| < epsilon`; flat for `flat_steps` steps and at least `min_age`
+//! steps old, it becomes senescent;
 //! senescent for `escalate_after` more steps, it is escalated to apoptosis (the caller kills it
 //! with [`Graph::apoptosis`]'s `doomed` slots). Senescence is one-way: a senescent neuron stays
 //! senescent until it dies.
@@ -31,6 +32,8 @@ pub struct SenescenceSpec {
     pub epsilon: f64,
     /// Steps a neuron must stay flat to become senescent.
     pub flat_steps: Step,
+    /// Neurons younger than this never turn senescent (for example the senior age).
+    pub min_age: Step,
     /// Steps a senescent neuron lives before it is escalated to apoptosis.
     pub escalate_after: Step,
     /// At most this fraction of a layer turns senescent, and at most this fraction is
@@ -159,11 +162,13 @@ impl Senescence {
         }
 
         let cap = (spec.max_fraction * ids.len() as f64).floor() as usize;
+        let ages = graph.ages(layer);
         // The flattest candidates turn senescent first.
         let mut candidates: Vec<u32> = (0..ids.len() as u32)
             .filter(|&s| {
                 let t = &self.tracks[&ids[s as usize]];
                 t.senescent_since.is_none()
+                    && ages[s as usize] >= spec.min_age
                     && flat_for[s as usize].is_some_and(|f| f >= spec.flat_steps)
             })
             .collect();

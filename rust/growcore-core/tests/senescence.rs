@@ -21,6 +21,7 @@ fn spec(window: usize, flat_steps: u32, escalate_after: u32, max_fraction: f64) 
         window,
         epsilon: 0.05,
         flat_steps,
+        min_age: 0,
         escalate_after,
         max_fraction,
     }
@@ -124,12 +125,13 @@ proptest! {
     fn senescence_invariants(
         n in 1u32..12, seed in any::<u64>(), window in 2usize..5,
         flat_steps in 0u32..40, escalate_after in 0u32..40, max_fraction in 0.0f64..1.0,
+        min_age in 0u32..60,
         history in prop::collection::vec(prop::collection::vec(-3i32..3, 12), 1..14),
         deaths in prop::collection::vec(any::<bool>(), 14),
     ) {
         let mut g = graph(&[2, n, 1], seed);
         let mut tracker = Senescence::new();
-        let s = SenescenceSpec { window, epsilon: 0.3, flat_steps, escalate_after, max_fraction };
+        let s = SenescenceSpec { window, epsilon: 0.3, flat_steps, min_age, escalate_after, max_fraction };
         let cap = (max_fraction * n as f64).floor() as usize;
         let mut since = std::collections::BTreeMap::new();
         for (k, row) in history.iter().enumerate() {
@@ -142,7 +144,7 @@ proptest! {
                 prop_assert!(up.senescent.contains(&slot));
                 let age = g.ages(1)[slot as usize];
                 // Flat since its first full window began, at or after its birth.
-                prop_assert!(age >= flat_steps);
+                prop_assert!(age >= flat_steps && age >= min_age);
                 prop_assert!(age as usize >= (window - 1) * 10);
                 since.insert(g.ids(1)[slot as usize], g.step());
             }

@@ -140,6 +140,29 @@ fn real_vec<T: numpy::Element + Clone>(
     Ok(arr.readonly().as_array().to_vec())
 }
 
+/// A 2-D real array as row-major float64 values and its shape.
+pub fn f64_matrix(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<(Vec<f64>, (usize, usize))> {
+    let arr = asarray(obj, arg)?;
+    if arr.ndim() != 2 {
+        return Err(invalid(
+            arg,
+            format!("must be 2-D, got shape {:?}", arr.shape()),
+        ));
+    }
+    if arr.len() > 0 && !matches!(dtype_kind(&arr), b'b' | b'i' | b'u' | b'f') {
+        return Err(PyTypeError::new_err(format!(
+            "{arg}: expected real numbers, got an array of dtype {}",
+            arr.dtype()
+        )));
+    }
+    let shape = (arr.shape()[0], arr.shape()[1]);
+    let flat = arr
+        .call_method1("astype", ("float64",))?
+        .call_method1("reshape", (-1,))?
+        .cast_into::<numpy::PyArray1<f64>>()?;
+    Ok((flat.readonly().as_array().to_vec(), shape))
+}
+
 /// A 2-D boolean array as (row-major values, shape).
 pub fn bool_matrix(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<(Vec<bool>, (usize, usize))> {
     let arr = asarray(obj, arg)?;

@@ -3,7 +3,7 @@
 
 use growcore_core::{
     AlphaRule, ApoptosisSpec, BlockInput, BlockKey, Distribution, FitnessKind, Graph, InitSpec,
-    Observation, Regrowth, Scores, StageAges, StatsConfig,
+    ObjectiveWeights, Observation, Regrowth, Scores, StageAges, StatsConfig,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
 use parking_lot::RwLock;
@@ -961,7 +961,7 @@ impl PyGraph {
     /// Returns columns over the replacements, in slot order: slot, dead, born (ids), parent_a,
     /// parent_b (slots, -1 for none), alpha (NaN for none), noise_seed (uint64), fitness
     /// (normalised, of the dead neuron), and "strategy" as actually applied per replacement.
-    #[pyo3(signature = (layer, fraction, *, strategy="random", threshold=None, maturity_age=None, alpha=None, fitness=None))]
+    #[pyo3(signature = (layer, fraction, *, strategy="random", threshold=None, maturity_age=None, alpha=None, fitness=None, escalated=None))]
     #[allow(clippy::too_many_arguments)]
     fn apoptosis<'py>(
         &self,
@@ -973,8 +973,21 @@ impl PyGraph {
         maturity_age: Option<&Bound<'_, PyAny>>,
         alpha: Option<&Bound<'_, PyAny>>,
         fitness: Option<&Bound<'_, PyAny>>,
+        escalated: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let layer = self.layer(layer)?;
+        let size = self.inner.read().layer_size(layer);
+        let escalated = escalated
+            .map(|e| {
+                index_vec(
+                    e,
+                    "escalated",
+                    size,
+                    &format!("layer {layer} of size {size}"),
+                )
+            })
+            .transpose()?
+            .unwrap_or_default();
         let mut regrowth = Regrowth::parse(strategy).or_raise()?;
         if let Some(alpha) = alpha {
             let rule = if alpha.extract::<String>().is_ok_and(|s| s == "fitness") {
@@ -1008,7 +1021,7 @@ impl PyGraph {
         let plan = self
             .inner
             .write()
-            .apoptosis(layer, &spec, raw.as_deref(), &[])
+            .apoptosis(layer, &spec, raw.as_deref(), &escalated)
             .or_raise()?;
         let parent = |k: usize| -> Vec<i64> {
             plan.iter()
@@ -1046,11 +1059,72 @@ impl PyGraph {
             })
             .collect();
         out.set_item("strategy", applied)?;
+        let escalated: Vec<bool> = plan.iter().map(|r| r.escalated).collect();
+        out.set_item("escalated", escalated.into_pyarray(py))?;
+        Ok(out)
+    }
+
+    /// How steady each neuron's activation level is, in [0, 1]: `1 - min(1, |fast_mean - mean|
+    /// / std)` from the accumulated statistics (0 before any observation).
+    fn stability<'py>(
+        &self,
+        py: Python<'py>,
+        layer: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let layer = self.layer(layer)?;
+        let values = self.inner.read().stability(layer).or_raise()?;
+        Ok(values.into_pyarray(py))
+    }
+
+    /// The multi-objective fitness of a layer: `w_i z(importance) + w_d z(diversity) + w_s
+    /// z(stability) - w_e z(energy)`, each term z-scored within the layer. Returns the raw
+    /// terms and "fitness". A term with weight 0 may be left out.
+    #[pyo3(signature = (layer, *, importance=None, diversity=None, energy=None, weights=(1.0, 0.5, 0.5, 0.25)))]
+    fn multi_objective_fitness<'py>(
+        &self,
+        py: Python<'py>,
+        layer: &Bound<'_, PyAny>,
+        importance: Option<&Bound<'_, PyAny>>,
+        diversity: Option<&Bound<'_, PyAny>>,
+        energy: Option<&Bound<'_, PyAny>>,
+        weights: (f64, f64, f64, f64),
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let layer = self.layer(layer)?;
+        let read = |v: Option<&Bound<'_, PyAny>>, arg: &str| v.map(|v| f64_vec(v, arg)).transpose();
+        let (importance, diversity, energy) = (
+            read(importance, "importance")?,
+            read(diversity, "diversity")?,
+            read(energy, "energy")?,
+        );
+        let weights = ObjectiveWeights {
+            importance: weights.0,
+            diversity: weights.1,
+            stability: weights.2,
+            energy: weights.3,
+        };
+        let scores = self
+            .inner
+            .read()
+            .multi_objective_fitness(
+                layer,
+                weights,
+                importance.as_deref(),
+                diversity.as_deref(),
+                energy.as_deref(),
+            )
+            .or_raise()?;
+        let out = PyDict::new(py);
+        out.set_item("importance", scores.importance.into_pyarray(py))?;
+        out.set_item("diversity", scores.diversity.into_pyarray(py))?;
+        out.set_item("stability", scores.stability.into_pyarray(py))?;
+        out.set_item("energy", scores.energy.into_pyarray(py))?;
+        out.set_item("fitness", scores.fitness.into_pyarray(py))?;
         Ok(out)
     }
 
     /// Every neuron ever, as numpy columns: id, layer, slot, birth_step, death_step, generation,
-    /// parent_a, parent_b (-1 for none) and cause ("alive", "removed", "reset", "apoptosis").
+    /// parent_a, parent_b (-1 for none) and cause ("alive", "removed", "reset", "apoptosis",
+    /// "senescence").
     fn lineage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let g = self.inner.read();
         let records = g.lineage();

@@ -4,6 +4,7 @@ mod analysis;
 mod convert;
 mod errors;
 mod graph;
+mod lifecycle;
 mod state;
 
 use pyo3::prelude::*;
@@ -16,6 +17,8 @@ mod _core {
     use super::analysis::{katz, katz_adjacency};
     #[pymodule_export]
     use super::graph::PyGraph;
+    #[pymodule_export]
+    use super::lifecycle::{diversity, redundant_pairs, PySenescence};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
