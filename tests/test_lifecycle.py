@@ -143,12 +143,15 @@ def test_state_dict_round_trip_and_strictness() -> None:
     other = Lifecycle(net((10,)), opt, interval=5, fraction=0.2)
     other.load_state_dict(state)
     assert other.graph == lc.graph and other.step_count == 12
+    assert other.events == lc.events and other.turnover() == lc.turnover() > 0
     before = other.graph.copy()
-    for bad in ({**state, "graph": b"junk"}, {"version": 1}, {**state, "version": 2},
-                {**state, "graph": growcore.Graph([3, 4]).to_bytes()}):
+    for bad in ({**state, "graph": b"junk"}, {"version": 2}, {**state, "version": 1},
+                {**state, "graph": growcore.Graph([3, 4]).to_bytes()},
+                {**state, "senescence": b"junk"}, {**state, "events": "none"},
+                {**state, "class_sum": {1: torch.zeros(3, 10)}}):
         with pytest.raises(growcore.StateDictError):
             other.load_state_dict(bad)
-        assert other.graph == before
+        assert other.graph == before and other.events == lc.events
 
 
 @pytest.mark.parametrize(
@@ -248,3 +251,174 @@ def test_fitness_scores_by_hand() -> None:
         g.fitness_scores(1, "utility", [0.5, -1.0, 0.0])
     with pytest.raises(growcore.InvalidArgumentError, match="magic"):
         g.fitness_scores(1, "magic")
+
+
+# ---------------------------------------------------------------- senescence, objectives, classes
+
+
+def flat_then_climbing(lc: Lifecycle, layer: int, flat: list[int]) -> np.ndarray:
+    """A fitness per slot that climbs with the step for every neuron except those in ``flat``."""
+    n = lc.graph.layer_sizes[layer]
+    f = np.arange(n, dtype=float) + lc.step_count * np.linspace(0.5, 1.5, n)
+    f[flat] = 1.0
+    return f
+
+
+def test_senescence_flags_flat_neurons_scales_their_updates_and_escalates_them(monkeypatch) -> None:
+    model = net((6,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+    lc = Lifecycle(
+        model, opt, interval=5, fraction=0.0, maturity_age=0, senior_age=10, on_event=seen.append,
+        senescence={"window": 3, "flat_steps": 10, "escalate_after": 15, "max_fraction": 0.5, "lr_scale": 0.25},
+    )
+    # Neurons 1 and 4 have flat fitness; the others climb. Fitness comes from a stand-in.
+    monkeypatch.setattr(lc, "_fitness", lambda layer: flat_then_climbing(lc, layer, [1, 4]))
+    x, y = batch()
+    kinds: dict[str, list[tuple[int, int]]] = {"senescence": [], "escalation": [], "apoptosis": []}
+    for _ in range(40):
+        w_before = model[0].weight.detach().clone()
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        grad = model[0].weight.grad.detach().clone()
+        opt.step()
+        senescent = set(lc.tracker.senescent(lc.graph, 1).tolist())
+        if senescent:
+            # A senescent neuron moved lr_scale of the optimizer's step; the others all of it.
+            moved = model[0].weight.detach() - w_before
+            for s in range(6):
+                scale = 0.25 if s in senescent else 1.0
+                torch.testing.assert_close(moved[s], -0.1 * scale * grad[s], rtol=1e-5, atol=1e-7)
+        for e in lc.step():
+            kinds[e["kind"]].append((e["step"], e["slot"]))
+    # Flat since step 5 (the first full window spans steps 5..15), senior from age 10:
+    # senescent at step 15, escalated 15 steps later and replaced at the same event.
+    assert sorted(kinds["senescence"]) == [(15, 1), (15, 4)]
+    assert sorted(kinds["escalation"]) == [(30, 1), (30, 4)]
+    assert [(e["slot"], e["cause"]) for e in seen if e["kind"] == "apoptosis"] == [(1, "senescence"), (4, "senescence")]
+    table = lc.graph.lineage()
+    assert sorted(table["cause"][table["cause"] != "alive"].tolist()) == ["senescence", "senescence"]
+    # The newborns start over: no longer senescent, and younger than the senior age.
+    assert "dying" not in lc.stages(1)[1:5:3]
+
+
+def test_escalated_neurons_wait_for_the_maturity_age() -> None:
+    model = net((6,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    lc = Lifecycle(model, opt, interval=5, fraction=0.0, maturity_age=1000, senior_age=0,
+                   senescence={"window": 2, "flat_steps": 0, "escalate_after": 0, "max_fraction": 1.0})
+    lc._fitness = lambda layer: np.ones(6)  # type: ignore[method-assign]
+    events = train(model, opt, lc, 30)
+    assert any(e["kind"] == "escalation" for e in events)
+    assert not any(e["kind"] == "apoptosis" for e in events)
+
+
+def test_senescence_state_round_trips_and_resumes_identically() -> None:
+    def run(split: int | None):
+        model = net((6,), seed=3)
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        opts = dict(interval=4, fraction=0.2, maturity_age=0, senior_age=4, seed=5,
+                    senescence={"window": 2, "epsilon": 10.0, "flat_steps": 4, "escalate_after": 8, "lr_scale": 0.5, "max_fraction": 0.5})
+        lc = Lifecycle(model, opt, **opts)
+        x, y = batch(1)
+        for i in range(40):
+            if split is not None and i == split:
+                state = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), lc.state_dict())
+                lc.remove()
+                model = net((6,), seed=99)
+                opt = torch.optim.Adam(model.parameters(), lr=0.01)
+                lc = Lifecycle(model, opt, **opts)
+                model.load_state_dict(state[0])
+                opt.load_state_dict(state[1])
+                lc.load_state_dict(state[2])
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            lc.step()
+        return lc, model
+
+    whole, m1 = run(None)
+    resumed, m2 = run(21)
+    assert any(e["kind"] == "escalation" for e in whole.events)
+    assert whole.events == resumed.events and whole.tracker == resumed.tracker
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_multi_objective_fitness_ranks_by_its_terms() -> None:
+    model = net((8,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    lc = Lifecycle(model, opt, interval=10, fraction=0.25, maturity_age=0, fitness="multi",
+                   objective_weights=(0.0, 0.0, 0.0, 1.0))
+    with torch.no_grad():  # neurons 2 and 5 carry by far the largest weights: the most energy
+        model[0].weight[[2, 5]] *= 50.0
+    events = train(model, opt, lc, 10)
+    assert sorted(e["slot"] for e in events) == [2, 5]
+    terms = lc.objectives(1)
+    assert set(terms) == {"importance", "diversity", "stability", "energy", "fitness"}
+    w_in, w_out = model[0].weight.detach().double(), model[2].weight.detach().double()
+    energy = ((w_in.pow(2).sum(1) + w_out.pow(2).sum(0)) / (8 + 3)).sqrt().numpy()
+    np.testing.assert_allclose(terms["energy"], energy, rtol=1e-12)
+
+
+def test_specialization_profiles_redundancy_and_diversity() -> None:
+    model = net((5,))
+    with torch.no_grad():  # neurons 0 and 3 are the same unit, neuron 1 is its negative
+        model[0].weight[3] = model[0].weight[0]
+        model[0].bias[3] = model[0].bias[0]
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    lc = Lifecycle(model, opt, interval=100, specialization=3, fitness="multi")
+    x, y = batch(2)
+    sums = torch.zeros(3, 5, dtype=torch.float64)
+    counts = torch.zeros(3, dtype=torch.float64)
+    for _ in range(3):
+        opt.zero_grad()
+        out = model(x)
+        nn.functional.cross_entropy(out, y).backward()
+        opt.step()
+        lc.step(labels=y)
+        h = torch.relu(model[0](x)).double().detach()
+        sums.index_add_(0, y, h)
+        counts.index_add_(0, y, torch.ones(len(y), dtype=torch.float64))
+    expected = (sums / counts[:, None]).T.numpy()
+    np.testing.assert_allclose(lc.class_profiles(1), expected, rtol=1e-5)
+    pairs = lc.redundant_pairs(1, threshold=0.999)
+    assert (0, 3) in list(zip(pairs["a"].tolist(), pairs["b"].tolist()))
+    div = lc.objectives(1)["diversity"]
+    assert div[0] < 1e-6 and div[3] < 1e-6
+    with pytest.raises(growcore.InvalidArgumentError, match="labels"):
+        lc.step(labels=torch.tensor([0, 1]))
+    with pytest.raises(growcore.InvalidArgumentError, match="labels"):
+        lc.step(labels=torch.full((32,), 7))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"senescence": {"window": 1}}, ["window", "1"]),
+        ({"senescence": {"lr_scale": 2.0}}, ["lr_scale", "2.0"]),
+        ({"senescence": {"speed": 1}}, ["senescence", "speed"]),
+        ({"senescence": "yes"}, ["senescence", "yes"]),
+        ({"objective_weights": (1.0, -1.0, 0.0, 0.0)}, ["objective_weights"]),
+        ({"specialization": 1}, ["specialization", "1"]),
+        ({"fitness": "vibes"}, ["fitness", "vibes"]),
+        ({"senior_age": -3}, ["senior_age", "-3"]),
+    ],
+)
+def test_bad_lifecycle_options(kwargs, words) -> None:
+    model = net()
+    with pytest.raises(growcore.InvalidArgumentError) as info:
+        Lifecycle(model, torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_class_profiles_need_tracking_and_layers_must_be_hidden() -> None:
+    model = net()
+    lc = Lifecycle(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(growcore.InvalidArgumentError, match="specialization"):
+        lc.class_profiles(1)
+    with pytest.raises(growcore.InvalidArgumentError, match="specialization"):
+        lc.step(labels=torch.zeros(32, dtype=torch.long))
+    with pytest.raises(growcore.InvalidArgumentError, match="hidden"):
+        lc.stages(0)

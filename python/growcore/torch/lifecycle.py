@@ -24,6 +24,31 @@ The optimizer state (every tensor shaped like its parameter) of the touched rows
 the next layer's bias is shifted but keeps its state. Noise and fresh weights come from a
 ``torch.Generator`` seeded with the core's per-replacement ``noise_seed``: the same seed gives the
 same replacements.
+
+Stages (:meth:`Lifecycle.stages`): ``newborn`` (younger than ``maturity_age``; never killed),
+``mature``, ``senior`` (from ``senior_age`` on) and ``dying`` (senescent). With ``senescence``
+on, every event also samples each neuron's fitness into a :class:`growcore.Senescence` tracker: a
+senior neuron whose fitness trend has been flat for ``flat_steps`` turns senescent (an event
+``senescence``); its updates are scaled by ``lr_scale`` (see below); ``escalate_after`` steps
+later it is escalated (an event ``escalation``) and replaced at that event like any apoptosis
+victim (the replacement's event has ``cause: "senescence"``; the lineage records the cause
+``"senescence"``).
+
+``lr_scale`` is a temperature on a senescent neuron's learning: after every optimizer step, the
+change the optimizer made to its incoming weights and bias is multiplied by ``lr_scale`` (1 keeps
+it, 0 freezes the neuron). Scaling the update, not the gradient, makes the factor mean the same
+for SGD and for Adam, whose update does not scale with the gradient.
+
+Fitness ``"multi"`` is :meth:`growcore.Graph.multi_objective_fitness` with ``objective_weights``
+(importance, diversity, stability, energy): importance is the default fitness; diversity comes
+from activation profiles (each neuron's class-conditional mean activation with
+``specialization=<classes>``, otherwise its activations on the last training batch); energy is
+the root mean square of the neuron's incoming and outgoing weights.
+
+Specialization tracking (``specialization=<number of classes>``, opt-in) keeps each hidden
+neuron's mean activation per class, from the labels passed to :meth:`Lifecycle.step`
+(``labels`` of the batch of the last forward pass); :meth:`Lifecycle.class_profiles` and
+:meth:`Lifecycle.redundant_pairs` report them. A replaced neuron's profile starts over.
 """
 
 from __future__ import annotations
@@ -38,14 +63,24 @@ from torch import nn
 
 import growcore
 from growcore import lineage
-from growcore.errors import InvalidArgumentError
+from growcore.errors import InvalidArgumentError, StateDictError
 from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.optim import zero_state
 from growcore.torch.stats import ActivationStats
 
 STRATEGIES = ("random", "mutation", "crossover", "function_preserving")
-FITNESS = ("default", "utility", "dormancy")
-STATE_VERSION = 1
+FITNESS = ("default", "utility", "dormancy", "multi")
+STATE_VERSION = 2
+STAGES = ("newborn", "mature", "senior", "dying")
+#: Senescence options and their defaults (``None``: a multiple of ``interval``, see below).
+SENESCENCE = {
+    "window": 5,
+    "epsilon": 0.1,
+    "flat_steps": None,  # 5 * interval
+    "escalate_after": None,  # 5 * interval
+    "max_fraction": 0.05,
+    "lr_scale": 1.0,
+}
 Event = dict[str, Any]
 
 
@@ -67,12 +102,23 @@ class Lifecycle:
         noise: mutation and crossover noise, relative to the parent's weight standard deviation.
         end: no apoptosis from this step on (``None``: never stops).
         fitness: what apoptosis ranks by: ``"default"`` (the accumulated statistics' fitness),
-            ``"utility"`` (Continual Backprop: activation magnitude x mean |outgoing weight|) or
-            ``"dormancy"`` (ReDo: activation magnitude over the layer's mean).
+            ``"utility"`` (Continual Backprop: activation magnitude x mean |outgoing weight|),
+            ``"dormancy"`` (ReDo: activation magnitude over the layer's mean) or ``"multi"``
+            (importance, diversity, stability and energy weighted by ``objective_weights``).
+        senior_age: age at which a neuron becomes senior (default ``10 * interval``); only
+            seniors turn senescent.
         layer_options: per hidden layer (``"hidden1"``, ...: graph layer ``l`` is fed by the
             ``l``-th linear), overrides of ``strategy``, ``fraction``, ``maturity_age``,
-            ``threshold``, ``alpha``, ``noise`` and ``fitness``: for example high turnover with
-            crossover in shallow layers, function-preserving and low turnover in deep ones.
+            ``senior_age``, ``threshold``, ``alpha``, ``noise`` and ``fitness``: for example high
+            turnover with crossover in shallow layers, function-preserving and low turnover in
+            deep ones.
+        senescence: ``True`` for the defaults, or a mapping overriding some of ``window`` (5
+            fitness samples, one per event), ``epsilon`` (0.1), ``flat_steps`` and
+            ``escalate_after`` (``5 * interval`` each), ``max_fraction`` (0.05 of a layer per
+            event) and ``lr_scale`` (1.0); see :class:`growcore.Senescence`.
+        objective_weights: ``(importance, diversity, stability, energy)`` for fitness ``"multi"``.
+        specialization: number of classes to track class-conditional activations for (opt-in;
+            then pass ``labels`` to :meth:`step`).
         seed: seeds the core's decisions.
         saturation: thresholds of the activation statistics (see :class:`ActivationStats`).
         on_event: called with every event.
@@ -92,7 +138,11 @@ class Lifecycle:
         noise: float = 0.1,
         end: int | None = None,
         fitness: str = "default",
+        senior_age: int | None = None,
         layer_options: Mapping[str, Mapping[str, Any]] | None = None,
+        senescence: bool | Mapping[str, Any] = False,
+        objective_weights: tuple[float, float, float, float] = (1.0, 0.5, 0.5, 0.25),
+        specialization: int | None = None,
         seed: int = 0,
         saturation: tuple[float, float] = (0.0, 2.0),
         on_event: Callable[[Event], None] | None = None,
@@ -114,6 +164,7 @@ class Lifecycle:
             "strategy": strategy,
             "fraction": fraction,
             "maturity_age": interval if maturity_age is None else maturity_age,
+            "senior_age": 10 * interval if senior_age is None else senior_age,
             "threshold": threshold,
             "alpha": alpha,
             "noise": noise,
@@ -132,16 +183,55 @@ class Lifecycle:
             merged = {**defaults, **overrides}
             _check_options(f"layer_options[{name!r}].", merged)
             self.options[names[name]] = merged
+        self.senescence = _senescence_options(senescence, interval)
+        if (
+            not isinstance(objective_weights, (tuple, list))
+            or len(objective_weights) != 4
+            or not all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in objective_weights)
+        ):
+            raise InvalidArgumentError(
+                f"objective_weights: expected 4 finite non-negative numbers (importance, diversity, "
+                f"stability, energy), got {objective_weights!r}"
+            )
+        if specialization is not None and (
+            not isinstance(specialization, int) or isinstance(specialization, bool) or specialization < 2
+        ):
+            raise InvalidArgumentError(f"specialization: the number of classes must be an integer >= 2, got {specialization!r}")
         self.linears = linears
         self.optimizer = optimizer
         self.interval = interval
         self.end = end
         self.on_event = on_event
+        self.objective_weights = tuple(float(w) for w in objective_weights)
+        self.specialization = specialization
         self.events: list[Event] = []
         self._step = 0
         sizes = [linears[0].in_features] + [m.out_features for m in linears]
         self.graph = growcore.Graph(sizes, 1.0, seed=seed)
+        self.tracker = growcore.Senescence()
         self.stats = ActivationStats([(str(l), linears[l]) for l in self.hidden], saturation, on="input")
+        # The last training batch's activations of each hidden layer, kept for profiles.
+        self._last: dict[int, torch.Tensor] = {}
+        self._handles: list[Any] = []
+        wants_profiles = specialization is not None or any(o["fitness"] == "multi" for o in self.options.values())
+        if wants_profiles:
+            self._handles += [
+                linears[l].register_forward_pre_hook(lambda mod, inputs, l=l: self._keep(mod, l, inputs[0]))
+                for l in self.hidden
+            ]
+        self._class_sum: dict[int, torch.Tensor] = {}
+        self._class_count: dict[int, torch.Tensor] = {}
+        if specialization is not None:
+            for l in self.hidden:
+                w = linears[l].weight
+                self._class_sum[l] = torch.zeros(specialization, w.shape[1], dtype=torch.float32, device=w.device)
+                self._class_count[l] = torch.zeros(specialization, w.shape[1], dtype=torch.float32, device=w.device)
+        # Slots of senescent neurons per layer, and their rows saved before an optimizer step.
+        self._senescent: dict[int, torch.Tensor] = {}
+        self._saved: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        if self.senescence is not None and self.senescence["lr_scale"] != 1.0:
+            self._handles.append(optimizer.register_step_pre_hook(lambda *_: self._save_senescent()))
+            self._handles.append(optimizer.register_step_post_hook(lambda *_: self._scale_senescent()))
 
     # ------------------------------------------------------------------ the training-loop call
 
@@ -149,10 +239,13 @@ class Lifecycle:
     def step_count(self) -> int:
         return self._step
 
-    def step(self) -> list[Event]:
+    def step(self, labels: torch.Tensor | None = None) -> list[Event]:
         """Call once after every ``optimizer.step()``: feeds the step's statistics to the graph
-        and, every ``interval`` steps, replaces the least fit mature hidden neurons. Returns
-        this step's events."""
+        and, every ``interval`` steps, updates senescence (if on) and replaces the least fit
+        mature hidden neurons and the escalated senescent ones. ``labels``: the class of each
+        sample of the last forward pass (with ``specialization``). Returns this step's events."""
+        if labels is not None:
+            self._observe_classes(labels)
         self._step += 1
         self.graph.advance(1)
         self._observe()
@@ -160,7 +253,16 @@ class Lifecycle:
             return []
         events: list[Event] = []
         for layer in self.hidden:
-            events += self._apoptosis(layer)
+            fitness = self._fitness(layer)
+            escalated: list[int] = []
+            if self.senescence is not None:
+                found, escalated = self._senescence(layer, fitness)
+                events += found
+            events += self._apoptosis(layer, fitness, escalated)
+            if self.senescence is not None:
+                self._senescent[layer] = torch.as_tensor(
+                    self.tracker.senescent(self.graph, layer), device=self.linears[layer - 1].weight.device
+                )
         self.events += events
         if self.on_event is not None:
             for event in events:
@@ -179,19 +281,158 @@ class Lifecycle:
             if summary:
                 self.graph.observe(layer, **summary)
 
+    def _keep(self, module: nn.Module, layer: int, activations: torch.Tensor) -> None:
+        if module.training:
+            self._last[layer] = activations.detach().reshape(-1, activations.shape[-1])
+
     @torch.no_grad()
-    def _apoptosis(self, layer: int) -> list[Event]:
+    def _observe_classes(self, labels: torch.Tensor) -> None:
+        if self.specialization is None:
+            raise InvalidArgumentError("labels: class tracking is off; pass specialization=<number of classes>")
+        labels = torch.as_tensor(labels)
+        if labels.dtype.is_floating_point or labels.dim() != 1:
+            raise InvalidArgumentError(f"labels: expected a 1-D integer tensor, got {labels.dtype} of shape {tuple(labels.shape)}")
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.specialization):
+            raise InvalidArgumentError(
+                f"labels: classes must be in [0, {self.specialization}), got values in "
+                f"[{int(labels.min())}, {int(labels.max())}]"
+            )
+        for layer in self.hidden:
+            acts = self._last.get(layer)
+            if acts is None:
+                continue
+            if acts.shape[0] != labels.numel():
+                raise InvalidArgumentError(
+                    f"labels: {labels.numel()} labels for a last forward pass of {acts.shape[0]} samples"
+                )
+            index = labels.to(acts.device, torch.long)
+            self._class_sum[layer].index_add_(0, index, acts.float())
+            self._class_count[layer].index_add_(0, index, torch.ones_like(acts, dtype=torch.float32))
+
+    def _fitness(self, layer: int) -> np.ndarray | None:
+        """The layer's raw fitness of its configured kind (None: the accumulated default)."""
+        kind = self.options[layer]["fitness"]
+        if kind == "utility":
+            out_weight = self.linears[layer].weight.detach().abs().mean(dim=0).double().cpu().numpy()
+            return self.graph.fitness_scores(layer, "utility", out_weight)
+        if kind == "dormancy":
+            return self.graph.fitness_scores(layer, "dormancy")
+        if kind == "multi":
+            return self.objectives(layer)["fitness"]
+        return None
+
+    def objectives(self, layer: int) -> dict[str, np.ndarray]:
+        """The multi-objective fitness of hidden layer ``layer`` and its raw terms (see the module
+        docs): ``importance``, ``diversity``, ``stability``, ``energy`` and ``fitness``."""
+        self._check_hidden(layer)
+        w_in, w_out = self.linears[layer - 1].weight.detach(), self.linears[layer].weight.detach()
+        squares = w_in.double().pow(2).sum(dim=1) + w_out.double().pow(2).sum(dim=0)
+        energy = (squares / (w_in.shape[1] + w_out.shape[0])).sqrt().cpu().numpy()
+        profiles = self.class_profiles(layer) if self.specialization is not None else self._batch_profiles(layer)
+        weights = self.objective_weights
+        diversity = growcore.diversity(profiles) if profiles is not None else None
+        if diversity is None and weights[1] != 0.0:
+            diversity = np.ones(w_in.shape[0])  # nothing seen yet: everyone counts as distinct
+        return self.graph.multi_objective_fitness(
+            layer, diversity=diversity, energy=energy, weights=weights  # type: ignore[arg-type]
+        )
+
+    def _batch_profiles(self, layer: int) -> np.ndarray | None:
+        acts = self._last.get(layer)
+        return None if acts is None else acts.double().T.cpu().numpy()
+
+    def class_profiles(self, layer: int) -> np.ndarray:
+        """Each neuron's mean activation per class, shape ``(neurons, classes)`` (0 for a class
+        not seen since the neuron was born). Needs ``specialization``."""
+        self._check_hidden(layer)
+        if self.specialization is None:
+            raise InvalidArgumentError("class_profiles: class tracking is off; pass specialization=<number of classes>")
+        mean = self._class_sum[layer] / self._class_count[layer].clamp(min=1.0)
+        return mean.double().T.cpu().numpy()
+
+    def redundant_pairs(self, layer: int, threshold: float = 0.95) -> dict[str, np.ndarray]:
+        """Pairs of neurons of hidden layer ``layer`` whose class profiles have cosine similarity
+        at least ``threshold`` (columns ``a``, ``b``: slots; ``similarity``), most similar first."""
+        return growcore.redundant_pairs(self.class_profiles(layer), threshold)
+
+    def stages(self, layer: int) -> list[str]:
+        """Each neuron's stage in hidden layer ``layer``: ``newborn``, ``mature``, ``senior`` or
+        ``dying`` (senescent)."""
+        self._check_hidden(layer)
+        o = self.options[layer]
+        senior = max(o["senior_age"], o["maturity_age"])
+        names = [STAGES[c] for c in self.graph.stages(layer, o["maturity_age"], senior)]
+        for slot in self.tracker.senescent(self.graph, layer):
+            names[int(slot)] = "dying"
+        return names
+
+    def _check_hidden(self, layer: int) -> None:
+        if layer not in self.hidden:
+            raise InvalidArgumentError(f"layer: {layer!r} is not a hidden layer; the hidden layers are {self.hidden}")
+
+    def _senescence(self, layer: int, fitness: np.ndarray | None) -> tuple[list[Event], list[int]]:
+        """Samples the layer's fitness; returns the senescence and escalation events and the
+        escalated slots old enough to die."""
+        o, s = self.options[layer], self.senescence
+        assert s is not None
+        up = self.tracker.update(
+            self.graph,
+            layer,
+            fitness,
+            window=s["window"],
+            epsilon=s["epsilon"],
+            flat_steps=s["flat_steps"],
+            escalate_after=s["escalate_after"],
+            max_fraction=s["max_fraction"],
+            min_age=o["senior_age"],
+        )
+        ids, ages = self.graph.ids(layer), self.graph.ages(layer)
+        events: list[Event] = []
+        for kind, slots in (("senescence", up["newly_senescent"]), ("escalation", up["escalated"])):
+            for slot in slots.tolist():
+                events.append({
+                    "kind": kind,
+                    "step": self._step,
+                    "layer": f"hidden{layer}",
+                    "slot": slot,
+                    "id": int(ids[slot]),
+                    "age": int(ages[slot]),
+                    "slope": float(up["slope"][slot]),
+                })
+        # Never kill a neuron younger than the maturity age, escalated or not: it waits.
+        due = [slot for slot in up["escalated"].tolist() if ages[slot] >= o["maturity_age"]]
+        return events, due
+
+    @torch.no_grad()
+    def _save_senescent(self) -> None:
+        self._saved = {}
+        for layer, slots in self._senescent.items():
+            if len(slots):
+                m = self.linears[layer - 1]
+                self._saved[layer] = (m.weight[slots].clone(), None if m.bias is None else m.bias[slots].clone())
+
+    @torch.no_grad()
+    def _scale_senescent(self) -> None:
+        scale = self.senescence["lr_scale"] if self.senescence is not None else 1.0
+        for layer, (rows, bias) in self._saved.items():
+            m, slots = self.linears[layer - 1], self._senescent[layer]
+            m.weight[slots] = rows + scale * (m.weight[slots] - rows)
+            if bias is not None and m.bias is not None:
+                m.bias[slots] = bias + scale * (m.bias[slots] - bias)
+        self._saved = {}
+
+    @torch.no_grad()
+    def _apoptosis(self, layer: int, fitness: np.ndarray | None, escalated: list[int]) -> list[Event]:
         options = self.options[layer]
         mean_activation = self.graph.stats(layer)["mean"]  # read before the dead lose their statistics
         incoming, outgoing = self.linears[layer - 1], self.linears[layer]
         kwargs: dict[str, Any] = {}
         if options["alpha"] is not None:
             kwargs["alpha"] = options["alpha"]
-        if options["fitness"] == "utility":
-            out_weight = outgoing.weight.detach().abs().mean(dim=0).double().cpu().numpy()
-            kwargs["fitness"] = self.graph.fitness_scores(layer, "utility", out_weight)
-        elif options["fitness"] == "dormancy":
-            kwargs["fitness"] = self.graph.fitness_scores(layer, "dormancy")
+        if fitness is not None:
+            kwargs["fitness"] = fitness
+        if escalated:
+            kwargs["escalated"] = np.asarray(escalated, dtype=np.int64)
         plan = self.graph.apoptosis(
             layer,
             options["fraction"],
@@ -233,6 +474,7 @@ class Lifecycle:
                 "alpha": None if math.isnan(plan["alpha"][k]) else float(plan["alpha"][k]),
                 "fitness": float(plan["fitness"][k]),
                 "mean_activation": float(mean_activation[slot]),
+                "cause": "senescence" if plan["escalated"][k] else "fitness",
             })
         n_in = w_in.shape[1]
         rows = (slots[:, None] * n_in + torch.arange(n_in, device=slots.device)).reshape(-1)
@@ -242,6 +484,9 @@ class Lifecycle:
         n_out = w_out.shape[1]
         cols = (torch.arange(w_out.shape[0], device=slots.device)[:, None] * n_out + slots).reshape(-1)
         zero_state(self.optimizer, w_out, cols)
+        if layer in self._class_sum:  # a newborn's class profile starts over
+            self._class_sum[layer][:, slots.to(self._class_sum[layer].device)] = 0.0
+            self._class_count[layer][:, slots.to(self._class_count[layer].device)] = 0.0
         return events
 
     def _newborn_row(
@@ -330,17 +575,56 @@ class Lifecycle:
     # ------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "graph": self.graph.to_bytes(), "step": self._step}
+        """The graph, the step, the senescence tracker, the events so far and the class
+        profiles (CPU tensors), for :meth:`load_state_dict`."""
+        return {
+            "version": STATE_VERSION,
+            "graph": self.graph.to_bytes(),
+            "step": self._step,
+            "senescence": self.tracker.to_bytes(),
+            "events": [dict(e) for e in self.events],
+            "class_sum": {l: t.cpu().clone() for l, t in self._class_sum.items()},
+            "class_count": {l: t.cpu().clone() for l, t in self._class_count.items()},
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Strict: a missing or extra key, a wrong version or a graph that does not fit the
-        layers raises :class:`growcore.StateDictError` and changes nothing."""
-        step = check_state(state, {"version", "graph", "step"}, STATE_VERSION)
+        """Strict: a missing or extra key, a wrong version, a graph that does not fit the layers
+        or class profiles that do not fit the tracking raise :class:`growcore.StateDictError`
+        and change nothing."""
+        keys = {"version", "graph", "step", "senescence", "events", "class_sum", "class_count"}
+        step = check_state(state, keys, STATE_VERSION)
         graph = load_graph(state["graph"], self.graph)
-        self.graph, self._step = graph, step
+        try:
+            tracker = growcore.Senescence.from_bytes(state["senescence"])
+        except (growcore.GrowcoreError, TypeError) as e:
+            raise StateDictError(f"state['senescence']: {e}") from e
+        events = state["events"]
+        if not isinstance(events, list) or not all(isinstance(e, Mapping) and "kind" in e for e in events):
+            raise StateDictError("state['events']: expected a list of events (mappings with a 'kind')")
+        profiles = {}
+        for key in ("class_sum", "class_count"):
+            saved, mine = state[key], getattr(self, f"_{key}")
+            if not isinstance(saved, Mapping) or set(saved) != set(mine) or any(
+                not isinstance(saved[l], torch.Tensor) or saved[l].shape != mine[l].shape for l in mine
+            ):
+                raise StateDictError(f"state[{key!r}]: does not fit the class tracking of these layers")
+            profiles[key] = {l: saved[l].to(mine[l].device, mine[l].dtype) for l in mine}
+        self.graph, self._step, self.tracker = graph, step, tracker
+        self.events = [dict(e) for e in events]
+        for key, values in profiles.items():
+            for l, t in values.items():
+                getattr(self, f"_{key}")[l].copy_(t)
+        self._senescent = {
+            l: torch.as_tensor(tracker.senescent(graph, l), device=self.linears[l - 1].weight.device)
+            for l in self.hidden
+        }
 
     def remove(self) -> None:
+        """Removes every hook this object installed (statistics, profiles, optimizer)."""
         self.stats.remove()
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
 
 def _check_options(prefix: str, o: Mapping[str, Any]) -> None:
@@ -349,11 +633,39 @@ def _check_options(prefix: str, o: Mapping[str, Any]) -> None:
         raise InvalidArgumentError(f"{prefix}strategy: unknown strategy {o['strategy']!r}; expected one of {list(STRATEGIES)}")
     if not isinstance(o["fraction"], (int, float)) or not 0.0 <= o["fraction"] <= 1.0:
         raise InvalidArgumentError(f"{prefix}fraction: must be in [0, 1], got {o['fraction']!r}")
-    if not isinstance(o["maturity_age"], int) or o["maturity_age"] < 0:
-        raise InvalidArgumentError(f"{prefix}maturity_age: must be a non-negative integer, got {o['maturity_age']!r}")
+    for age in ("maturity_age", "senior_age"):
+        if not isinstance(o[age], int) or isinstance(o[age], bool) or not 0 <= o[age] < 2**31:
+            raise InvalidArgumentError(f"{prefix}{age}: must be an integer in [0, 2**31), got {o[age]!r}")
     if o["alpha"] is not None and o["strategy"] != "crossover":
         raise InvalidArgumentError(f"{prefix}alpha: only applies to the crossover strategy, not {o['strategy']!r}")
     if not isinstance(o["noise"], (int, float)) or not o["noise"] >= 0.0:
         raise InvalidArgumentError(f"{prefix}noise: must be non-negative, got {o['noise']!r}")
     if o["fitness"] not in FITNESS:
         raise InvalidArgumentError(f"{prefix}fitness: unknown fitness {o['fitness']!r}; expected one of {list(FITNESS)}")
+
+
+def _senescence_options(value: bool | Mapping[str, Any], interval: int) -> dict[str, Any] | None:
+    """The senescence options with defaults filled in, or None when senescence is off."""
+    if value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(f"senescence: expected True, False or a mapping of options, got {value!r}")
+    unknown = sorted(set(value) - set(SENESCENCE))
+    if unknown:
+        raise InvalidArgumentError(f"senescence: unknown options {unknown}; expected some of {sorted(SENESCENCE)}")
+    o = {**SENESCENCE, **value}
+    for key in ("flat_steps", "escalate_after"):
+        if o[key] is None:
+            o[key] = 5 * interval
+    if not isinstance(o["window"], int) or isinstance(o["window"], bool) or o["window"] < 2:
+        raise InvalidArgumentError(f"senescence['window']: a slope needs at least 2 samples, got {o['window']!r}")
+    for key in ("flat_steps", "escalate_after"):
+        if not isinstance(o[key], int) or isinstance(o[key], bool) or not 0 <= o[key] < 2**31:
+            raise InvalidArgumentError(f"senescence[{key!r}]: must be an integer in [0, 2**31), got {o[key]!r}")
+    for key, low, high in (("epsilon", 0.0, 1e300), ("max_fraction", 0.0, 1.0), ("lr_scale", 0.0, 1.0)):
+        x = o[key]
+        if not isinstance(x, (int, float)) or isinstance(x, bool) or not low <= x <= high or math.isnan(x):
+            raise InvalidArgumentError(f"senescence[{key!r}]: must be in [{low}, {high}], got {x!r}")
+    return o

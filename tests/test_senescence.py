@@ -1,0 +1,144 @@
+"""growcore.Senescence against a pure-Python model of its rules; profile diversity and
+redundancy against numpy; the error contract. No torch needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import growcore
+
+
+class Model:
+    """The documented rules, by neuron id."""
+
+    def __init__(self, window, epsilon, flat_steps, escalate_after, max_fraction, min_age):
+        self.o = dict(window=window, epsilon=epsilon, flat_steps=flat_steps,
+                      escalate_after=escalate_after, max_fraction=max_fraction, min_age=min_age)
+        self.tracks: dict[int, dict] = {}
+
+    def update(self, graph: growcore.Graph, layer: int, fitness: np.ndarray):
+        o, step = self.o, graph.step
+        alive = {int(i) for l in range(graph.num_layers) for i in graph.ids(l)}
+        self.tracks = {i: t for i, t in self.tracks.items() if i in alive}
+        spread = float(np.std(fitness))
+        ids, ages = graph.ids(layer).tolist(), graph.ages(layer)
+        slope = np.full(len(ids), np.nan)
+        flat_for = [None] * len(ids)
+        for s, i in enumerate(ids):
+            t = self.tracks.setdefault(i, {"samples": [], "flat_since": None, "senescent_since": None})
+            t["samples"] = (t["samples"] + [(step, float(fitness[s]))])[-o["window"]:]
+            if len(t["samples"]) == o["window"]:
+                x = np.array([p[0] for p in t["samples"]], float)
+                y = np.array([p[1] for p in t["samples"]])
+                sxx = ((x - x.mean()) ** 2).sum()
+                r = 0.0 if sxx <= 0 or spread <= 1e-12 else (
+                    ((x - x.mean()) * (y - y.mean())).sum() / sxx * (x[-1] - x[0]) / spread)
+                slope[s] = r
+                if abs(r) < o["epsilon"]:
+                    if t["flat_since"] is None:
+                        t["flat_since"] = t["samples"][0][0]
+                elif t["senescent_since"] is None:
+                    t["flat_since"] = None
+            if t["flat_since"] is not None:
+                flat_for[s] = step - min(t["flat_since"], step)
+        cap = int(np.floor(o["max_fraction"] * len(ids)))
+        cands = [s for s, i in enumerate(ids)
+                 if self.tracks[i]["senescent_since"] is None and ages[s] >= o["min_age"]
+                 and flat_for[s] is not None and flat_for[s] >= o["flat_steps"]]
+        cands = sorted(sorted(cands, key=lambda s: (abs(slope[s]), s))[:cap])
+        for s in cands:
+            self.tracks[ids[s]]["senescent_since"] = step
+        due = sorted((self.tracks[i]["senescent_since"], s) for s, i in enumerate(ids)
+                     if self.tracks[i]["senescent_since"] is not None
+                     and step - self.tracks[i]["senescent_since"] >= o["escalate_after"])
+        escalated = sorted(s for _, s in due[:cap])
+        return slope, cands, escalated
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    n=st.integers(1, 8),
+    window=st.integers(2, 4),
+    flat_steps=st.integers(0, 30),
+    escalate_after=st.integers(0, 30),
+    max_fraction=st.floats(0.0, 1.0),
+    min_age=st.integers(0, 40),
+    history=st.lists(st.tuples(st.lists(st.integers(-2, 2), min_size=8, max_size=8), st.booleans()),
+                     min_size=1, max_size=10),
+)
+def test_tracker_matches_the_model(n, window, flat_steps, escalate_after, max_fraction, min_age, history):
+    g = growcore.Graph([2, n, 1], 1.0, seed=0)
+    tracker = growcore.Senescence()
+    opts = dict(window=window, epsilon=0.3, flat_steps=flat_steps, escalate_after=escalate_after,
+                max_fraction=max_fraction, min_age=min_age)
+    model = Model(**opts)
+    for values, kill in history:
+        g.advance(10)
+        fitness = np.array(values[:n], float)
+        got = tracker.update(g, 1, fitness, **opts)
+        slope, newly, escalated = model.update(g, 1, fitness)
+        np.testing.assert_allclose(got["slope"], slope, rtol=1e-9, atol=1e-12)
+        assert got["newly_senescent"].tolist() == newly
+        assert got["escalated"].tolist() == escalated
+        assert growcore.Senescence.from_bytes(tracker.to_bytes()) == tracker
+        if kill and escalated:
+            plan = g.apoptosis(1, 0.0, escalated=escalated)
+            assert plan["escalated"].all() and plan["slot"].tolist() == escalated
+            # Their slots now hold newborns, which are not senescent.
+            assert set(tracker.senescent(g, 1).tolist()).isdisjoint(escalated)
+
+
+def test_errors_name_the_argument_and_change_nothing() -> None:
+    g = growcore.Graph([2, 4, 1], 1.0, seed=0)
+    tracker = growcore.Senescence()
+    g.advance(5)
+    tracker.update(g, 1, np.arange(4.0))
+    saved = tracker.to_bytes()
+    for kwargs, word in [({"window": 1}, "window"), ({"epsilon": -1.0}, "epsilon"),
+                         ({"max_fraction": 2.0}, "max_fraction"), ({"flat_steps": -1}, "flat_steps"),
+                         ({"min_age": 2**40}, "min_age")]:
+        with pytest.raises(growcore.InvalidArgumentError, match=word):
+            tracker.update(g, 1, np.arange(4.0), **kwargs)
+    with pytest.raises(growcore.InvalidArgumentError, match="fitness"):
+        tracker.update(g, 1, np.arange(3.0))
+    with pytest.raises(growcore.InvalidArgumentError, match=r"fitness\[1\]"):
+        tracker.update(g, 1, np.array([0.0, np.nan, 0.0, 0.0]))
+    with pytest.raises(growcore.OutOfRangeError, match="layer"):
+        tracker.update(g, 5)
+    assert tracker.to_bytes() == saved
+    with pytest.raises(growcore.StateDictError):
+        growcore.Senescence.from_bytes(b"\x01\x02junk")
+    before = g.copy()
+    with pytest.raises(growcore.OutOfRangeError, match="escalated"):
+        g.apoptosis(1, 0.0, escalated=[9])
+    with pytest.raises(growcore.InvalidArgumentError, match="escalated"):
+        g.apoptosis(1, 0.0, escalated=[1], maturity_age=100)
+    assert g == before
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 4), st.lists(st.integers(-3, 3), min_size=28, max_size=28))
+def test_diversity_and_redundant_pairs_match_numpy(n, k, values) -> None:
+    p = np.array(values[: n * k], float).reshape(n, k)
+    norms = np.linalg.norm(p, axis=1)
+    unit = np.divide(p, norms[:, None], out=np.zeros_like(p), where=norms[:, None] > 0)
+    cos = unit @ unit.T
+    np.fill_diagonal(cos, -np.inf)
+    want = np.where(np.isfinite(cos.max(axis=1)), 1 - cos.max(axis=1), 1.0) if n > 1 else np.ones(1)
+    np.testing.assert_allclose(growcore.diversity(p), want, atol=1e-12)
+    pairs = growcore.redundant_pairs(p, 0.618034)
+    got = sorted(zip(pairs["a"].tolist(), pairs["b"].tolist()))
+    assert got == [(i, j) for i in range(n) for j in range(i + 1, n) if cos[i, j] >= 0.618034]
+    assert (np.diff(pairs["similarity"]) <= 0).all()
+
+
+def test_profile_errors() -> None:
+    with pytest.raises(growcore.InvalidArgumentError, match="profiles"):
+        growcore.diversity(np.zeros(3))
+    with pytest.raises(growcore.InvalidArgumentError, match=r"profiles\[0, 1\]"):
+        growcore.diversity(np.array([[0.0, np.inf]]))
+    with pytest.raises(growcore.InvalidArgumentError, match="threshold"):
+        growcore.redundant_pairs(np.ones((2, 2)), 1.5)
