@@ -91,6 +91,21 @@ def test_apoptosis_reports_turnover_lineage_and_logs_every_replacement(tmp_path:
     assert main(["run", *TINY, "--policy", "apoptosis", "--strategy", "magic", "--out", str(tmp_path / "bad")]) == 2
 
 
+def test_senescence_logs_senescence_escalation_and_the_replacement(tmp_path: Path) -> None:
+    summary = run(tmp_path, "sen", "--policy", "apoptosis", "--senescence", "--lr-scale", "0.5",
+                  "--limit", "200", "--epochs", "8", "--hidden", "40")
+    (r,) = summary["runs"]
+    assert r["method"] == "apoptosis-function_preserving+senescence"
+    events = read_events(tmp_path / "sen")
+    kinds = {k: [e for e in events if e["kind"] == k] for k in ("senescence", "escalation", "apoptosis")}
+    assert r["events"] == {k: len(v) for k, v in kinds.items() if v}
+    assert kinds["senescence"] and kinds["escalation"]
+    # Every escalated neuron is replaced at the same event, for senescence.
+    replaced = {(e["step"], e["layer"], e["slot"]) for e in kinds["apoptosis"] if e["cause"] == "senescence"}
+    assert {(e["step"], e["layer"], e["slot"]) for e in kinds["escalation"]} == replaced
+    assert main(["run", *TINY, "--policy", "rigl", "--senescence", "--out", str(tmp_path / "bad")]) == 2
+
+
 def test_mnist_folder_in_idx_format(tmp_path: Path) -> None:
     shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist-t10k"
     if not shared.is_dir():

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--drop-fraction", type=float, default=0.3, help="initial fraction of edges moved per update (cosine decay to 0 at 75%% of training)")
     run.add_argument("--strategy", default="function_preserving", help="apoptosis regrowth, comma-separated to compare several: random, mutation, crossover, function_preserving")
     run.add_argument("--rate", type=float, default=0.05, help="apoptosis: fraction of each hidden layer's mature neurons replaced per event (every --interval steps, until 75%% of training)")
+    run.add_argument("--senescence", action="store_true", help="apoptosis: also retire senior neurons whose fitness has been flat (senescent after 5 flat intervals, replaced 5 intervals later)")
+    run.add_argument("--lr-scale", type=float, default=1.0, help="with --senescence: factor on a senescent neuron's weight updates (1 keeps them, 0 freezes it)")
     run.add_argument("--limit", type=int, default=None, help="use only the first N training and N test samples (smoke tests)")
     run.add_argument("--out", default=None, help="run folder (default: runs/<date>-<time>)")
     run.add_argument("--json", default=None, metavar="FILE", help="also write the summary JSON here")
@@ -78,12 +80,15 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--hidden: expected comma-separated integers, got {args.hidden!r}") from None
     if args.seeds < 1:
         raise ValueError(f"--seeds: must be at least 1, got {args.seeds}")
+    if args.senescence and "apoptosis" not in methods:
+        raise ValueError(f"--senescence: only applies to the apoptosis policy, got --policy {args.policy!r}")
     strategies = [x.strip() for x in args.strategy.split(",") if x.strip()]
     configs = [
         RunConfig(
             method=m, seed=args.seed + s, density=args.density, distribution=args.distribution,
             hidden=hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             interval=args.interval, drop_fraction=args.drop_fraction, strategy=strategy, rate=args.rate,
+            senescence=args.senescence and m == "apoptosis", lr_scale=args.lr_scale,
         )
         for s in range(args.seeds)
         for m in methods

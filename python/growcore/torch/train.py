@@ -42,12 +42,16 @@ class RunConfig:
     drop_fraction: float = 0.3
     strategy: str = "function_preserving"
     rate: float = 0.05
+    senescence: bool = False
+    lr_scale: float = 1.0
     policy_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        """The method as reported: the policy, or ``apoptosis-<strategy>``."""
-        return f"apoptosis-{self.strategy}" if self.method == "apoptosis" else self.method
+        """The method as reported: the policy, or ``apoptosis-<strategy>`` (``+senescence``)."""
+        if self.method != "apoptosis":
+            return self.method
+        return f"apoptosis-{self.strategy}" + ("+senescence" if self.senescence else "")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -62,6 +66,10 @@ class RunConfig:
             raise InvalidArgumentError(f"strategy: unknown strategy {self.strategy!r}; expected one of {list(STRATEGIES)}")
         if not 0.0 <= self.rate <= 1.0:
             raise InvalidArgumentError(f"rate: must be in [0, 1], got {self.rate!r}")
+        if not 0.0 <= self.lr_scale <= 1.0:
+            raise InvalidArgumentError(f"lr_scale: must be in [0, 1], got {self.lr_scale!r}")
+        if self.senescence and self.method != "apoptosis":
+            raise InvalidArgumentError(f"senescence: only applies to the apoptosis method, not {self.method!r}")
         if not self.hidden and self.method == "apoptosis":
             raise InvalidArgumentError("hidden: apoptosis needs at least one hidden layer")
         if any(h < 1 for h in self.hidden):
@@ -113,6 +121,7 @@ def train_run(
         lifecycle = Lifecycle(
             model, optimizer, interval=config.interval, fraction=config.rate,
             strategy=config.strategy, seed=config.seed, end=int(0.75 * total_steps), on_event=on_event,
+            senescence={"lr_scale": config.lr_scale} if config.senescence else False,
         )
     elif config.method != "dense":
         policy = make_policy(
