@@ -422,3 +422,25 @@ def test_class_profiles_need_tracking_and_layers_must_be_hidden() -> None:
         lc.step(labels=torch.zeros(32, dtype=torch.long))
     with pytest.raises(growcore.InvalidArgumentError, match="hidden"):
         lc.stages(0)
+
+
+def test_normalisation_units_of_newborns_start_afresh() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 10), nn.BatchNorm1d(10), nn.ReLU(), nn.Linear(10, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    lc = Lifecycle(model, opt, interval=6, fraction=0.3, maturity_age=0, strategy="random")
+    events = train(model, opt, lc, 6)
+    slots = sorted(e["slot"] for e in events)
+    assert len(slots) == 3
+    bn = model[1]
+    others = [s for s in range(10) if s not in slots]
+    assert torch.equal(bn.running_mean[slots], torch.zeros(3)) and torch.equal(bn.running_var[slots], torch.ones(3))
+    assert torch.equal(bn.weight[slots].detach(), torch.ones(3)) and torch.equal(bn.bias[slots].detach(), torch.zeros(3))
+    assert (bn.running_mean[others] != 0).all() and (bn.bias[others].detach() != 0).all()
+    for name in ("exp_avg", "exp_avg_sq"):
+        for p in (bn.weight, bn.bias):
+            assert torch.equal(opt.state[p][name][slots], torch.zeros(3))
+            assert (opt.state[p][name][others] != 0).all()
+    with pytest.raises(growcore.InvalidArgumentError, match="BatchNorm1d"):
+        bad = nn.Sequential(nn.Linear(8, 10), nn.BatchNorm1d(7), nn.Linear(10, 3))
+        Lifecycle(bad, torch.optim.SGD(bad.parameters(), lr=0.1))

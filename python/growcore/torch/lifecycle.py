@@ -21,7 +21,9 @@ Replacing the neuron in slot ``s`` of hidden layer ``l``, by strategy:
 
 The optimizer state (every tensor shaped like its parameter) of the touched rows of
 ``Linear_{l-1}`` (weight rows and bias entries) and columns of ``Linear_l`` is zeroed in place;
-the next layer's bias is shifted but keeps its state. Noise and fresh weights come from a
+the next layer's bias is shifted but keeps its state. A ``BatchNorm1d`` or ``LayerNorm`` between
+the two (in ``layers``) has the touched units reset as in a fresh module (running mean 0 and
+variance 1, affine weight 1 and bias 0, their optimizer state zeroed). Noise and fresh weights come from a
 ``torch.Generator`` seeded with the core's per-replacement ``noise_seed``: the same seed gives the
 same replacements.
 
@@ -72,6 +74,8 @@ STRATEGIES = ("random", "mutation", "crossover", "function_preserving")
 FITNESS = ("default", "utility", "dormancy", "multi")
 STATE_VERSION = 2
 STAGES = ("newborn", "mature", "senior", "dying")
+#: Normalisation modules whose per-unit state is reset for a newborn.
+_NORMS = (nn.BatchNorm1d, nn.LayerNorm)
 #: Senescence options and their defaults (``None``: a multiple of ``interval``, see below).
 SENESCENCE = {
     "window": 5,
@@ -148,6 +152,14 @@ class Lifecycle:
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
         linears = [m for m in layers if isinstance(m, nn.Linear)]
+        # Normalisation modules between Linear_{l-1} and Linear_l act on hidden layer l's units.
+        norms: dict[int, list[nn.Module]] = {}
+        seen = 0
+        for m in layers:
+            if isinstance(m, nn.Linear):
+                seen += 1
+            elif isinstance(m, _NORMS) and 1 <= seen < len(linears):  # not on the output layer
+                norms.setdefault(seen, []).append(m)
         if len(linears) < 2:
             raise InvalidArgumentError(
                 f"layers: need at least two nn.Linear modules (one hidden layer), got {len(linears)}"
@@ -197,6 +209,15 @@ class Lifecycle:
             not isinstance(specialization, int) or isinstance(specialization, bool) or specialization < 2
         ):
             raise InvalidArgumentError(f"specialization: the number of classes must be an integer >= 2, got {specialization!r}")
+        for l, mods in norms.items():
+            for m in mods:
+                size = _norm_size(m)
+                if size != linears[l - 1].out_features:
+                    raise InvalidArgumentError(
+                        f"layers: {type(m).__name__}({size}) after linear {l - 1} does not act on a hidden "
+                        f"layer of {linears[l - 1].out_features} units"
+                    )
+        self.norms = norms
         self.linears = linears
         self.optimizer = optimizer
         self.interval = interval
@@ -484,6 +505,8 @@ class Lifecycle:
         n_out = w_out.shape[1]
         cols = (torch.arange(w_out.shape[0], device=slots.device)[:, None] * n_out + slots).reshape(-1)
         zero_state(self.optimizer, w_out, cols)
+        for norm in self.norms.get(layer, []):  # the newborns' normalisation starts afresh
+            _reset_norm_units(norm, slots, self.optimizer)
         if layer in self._class_sum:  # a newborn's class profile starts over
             self._class_sum[layer][:, slots.to(self._class_sum[layer].device)] = 0.0
             self._class_count[layer][:, slots.to(self._class_count[layer].device)] = 0.0
@@ -669,3 +692,26 @@ def _senescence_options(value: bool | Mapping[str, Any], interval: int) -> dict[
         if not isinstance(x, (int, float)) or isinstance(x, bool) or not low <= x <= high or math.isnan(x):
             raise InvalidArgumentError(f"senescence[{key!r}]: must be in [{low}, {high}], got {x!r}")
     return o
+
+
+def _norm_size(m: nn.Module) -> int:
+    if isinstance(m, nn.LayerNorm):
+        shape = m.normalized_shape
+        return int(shape[0]) if len(shape) == 1 else -1
+    return int(m.num_features)  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def _reset_norm_units(norm: nn.Module, slots: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    """A newborn's units of a BatchNorm1d or LayerNorm start as a fresh module's: running mean 0
+    and variance 1, affine weight 1 and bias 0, their optimizer state zeroed."""
+    if isinstance(norm, nn.BatchNorm1d) and norm.running_mean is not None and norm.running_var is not None:
+        norm.running_mean[slots] = 0.0
+        norm.running_var[slots] = 1.0
+    weight, bias = getattr(norm, "weight", None), getattr(norm, "bias", None)
+    if weight is not None:
+        weight[slots] = 1.0
+        zero_state(optimizer, weight, slots)
+    if bias is not None:
+        bias[slots] = 0.0
+        zero_state(optimizer, bias, slots)

@@ -177,10 +177,10 @@ proptest! {
             if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
         };
         let d = p.diversity();
-        for i in 0..n {
+        for (i, &got) in d.iter().enumerate() {
             let best = (0..n).filter(|&j| j != i).map(|j| cos(i, j)).fold(f64::NEG_INFINITY, f64::max);
             let want = if best.is_finite() { 1.0 - best } else { 1.0 };
-            prop_assert!((d[i] - want).abs() < 1e-9);
+            prop_assert!((got - want).abs() < 1e-9);
         }
         // An irrational threshold: no integer profiles sit exactly on it.
         let pairs = p.redundant_pairs(0.618_034).unwrap();
