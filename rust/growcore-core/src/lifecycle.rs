@@ -172,29 +172,32 @@ impl Graph {
     /// accumulated fitness (one value per slot) when given.
     pub fn normalized_fitness(&self, layer: u32, raw: Option<&[f64]>) -> Result<Vec<f64>> {
         self.check_layer("layer", layer as i64)?;
-        let n = self.layer_size(layer) as usize;
         let values = match raw {
-            Some(v) => {
-                if v.len() != n {
-                    return Err(GrowError::invalid(
-                        "fitness",
-                        format!(
-                            "has {} values, expected one per neuron of layer {layer} ({n})",
-                            v.len()
-                        ),
-                    ));
-                }
-                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                    return Err(GrowError::invalid(
-                        format!("fitness[{i}]"),
-                        format!("must be finite, got {}", v[i]),
-                    ));
-                }
-                v.to_vec()
-            }
+            Some(v) => self.layer_values("fitness", layer, v)?,
             None => self.stats(layer).fitness,
         };
         Ok(zscores(&values))
+    }
+
+    /// `values` checked as one finite number per neuron of `layer` (`arg` names them).
+    pub(crate) fn layer_values(&self, arg: &str, layer: u32, values: &[f64]) -> Result<Vec<f64>> {
+        let n = self.layer_size(layer) as usize;
+        if values.len() != n {
+            return Err(GrowError::invalid(
+                arg,
+                format!(
+                    "has {} values, expected one per neuron of layer {layer} ({n})",
+                    values.len()
+                ),
+            ));
+        }
+        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+            return Err(GrowError::invalid(
+                format!("{arg}[{i}]"),
+                format!("must be finite, got {}", values[i]),
+            ));
+        }
+        Ok(values.to_vec())
     }
 
     /// A layer's raw fitness of the given kind, one value per slot. Activation magnitude is the
@@ -307,20 +310,7 @@ impl Graph {
                     name,
                     format!("is needed: its weight is {weight}"),
                 )),
-                Some(v) if v.len() != n => Err(GrowError::invalid(
-                    name,
-                    format!(
-                        "has {} values, expected one per neuron of layer {layer} ({n})",
-                        v.len()
-                    ),
-                )),
-                Some(v) => match v.iter().position(|x| !x.is_finite()) {
-                    Some(i) => Err(GrowError::invalid(
-                        format!("{name}[{i}]"),
-                        format!("must be finite, got {}", v[i]),
-                    )),
-                    None => Ok(v.to_vec()),
-                },
+                Some(v) => self.layer_values(name, layer, v),
             }
         };
         let accumulated;

@@ -110,25 +110,7 @@ impl Senescence {
         graph.check_layer("layer", layer as i64)?;
         let ids = graph.ids(layer);
         let values = match fitness {
-            Some(v) => {
-                if v.len() != ids.len() {
-                    return Err(GrowError::invalid(
-                        "fitness",
-                        format!(
-                            "has {} values, expected one per neuron of layer {layer} ({})",
-                            v.len(),
-                            ids.len()
-                        ),
-                    ));
-                }
-                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                    return Err(GrowError::invalid(
-                        format!("fitness[{i}]"),
-                        format!("must be finite, got {}", v[i]),
-                    ));
-                }
-                v.to_vec()
-            }
+            Some(v) => graph.layer_values("fitness", layer, v)?,
             None => graph.stats(layer).fitness,
         };
         let step = graph.step();
