@@ -701,19 +701,19 @@ struct RowBits {
 
 impl RowBits {
     fn new(n_cols: u32) -> Self {
+        let words = (n_cols as usize).div_ceil(64);
         RowBits {
-            union: Vec::new(),
-            grown: Vec::new(),
+            union: vec![0; words],
+            grown: vec![0; words],
             kept_meta: Vec::new(),
         }
-        .sized(n_cols)
     }
 
-    fn sized(mut self, n_cols: u32) -> Self {
-        let words = (n_cols as usize).div_ceil(64);
-        self.union.resize(words, 0);
-        self.grown.resize(words, 0);
-        self
+    /// The words a row's old and grown columns span, first and last (None for no columns).
+    fn word_span(old: &[u32], grown: &[u32]) -> Option<(usize, usize)> {
+        let first = old.first().into_iter().chain(grown.first()).min()?;
+        let last = old.last().into_iter().chain(grown.last()).max()?;
+        Some(((first >> 6) as usize, (last >> 6) as usize))
     }
 
     /// Whether the row's changes are many enough and its columns close enough for the bitmaps
@@ -722,12 +722,7 @@ impl RowBits {
         if dropped.is_empty() && grown.is_empty() {
             return false;
         }
-        let first = old.first().into_iter().chain(grown.first()).min();
-        let last = old.last().into_iter().chain(grown.last()).max();
-        match (first, last) {
-            (Some(&lo), Some(&hi)) => ((hi >> 6) - (lo >> 6)) as usize <= 2 * old.len() + 8,
-            _ => false,
-        }
+        Self::word_span(old, grown).is_some_and(|(lo, hi)| hi - lo <= 2 * old.len() + 8)
     }
 
     fn bit(words: &[u64], c: u32) -> bool {
@@ -781,20 +776,9 @@ impl RowBits {
             }
         }
         // Read the set bits back in column order, zeroing each word after it is read.
-        let lo = old
-            .first()
-            .into_iter()
-            .chain(grown.first())
-            .min()
-            .map_or(0, |&c| c >> 6);
-        let hi = old
-            .last()
-            .into_iter()
-            .chain(grown.last())
-            .max()
-            .map_or(0, |&c| c >> 6);
+        let (lo, hi) = Self::word_span(old, grown).unwrap_or((0, 0));
         let (mut w, mut k) = (0usize, 0usize);
-        for word_index in lo as usize..=hi as usize {
+        for word_index in lo..=hi {
             let mut word = std::mem::take(&mut union[word_index]);
             let grown_word = std::mem::take(&mut grown_bits[word_index]);
             if bad {

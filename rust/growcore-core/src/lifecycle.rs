@@ -313,13 +313,9 @@ impl Graph {
                 Some(v) => self.layer_values(name, layer, v),
             }
         };
-        let accumulated;
         let importance = match importance {
-            Some(v) => term("importance", Some(v), weights.importance)?,
-            None => {
-                accumulated = self.stats(layer).fitness;
-                accumulated
-            }
+            Some(v) => self.layer_values("importance", layer, v)?,
+            None => self.stats(layer).fitness,
         };
         let diversity = term("diversity", diversity, weights.diversity)?;
         let energy = term("energy", energy, weights.energy)?;

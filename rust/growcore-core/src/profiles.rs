@@ -36,18 +36,6 @@ impl<'a> Profiles<'a> {
         Ok(Profiles { values, n, k })
     }
 
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-
-    fn row(&self, i: usize) -> &[f64] {
-        &self.values[i * self.k..(i + 1) * self.k]
-    }
-
     /// Each row scaled to unit length (zero rows stay zero).
     fn unit_rows(&self) -> Vec<f64> {
         let mut out = self.values.to_vec();
@@ -60,18 +48,11 @@ impl<'a> Profiles<'a> {
         out
     }
 
-    /// Row `i`'s cosine similarity with every later row, as `(j, cos)` (`unit`: the unit rows).
-    fn similarities_after<'u>(
-        &self,
-        unit: &'u [f64],
-        i: usize,
-    ) -> impl Iterator<Item = (usize, f64)> + 'u {
+    /// Cosine similarity of rows `i` and `j`, given the unit rows.
+    fn cosine(&self, unit: &[f64], i: usize, j: usize) -> f64 {
         let k = self.k;
-        let a = &unit[i * k..(i + 1) * k];
-        (i + 1..self.n).map(move |j| {
-            let b = &unit[j * k..(j + 1) * k];
-            (j, a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>())
-        })
+        let (a, b) = (&unit[i * k..(i + 1) * k], &unit[j * k..(j + 1) * k]);
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
     }
 
     /// Each neuron's diversity, `1 - max_{j != i} cos(p_i, p_j)`: 0 for an exact duplicate of
@@ -79,15 +60,11 @@ impl<'a> Profiles<'a> {
     /// opposite. A layer of one neuron has diversity 1.
     pub fn diversity(&self) -> Vec<f64> {
         let unit = self.unit_rows();
-        let (n, k) = (self.n, self.k);
+        let n = self.n;
         let nearest = |i: usize| {
-            let a = &unit[i * k..(i + 1) * k];
             (0..n)
                 .filter(|&j| j != i)
-                .map(|j| {
-                    let b = &unit[j * k..(j + 1) * k];
-                    a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>()
-                })
+                .map(|j| self.cosine(&unit, i, j))
                 .fold(f64::NEG_INFINITY, f64::max)
         };
         let best: Vec<f64> = if n >= PARALLEL_MIN_ROWS {
@@ -111,7 +88,8 @@ impl<'a> Profiles<'a> {
         }
         let unit = self.unit_rows();
         let close = |i: usize| -> Vec<(u32, u32, f64)> {
-            self.similarities_after(&unit, i)
+            (i + 1..self.n)
+                .map(|j| (j, self.cosine(&unit, i, j)))
                 .filter(|&(_, c)| c >= threshold)
                 .map(|(j, c)| (i as u32, j as u32, c))
                 .collect()
@@ -123,11 +101,6 @@ impl<'a> Profiles<'a> {
         };
         pairs.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
         Ok(pairs)
-    }
-
-    /// The raw row of neuron `i` (for tests and reports).
-    pub fn profile(&self, i: usize) -> &[f64] {
-        self.row(i)
     }
 }
 

@@ -218,6 +218,24 @@ pub fn non_negative(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<u64> {
     })
 }
 
+/// A step count (a step, an age or a number of steps): an integer in [0, 2**31).
+pub fn step_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<growcore_core::Step> {
+    step_value(i128::from(non_negative(obj, arg)?), arg)
+}
+
+/// `step_arg` for a value already read as an integer.
+pub fn step_value(value: i128, arg: &str) -> PyResult<growcore_core::Step> {
+    u32::try_from(value)
+        .ok()
+        .filter(|&v| v <= growcore_core::MAX_STEP)
+        .ok_or_else(|| {
+            invalid(
+                arg,
+                format!("must be an integer in [0, 2**31), got {value}"),
+            )
+        })
+}
+
 /// A short description of a Python value for error messages.
 pub fn describe(obj: &Bound<'_, PyAny>) -> String {
     let type_name = obj

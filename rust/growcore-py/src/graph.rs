@@ -13,6 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::convert::{
     bool_matrix, dense_f32, describe, f32_vec, f64_vec, index_vec, int_arg, int_vec, non_negative,
+    step_arg,
 };
 use crate::errors::{invalid, OrRaise};
 use crate::state;
@@ -1339,13 +1340,4 @@ impl ScoresArg<'_> {
             ScoresArg::Random => Scores::Random,
         })
     }
-}
-
-/// A step count argument (ages): a non-negative integer below 2^31.
-fn step_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<growcore_core::Step> {
-    let value = non_negative(obj, arg)?;
-    if value > growcore_core::MAX_STEP as u64 {
-        return Err(invalid(arg, format!("must be below 2**31, got {value}")));
-    }
-    Ok(value as growcore_core::Step)
 }

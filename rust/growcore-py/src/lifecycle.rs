@@ -6,7 +6,7 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::convert::{f64_matrix, f64_vec, int_arg};
+use crate::convert::{f64_matrix, f64_vec, int_arg, step_value};
 use crate::errors::{invalid, OrRaise};
 use crate::graph::PyGraph;
 
@@ -83,24 +83,18 @@ impl PySenescence {
         min_age: i64,
     ) -> PyResult<Bound<'py, PyDict>> {
         let layer = int_arg(layer, "layer")?;
-        if !(2..=1 << 20).contains(&window) {
-            return Err(invalid(
-                "window",
-                format!("must be in [2, 2**20], got {window}"),
-            ));
-        }
-        let step = |value: i64, arg: &str| {
-            u32::try_from(value)
-                .ok()
-                .filter(|&v| v <= growcore_core::MAX_STEP)
-                .ok_or_else(|| invalid(arg, format!("must be in [0, 2**31), got {value}")))
-        };
         let spec = SenescenceSpec {
-            window: window as usize,
+            // The core says what a usable window is; here only a negative one cannot be held.
+            window: usize::try_from(window).map_err(|_| {
+                invalid(
+                    "window",
+                    format!("must be a non-negative integer, got {window}"),
+                )
+            })?,
             epsilon,
-            flat_steps: step(flat_steps, "flat_steps")?,
-            min_age: step(min_age, "min_age")?,
-            escalate_after: step(escalate_after, "escalate_after")?,
+            flat_steps: step_value(flat_steps.into(), "flat_steps")?,
+            min_age: step_value(min_age.into(), "min_age")?,
+            escalate_after: step_value(escalate_after.into(), "escalate_after")?,
             max_fraction,
         };
         let fitness = fitness.map(|f| f64_vec(f, "fitness")).transpose()?;
