@@ -474,7 +474,6 @@ impl CsrBlock {
         }
         let fill = |((r0, r1), out_i, out_m): ((u32, u32), &mut [Slot], &mut [Slot])| {
             let base = indptr[r0 as usize] as usize;
-            let mut bits = RowBits::new(self.n_cols);
             for r in r0..r1 {
                 let (lo, hi) = (
                     indptr[r as usize] as usize - base,
@@ -483,12 +482,7 @@ impl CsrBlock {
                 let (old, old_meta) = (&self.indices[self.row(r)], &self.meta[self.row(r)]);
                 let (dropped, grown) = (drops.row(r), grows.row(r));
                 let (out_i, out_m) = (&mut out_i[lo..hi], &mut out_m[lo..hi]);
-                let merged = if bits.pays(old, dropped, grown) {
-                    bits.merge_row(old, old_meta, dropped, grown, born, out_i, out_m)
-                } else {
-                    merge_row(old, old_meta, dropped, grown, born, out_i, out_m)
-                };
-                if merged.is_none() {
+                if merge_row(old, old_meta, dropped, grown, born, out_i, out_m).is_none() {
                     return Err((r, diagnose_row(old, old_meta, dropped, grown)));
                 }
             }
@@ -685,122 +679,6 @@ fn prefix_sum(counts: &[u64]) -> Vec<u64> {
 }
 
 type Slot = std::mem::MaybeUninit<u32>;
-
-/// Scratch bitmaps over a block's columns for merging rows through bits instead of comparisons.
-///
-/// A rewire changes columns at random positions of each row, where a comparison merge
-/// mispredicts a branch at almost every change. Through bitmaps each pass is a straight loop:
-/// set the old columns, clear the dropped ones and set the grown ones, then read the set bits
-/// back in order. Every bit is zero again between rows, so a row costs its own columns and the
-/// words they span, never the whole width.
-struct RowBits {
-    union: Vec<u64>,
-    grown: Vec<u64>,
-    kept_meta: Vec<u32>,
-}
-
-impl RowBits {
-    fn new(n_cols: u32) -> Self {
-        let words = (n_cols as usize).div_ceil(64);
-        RowBits {
-            union: vec![0; words],
-            grown: vec![0; words],
-            kept_meta: Vec::new(),
-        }
-    }
-
-    /// The words a row's old and grown columns span, first and last (None for no columns).
-    fn word_span(old: &[u32], grown: &[u32]) -> Option<(usize, usize)> {
-        let first = old.first().into_iter().chain(grown.first()).min()?;
-        let last = old.last().into_iter().chain(grown.last()).max()?;
-        Some(((first >> 6) as usize, (last >> 6) as usize))
-    }
-
-    /// Whether the row's changes are many enough and its columns close enough for the bitmaps
-    /// to beat a comparison merge (an unchanged row is one copy either way).
-    fn pays(&self, old: &[u32], dropped: &[u32], grown: &[u32]) -> bool {
-        if dropped.is_empty() && grown.is_empty() {
-            return false;
-        }
-        Self::word_span(old, grown).is_some_and(|(lo, hi)| hi - lo <= 2 * old.len() + 8)
-    }
-
-    fn bit(words: &[u64], c: u32) -> bool {
-        (words[(c >> 6) as usize] >> (c & 63)) & 1 != 0
-    }
-
-    /// `merge_row` through the bitmaps; same contract. Leaves every bit zero.
-    #[allow(clippy::too_many_arguments)]
-    fn merge_row(
-        &mut self,
-        old: &[u32],
-        old_meta: &[u32],
-        dropped: &[u32],
-        grown: &[u32],
-        born: u32,
-        out_i: &mut [Slot],
-        out_m: &mut [Slot],
-    ) -> Option<()> {
-        let (union, grown_bits) = (&mut self.union, &mut self.grown);
-        let set = |words: &mut [u64], c: u32| words[(c >> 6) as usize] |= 1 << (c & 63);
-        let clear = |words: &mut [u64], c: u32| words[(c >> 6) as usize] &= !(1u64 << (c & 63));
-        // Old columns are sorted: build each word in a register and store it whole, so no
-        // store waits on the one before it.
-        let (mut word_index, mut word) = (usize::MAX, 0u64);
-        for &c in old {
-            let at = (c >> 6) as usize;
-            word = if at == word_index { word } else { 0 } | 1 << (c & 63);
-            word_index = at;
-            union[at] = word;
-        }
-        // Batches hold no repeats, so the only problems are a grown edge that exists (dropped
-        // in the same call or not), a dropped edge that does not, and a frozen dropped edge.
-        let mut bad = grown.iter().any(|&c| Self::bit(union, c))
-            || dropped.iter().any(|&c| !Self::bit(union, c));
-        if !bad {
-            for &c in dropped {
-                clear(union, c);
-            }
-            for &c in grown {
-                set(union, c);
-                set(grown_bits, c);
-            }
-            // The metas of the surviving old edges, in order; a dropped frozen edge is refused.
-            self.kept_meta.resize(old.len(), 0);
-            let mut k = 0;
-            for (&c, &m) in old.iter().zip(old_meta) {
-                let kept = Self::bit(union, c);
-                bad |= !kept & meta_frozen(m);
-                self.kept_meta[k] = m;
-                k += usize::from(kept);
-            }
-        }
-        // Read the set bits back in column order, zeroing each word after it is read.
-        let (lo, hi) = Self::word_span(old, grown).unwrap_or((0, 0));
-        let (mut w, mut k) = (0usize, 0usize);
-        for word_index in lo..=hi {
-            let mut word = std::mem::take(&mut union[word_index]);
-            let grown_word = std::mem::take(&mut grown_bits[word_index]);
-            if bad {
-                continue;
-            }
-            while word != 0 {
-                let bit = word.trailing_zeros();
-                let is_grown = (grown_word >> bit) & 1 != 0;
-                let (Some(slot_i), Some(slot_m)) = (out_i.get_mut(w), out_m.get_mut(w)) else {
-                    bad = true;
-                    break;
-                };
-                slot_i.write((word_index as u32) << 6 | bit);
-                slot_m.write(if is_grown { born } else { self.kept_meta[k] });
-                k += usize::from(!is_grown);
-                w += 1;
-                word &= word - 1;
-            }
-        }
-        (!bad && w == out_i.len()).then_some(())
-    }
-}
 
 /// Writes one row of a rewire: the `old` columns (with their `old_meta`) minus `dropped`, plus
 /// `grown` with meta `born`, sorted. Returns `Some` after writing every slot of `out_i` and
@@ -1176,38 +1054,5 @@ mod tests {
         b.check().unwrap();
         assert!(b.find(rr[5], cc[5]).is_none());
         assert!(b.find(rows[1], cols[1]).is_some());
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config::with_cases(500))]
-
-        /// The bitmap merge and the comparison merge agree on every row: the same output when
-        /// the row is valid, and both refuse it when it is not.
-        #[test]
-        fn bitmap_merge_matches_comparison_merge(
-            old in proptest::collection::btree_map(0u32..300, proptest::bool::ANY, 0..60),
-            dropped in proptest::collection::btree_set(0u32..300, 0..20),
-            grown in proptest::collection::btree_set(0u32..300, 0..20),
-        ) {
-            let cols: Vec<u32> = old.keys().copied().collect();
-            let metas: Vec<u32> = old.iter().map(|(&c, &f)| meta(c + 1, f)).collect();
-            let (dropped, grown): (Vec<u32>, Vec<u32>) =
-                (dropped.into_iter().collect(), grown.into_iter().collect());
-            let len = (cols.len() + grown.len()).saturating_sub(dropped.len());
-            let born = meta(999, false);
-            let mut bits = RowBits::new(300);
-            let mut a = (vec![Slot::new(0); len], vec![Slot::new(0); len]);
-            let mut b = (vec![Slot::new(0); len], vec![Slot::new(0); len]);
-            let by_bits = bits.merge_row(&cols, &metas, &dropped, &grown, born, &mut a.0, &mut a.1);
-            let by_cmp = merge_row(&cols, &metas, &dropped, &grown, born, &mut b.0, &mut b.1);
-            proptest::prop_assert_eq!(by_bits.is_some(), by_cmp.is_some());
-            if by_cmp.is_some() {
-                let read = |v: &[Slot]| v.iter().map(|s| unsafe { s.assume_init() }).collect::<Vec<_>>();
-                proptest::prop_assert_eq!(read(&a.0), read(&b.0));
-                proptest::prop_assert_eq!(read(&a.1), read(&b.1));
-            }
-            // The scratch is clean for the next row.
-            proptest::prop_assert!(bits.union.iter().chain(&bits.grown).all(|&w| w == 0));
-        }
     }
 }
