@@ -9,7 +9,9 @@
 
 pub mod csr;
 pub mod error;
+pub mod extrema;
 pub mod graph;
+pub mod growth;
 pub mod init;
 pub mod katz;
 pub mod lifecycle;
@@ -28,7 +30,9 @@ pub const MAX_STEP: Step = (1 << 31) - 1;
 
 pub use csr::CsrBlock;
 pub use error::{GrowError, Result};
+pub use extrema::{Activation, Extrema, ExtremaSpec};
 pub use graph::{BlockInput, BlockKey, Graph, InitSpec};
+pub use growth::{CloneType, GrowSpec, GrowthPlan, Load, NeuronClone, Route};
 pub use init::Distribution;
 pub use katz::{katz, katz_general, Adjacency, Beta, Direction, Iteration};
 pub use lifecycle::{

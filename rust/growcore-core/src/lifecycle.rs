@@ -544,7 +544,7 @@ impl Graph {
 }
 
 /// `(x - mean) / std` over the values; all zeros when they do not vary.
-fn zscores(values: &[f64]) -> Vec<f64> {
+pub(crate) fn zscores(values: &[f64]) -> Vec<f64> {
     let n = values.len() as f64;
     if values.is_empty() {
         return Vec::new();
