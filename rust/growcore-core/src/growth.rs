@@ -422,7 +422,7 @@ impl Graph {
             }
             let layer = layer as u32;
             let fan_in = self.fan_in(layer);
-            let into = pending.into_layer(layer, fan_in.len());
+            let into = pending.received_by(layer, fan_in.len());
             let entry = targets.entry(layer).or_default();
             for &s in slots {
                 let received = into[s as usize];
@@ -525,7 +525,7 @@ impl Pending {
     }
 
     /// Edges planned into each neuron of `layer` (of `size` neurons before the event).
-    fn into_layer(&self, layer: u32, size: usize) -> Vec<u64> {
+    fn received_by(&self, layer: u32, size: usize) -> Vec<u64> {
         let mut into = vec![0u64; size];
         for (_, (rows, _)) in self.edges.iter().filter(|((_, b), _)| *b == layer) {
             for &r in rows.iter().filter(|&&r| (r as usize) < size) {
