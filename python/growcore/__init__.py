@@ -6,7 +6,7 @@ in Rust; this package is its Python face. :func:`katz` and the rest of :mod:`gro
 analyse a graph's structure without torch.
 """
 
-from growcore._core import Graph, Senescence, __version__, diversity, redundant_pairs
+from growcore._core import Graph, Senescence, __version__, diversity, redundant_pairs, saturation_thresholds
 from growcore.analysis import degrees, katz, path_counts, reachability
 from growcore.interop import from_networkx, from_scipy_adjacency, to_networkx, to_scipy_adjacency
 from growcore.errors import (
@@ -40,6 +40,7 @@ __all__ = [
     "path_counts",
     "reachability",
     "redundant_pairs",
+    "saturation_thresholds",
     "to_networkx",
     "to_scipy_adjacency",
 ]

@@ -6,7 +6,7 @@ from typing import Any, Literal, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Graph", "Senescence", "__version__", "diversity", "katz", "katz_adjacency", "redundant_pairs"]
+__all__ = ["Graph", "Senescence", "__version__", "diversity", "katz", "katz_adjacency", "redundant_pairs", "saturation_thresholds"]
 __version__: str
 
 _IndexLike = npt.ArrayLike
@@ -135,6 +135,61 @@ class Graph:
         fitness: npt.ArrayLike | None = None,
         escalated: npt.ArrayLike | None = None,
     ) -> dict[str, Any]: ...
+    def extrema(
+        self,
+        layer: int,
+        activation: Literal["tanh", "sigmoid", "relu"] = "relu",
+        *,
+        q: float = 0.5,
+        dead_fraction: float = 0.9,
+        fraction: float = 0.1,
+        high_z: float = 1.0,
+        min_observations: int = 1,
+    ) -> dict[str, npt.NDArray[Any]]:
+        """The layer's saturated ("high") and spare-capacity ("low") neurons from the accumulated
+        statistics (``frac_high``/``frac_low`` counted at :func:`saturation_thresholds`).
+
+        tanh, sigmoid: high when the fraction of samples saturated near the top exceeds ``q``, low
+        when the fraction near the bottom does. relu: low when dead (at or below the low threshold
+        on at least ``dead_fraction`` of samples) or quiet (the ``fraction`` of the layer with the
+        lowest activation variance); high when among the ``fraction`` with the largest mean
+        activation and that mean is at least ``high_z`` standard deviations above the layer's
+        average. Neurons observed fewer than ``min_observations`` times are neither. Returns
+        columns ``high``, ``high_score``, ``low``, ``low_score`` (slots, strongest first).
+        """
+    def grow(
+        self,
+        high: Mapping[int, _IndexLike],
+        low: Mapping[int, _IndexLike],
+        *,
+        katz: npt.ArrayLike | None = None,
+        clone_type: Literal["vertical", "horizontal", "both"] = "both",
+        clone_budget: int = 4,
+        max_layer_size: int | None = None,
+        max_params: int | None = None,
+        radius: int = 3,
+        routes_per_source: int = 2,
+        max_routes: int | None = None,
+        fan_in_cap: int | None = None,
+        load: Literal["fan_in", "event"] = "fan_in",
+    ) -> dict[str, Any]:
+        """One growth event, decided and applied to the graph; an error changes nothing.
+
+        ``high`` and ``low`` map hidden layers to slots (strongest first). Up to ``clone_budget``
+        high neurons are cloned: *vertical* (a neuron one layer up reading the source's inputs
+        through skip blocks, feeding the neurons two layers up that the source's targets feed)
+        or *horizontal* (a neuron in the same layer with the source's exact edges). Then each high
+        neuron of layer ``l`` gets up to ``routes_per_source`` edges to low neurons of the hidden
+        layers ``l+1 .. l+radius``, each to the least-loaded eligible target (``load``: fan-in, or
+        edges received in this event), never duplicating an edge or pushing a fan-in above
+        ``fan_in_cap``; ties go to the higher Katz score, then the smaller id. ``katz`` (one
+        score per neuron, slot order) serves sources by normalised score, highest first, with
+        ``max(1, round(2 * routes_per_source * score))`` routes each.
+
+        Returns ``clones`` (columns vertical, source_layer, source_slot, source_id, layer, slot,
+        id, noise_seed), ``routes`` (columns src_layer, src_slot, dst_layer, dst_slot) and
+        ``new_blocks`` (the blocks the event created).
+        """
     def stability(self, layer: int) -> npt.NDArray[np.float64]: ...
     def multi_objective_fitness(
         self,
@@ -198,6 +253,17 @@ def katz_adjacency(
     tol: float = 1e-6,
     max_iter: int = 1000,
 ) -> npt.NDArray[np.float64]: ...
+
+def saturation_thresholds(
+    activation: Literal["tanh", "sigmoid", "relu"],
+    epsilon: float = 0.05,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+) -> tuple[float, float]:
+    """The ``(low, high)`` saturation thresholds of an activation's preset for an ε-ball of
+    radius ``epsilon``: tanh ``(-1 + eps, 1 - eps)``, sigmoid ``(eps, 1 - eps)``, relu
+    ``(eps, inf)``. ``low``/``high`` override them and are checked against the range."""
 
 def diversity(profiles: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
 def redundant_pairs(profiles: npt.ArrayLike, threshold: float = 0.95) -> dict[str, npt.NDArray[Any]]: ...

@@ -16,6 +16,7 @@ use crate::convert::{
     step_arg,
 };
 use crate::errors::{invalid, OrRaise};
+use crate::growth;
 use crate::state;
 
 /// A layered DAG of neurons with one CSR block of edges per connected (source, target) pair of
@@ -176,6 +177,11 @@ impl PyGraph {
     /// Shared access to the core graph for the other binding files.
     pub(crate) fn graph(&self) -> parking_lot::RwLockReadGuard<'_, Graph> {
         self.inner.read()
+    }
+
+    /// Exclusive access to the core graph for the other binding files.
+    pub(crate) fn graph_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Graph> {
+        self.inner.write()
     }
 
     fn layer(&self, layer: &Bound<'_, PyAny>) -> PyResult<u32> {
@@ -1063,6 +1069,70 @@ impl PyGraph {
         let escalated: Vec<bool> = plan.iter().map(|r| r.escalated).collect();
         out.set_item("escalated", escalated.into_pyarray(py))?;
         Ok(out)
+    }
+
+    /// The high and low extrema of hidden `layer` from its accumulated statistics, with the
+    /// preset of `activation` ("tanh", "sigmoid" or "relu"); see `growcore.Graph.extrema` in
+    /// the stubs for the definitions. Returns columns "high", "high_score", "low", "low_score"
+    /// (slots, strongest first).
+    #[pyo3(signature = (layer, activation="relu", *, q=0.5, dead_fraction=0.9, fraction=0.1, high_z=1.0, min_observations=1))]
+    #[allow(clippy::too_many_arguments)]
+    fn extrema<'py>(
+        &self,
+        py: Python<'py>,
+        layer: &Bound<'_, PyAny>,
+        activation: &str,
+        q: f64,
+        dead_fraction: f64,
+        fraction: f64,
+        high_z: f64,
+        min_observations: i64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let layer = self.layer(layer)?;
+        let options = growth::ExtremaOptions {
+            q,
+            dead_fraction,
+            fraction,
+            high_z,
+            min_observations,
+        };
+        growth::extrema(self, py, layer, activation, options)
+    }
+
+    /// One growth event: clones of the `high` extrema and routes from them to the `low` ones
+    /// (each a mapping layer -> slots, strongest first), applied to the graph. See
+    /// `growcore.Graph.grow` in the stubs.
+    #[pyo3(signature = (high, low, *, katz=None, clone_type="both", clone_budget=4, max_layer_size=None, max_params=None, radius=3, routes_per_source=2, max_routes=None, fan_in_cap=None, load="fan_in"))]
+    #[allow(clippy::too_many_arguments)]
+    fn grow<'py>(
+        &self,
+        py: Python<'py>,
+        high: &Bound<'py, PyAny>,
+        low: &Bound<'py, PyAny>,
+        katz: Option<&Bound<'py, PyAny>>,
+        clone_type: &str,
+        clone_budget: i64,
+        max_layer_size: Option<i64>,
+        max_params: Option<i64>,
+        radius: i64,
+        routes_per_source: i64,
+        max_routes: Option<i64>,
+        fan_in_cap: Option<i64>,
+        load: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let options = growth::GrowOptions {
+            katz,
+            clone_type,
+            clone_budget,
+            max_layer_size,
+            max_params,
+            radius,
+            routes_per_source,
+            max_routes,
+            fan_in_cap,
+            load,
+        };
+        growth::grow(self, py, high, low, options)
     }
 
     /// How steady each neuron's activation level is, in [0, 1]: `1 - min(1, |fast_mean - mean|

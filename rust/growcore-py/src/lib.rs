@@ -4,6 +4,7 @@ mod analysis;
 mod convert;
 mod errors;
 mod graph;
+mod growth;
 mod lifecycle;
 mod state;
 
@@ -17,6 +18,8 @@ mod _core {
     use super::analysis::{katz, katz_adjacency};
     #[pymodule_export]
     use super::graph::PyGraph;
+    #[pymodule_export]
+    use super::growth::saturation_thresholds;
     #[pymodule_export]
     use super::lifecycle::{diversity, redundant_pairs, PySenescence};
 
