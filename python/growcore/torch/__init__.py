@@ -12,9 +12,29 @@
 """
 
 from growcore.torch.controller import SparseController
+from growcore.torch.growing import GrowingMLP
+from growcore.torch.growth import Grower
 from growcore.torch.lifecycle import Lifecycle
 from growcore.torch.optim import zero_state
 from growcore.torch.policies import SET, Policy, RigL, Static, make_policy
 from growcore.torch.stats import ActivationStats
+from growcore.torch.triggers import GradVariance, Interval, Plateau, Trigger, make_trigger
 
-__all__ = ["SET", "ActivationStats", "Lifecycle", "Policy", "RigL", "SparseController", "Static", "make_policy", "zero_state"]
+__all__ = [
+    "SET",
+    "ActivationStats",
+    "GradVariance",
+    "Grower",
+    "GrowingMLP",
+    "Interval",
+    "Lifecycle",
+    "Plateau",
+    "Policy",
+    "RigL",
+    "SparseController",
+    "Static",
+    "Trigger",
+    "make_policy",
+    "make_trigger",
+    "zero_state",
+]

@@ -229,38 +229,13 @@ class SparseController:
         return self._decide_here(layer, count)
 
     def _decide_here(self, layer: SparseLayer, count: int) -> dict[str, np.ndarray]:
-        a, b = layer.block
         w = layer.matrix(layer.weight.detach())
         grad = layer.weight.grad
         g = None if grad is None else layer.matrix(grad.detach())
-        regrow = self.policy.regrow_dropped
-        if not (self.reduce_on_device or w.device.type != "cpu"):
-            # The core reads CPU tensors in place: no copy when they are float32 and contiguous.
-            drop: Any = _numpy(w)
-            grow: Any = "random" if self.policy.grow == "random" else _numpy(g)
-        else:
-            # On an accelerator only candidates cross: the smallest present magnitudes and the
-            # largest absent gradients, reduced on the device.
-            frozen = int(self.graph.edge_frozen(a, b).sum())
-            drop = _smallest_present(w, layer.mask, count + frozen)
-            grow = "random" if self.policy.grow == "random" else _largest(g, layer.mask, count, regrow, drop)
-        return self.graph.prune_and_grow(a, b, drop, grow, count, regrow_dropped=regrow)
+        return decide_rewire(self.graph, layer.block, w, g, layer.mask, count, self.policy, self.reduce_on_device)
 
     def _apply(self, layer: SparseLayer, plan: Mapping[str, np.ndarray]) -> None:
-        """Applies a plan to the mask, the weights (grown ones start at zero) and the optimizer."""
-        cols = layer.mask.shape[1]
-        device = layer.mask.device
-        dropped = torch.as_tensor(plan["drop_rows"] * cols + plan["drop_cols"], device=device)
-        grown = torch.as_tensor(plan["grow_rows"] * cols + plan["grow_cols"], device=device)
-        # The two index sets are written apart rather than concatenated (a copy of 1M indices
-        # for a 30% update of a 4096 x 4096 layer costs as much as a write).
-        mask = layer.mask.view(-1)
-        mask.index_fill_(0, dropped, False)
-        mask.index_fill_(0, grown, True)
-        weight = layer.weight.view(-1)
-        for changed in (dropped, grown):
-            weight.index_fill_(0, changed, 0.0)
-            zero_state(self.optimizer, layer.weight, changed)
+        apply_rewire(plan, layer.mask, layer.weight, self.optimizer)
 
     # ------------------------------------------------------------------ statistics
 
@@ -338,6 +313,54 @@ class SparseController:
     def _mask_of(self, block: tuple[int, int], weight: torch.Tensor, graph: growcore.Graph | None = None) -> torch.Tensor:
         dense = (graph or self.graph).to_dense(*block)
         return torch.from_numpy(dense).to(weight.device).view(weight.shape[0], -1)
+
+
+def decide_rewire(
+    graph: growcore.Graph,
+    block: tuple[int, int],
+    w: torch.Tensor,
+    g: torch.Tensor | None,
+    mask: torch.Tensor,
+    count: int,
+    policy: Policy,
+    reduce_on_device: bool = False,
+) -> dict[str, np.ndarray]:
+    """The core's prune-and-regrow plan for one block, from its (out, in) weight matrix ``w``,
+    its gradient ``g`` (for gradient growth) and its mask; the graph is updated."""
+    a, b = block
+    regrow = policy.regrow_dropped
+    if not (reduce_on_device or w.device.type != "cpu"):
+        # The core reads CPU tensors in place: no copy when they are float32 and contiguous.
+        drop: Any = _numpy(w)
+        grow: Any = "random" if policy.grow == "random" else _numpy(g)
+    else:
+        # On an accelerator only candidates cross: the smallest present magnitudes and the
+        # largest absent gradients, reduced on the device.
+        frozen = int(graph.edge_frozen(a, b).sum())
+        drop = _smallest_present(w, mask, count + frozen)
+        grow = "random" if policy.grow == "random" else _largest(g, mask, count, regrow, drop)
+    return graph.prune_and_grow(a, b, drop, grow, count, regrow_dropped=regrow)
+
+
+@torch.no_grad()
+def apply_rewire(
+    plan: Mapping[str, np.ndarray], mask: torch.Tensor, weight: torch.Tensor, optimizer: torch.optim.Optimizer
+) -> None:
+    """Applies a plan to a block's mask (its (out, in) matrix shape), its weight (grown ones
+    start at zero) and the optimizer state of every changed coordinate."""
+    cols = mask.shape[1]
+    device = mask.device
+    dropped = torch.as_tensor(plan["drop_rows"] * cols + plan["drop_cols"], device=device)
+    grown = torch.as_tensor(plan["grow_rows"] * cols + plan["grow_cols"], device=device)
+    # The two index sets are written apart rather than concatenated (a copy of 1M indices
+    # for a 30% update of a 4096 x 4096 layer costs as much as a write).
+    flat_mask = mask.view(-1)
+    flat_mask.index_fill_(0, dropped, False)
+    flat_mask.index_fill_(0, grown, True)
+    flat = weight.view(-1)
+    for changed in (dropped, grown):
+        flat.index_fill_(0, changed, 0.0)
+        zero_state(optimizer, weight, changed)
 
 
 def _select(

@@ -60,3 +60,11 @@ def broadcast_graph(graph: growcore.Graph) -> growcore.Graph:
     data = payload[0]
     assert isinstance(data, bytes)
     return growcore.Graph.from_bytes(data)
+
+
+def all_reduce_mean(values: np.ndarray) -> np.ndarray:
+    """The mean of a float array over the ranks (so every rank decides from the same numbers)."""
+    t = torch.as_tensor(np.ascontiguousarray(values, dtype=np.float64), device=_device())
+    dist.all_reduce(t)
+    out: np.ndarray = (t / dist.get_world_size()).cpu().numpy()
+    return out

@@ -137,6 +137,11 @@ class ActivationStats:
             torch.linalg.vector_norm(buf, dim=1, out=out[i : i + n])
         return out
 
+    def reset(self) -> None:
+        """Discards the sums since the last collection (e.g. after the modules were resized)."""
+        self._sums.clear()
+        self._samples.clear()
+
     def remove(self) -> None:
         """Detaches the hooks."""
         for handle in self._handles:

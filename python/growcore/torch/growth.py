@@ -1,0 +1,550 @@
+"""Growth of a :class:`GrowingMLP` where it saturates: extrema detection, cloning and routing
+decided in the core (``Graph.extrema``, ``Graph.grow``), applied here to the weights and the
+optimizer, with triggers, an optional Katz guidance and a Braess guard.
+
+One training step::
+
+    loss.backward()
+    optimizer.step()
+    grower.step(loss)      # re-mask, feed statistics, and when the trigger fires, grow
+
+At a growth event, every hidden layer's extrema are read from the accumulated statistics
+(taken on each hidden layer's activations, with the saturation thresholds of the activation's
+preset), the core plans clones and routes and applies them to the graph, and this class mirrors
+them on the tensors:
+
+- a **vertical** clone ``C`` of ``X`` (layer ``l``) in layer ``l + 1`` gets ``X``'s incoming
+  weights and bias times ``gain`` (0.7) and zero outgoing weights: the output does not move;
+- a **horizontal** clone (Net2Net split) gets ``X``'s incoming weights and bias, and each of
+  ``X``'s outgoing weights ``w`` is split into ``r * w`` (kept by ``X``) and ``(1 - r) * w``
+  (given to ``C``) with ``r = 0.5 + noise * N(0, 1)`` per edge (``noise`` 0.05 breaks the
+  symmetry of the two copies; the sum is ``w`` to float precision, so the output does not move);
+- a **route** is a new edge at weight ``route_init`` (0) whose optimizer state starts at zero.
+
+Incoming weights are copied before any outgoing weight is split, so several clones in one event
+preserve the function together. The optimizer state of every pre-existing coordinate survives
+untouched (a routed edge's coordinate is the exception: it restarts at zero, as after RigL's
+growth).
+
+The **Braess guard** (``braess={"window": W, "threshold": t}``): the mean loss of the ``W``
+steps after a growth event is compared with the ``W`` before it; if it is worse by more than
+``t`` (relative), the event is rolled back: its routes that still exist are removed, each
+horizontal clone's outgoing weights are merged back into its source (the inverse of the split)
+and every clone is removed with its edges, and the blocks the event created go if empty. No
+growth happens while a guard is pending. Pass the step's loss to :meth:`Grower.step`.
+
+**Katz guidance** (``katz=True``, or a mapping of :func:`growcore.katz` options): Katz
+centrality over ``|W|`` steers the event: the most central extrema are cloned first and get
+more routes (see ``Graph.grow``).
+
+**Selection** ``"random"`` is the ablation: each layer's high and low sets are drawn uniformly
+at random with the sizes the extrema would have had.
+
+Events: ``growth`` (one per event: trigger, counts, sizes), ``clone`` (one per clone), ``route``
+(one per routed edge), ``rollback``, and ``rewire`` when a prune-and-regrow ``policy`` (SET,
+RigL) also runs on every block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+import growcore
+from growcore.errors import InvalidArgumentError, StateDictError
+from growcore.torch.checkpoint import check_state
+from growcore.torch.controller import apply_rewire, decide_rewire
+from growcore.torch.distributed import all_reduce_mean, is_distributed
+from growcore.torch.growing import GrowingMLP
+from growcore.torch.optim import zero_state
+from growcore.torch.policies import Policy
+from growcore.torch.stats import ActivationStats
+from growcore.torch.triggers import Interval, Trigger
+
+STATE_VERSION = 1
+SELECTIONS = ("extrema", "random")
+Event = dict[str, Any]
+
+
+class Grower:
+    """Grows a :class:`GrowingMLP` where its neurons saturate.
+
+    Args:
+        model: the network; its graph is the structure.
+        optimizer: the optimizer of the model's parameters (extended in place, never rebuilt).
+        trigger: when to grow (:mod:`growcore.torch.triggers`; default ``Interval(500)``).
+        clone_type: ``"vertical"``, ``"horizontal"`` or ``"both"``.
+        clone_budget: clones per growth event.
+        gain: a vertical clone's incoming weights are its source's times ``gain`` (>= 0).
+        noise: standard deviation of a horizontal split's ratio around 1/2 (>= 0).
+        radius: routes reach the hidden layers up to ``radius`` ahead (>= 1).
+        routes_per_source: routes per high extremum (before Katz scaling).
+        max_routes: routes per event.
+        fan_in_cap: no route pushes a neuron's fan-in above this.
+        load: ``"fan_in"`` or ``"event"`` (what the least-loaded target minimises).
+        max_layer_size, max_params: limits on clones.
+        epsilon: radius of the saturation ε-ball (see :func:`growcore.saturation_thresholds`).
+        saturation: explicit ``(low, high)`` thresholds instead of the preset's.
+        extrema: options of ``Graph.extrema`` (``q``, ``dead_fraction``, ``fraction``,
+            ``high_z``, ``min_observations``).
+        katz: Katz guidance (``True`` or options of :func:`growcore.katz`).
+        selection: ``"extrema"`` or ``"random"`` (the ablation).
+        braess: ``True`` or ``{"window": 50, "threshold": 0.05}``; ``None`` turns it off.
+        route_init: weight of a routed edge at birth.
+        policy: an optional prune-and-regrow policy over every block (needs ``total_steps``).
+        total_steps: the schedule's clock for ``policy``.
+        seed: seeds the random selection.
+        on_event: called with every event.
+    """
+
+    def __init__(
+        self,
+        model: GrowingMLP,
+        optimizer: torch.optim.Optimizer,
+        *,
+        trigger: Trigger | None = None,
+        clone_type: str = "both",
+        clone_budget: int = 4,
+        gain: float = 0.7,
+        noise: float = 0.05,
+        radius: int = 3,
+        routes_per_source: int = 2,
+        max_routes: int | None = None,
+        fan_in_cap: int | None = None,
+        load: str = "fan_in",
+        max_layer_size: int | None = None,
+        max_params: int | None = None,
+        epsilon: float = 0.05,
+        saturation: tuple[float, float] | None = None,
+        extrema: Mapping[str, Any] | None = None,
+        katz: bool | Mapping[str, Any] = False,
+        selection: str = "extrema",
+        braess: bool | Mapping[str, Any] | None = None,
+        route_init: float = 0.0,
+        policy: Policy | None = None,
+        total_steps: int | None = None,
+        seed: int = 0,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        for name, value in (("gain", gain), ("noise", noise)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise InvalidArgumentError(f"{name}: must be a finite non-negative number, got {value!r}")
+        if not isinstance(route_init, (int, float)) or not math.isfinite(route_init):
+            raise InvalidArgumentError(f"route_init: must be a finite number, got {route_init!r}")
+        if selection not in SELECTIONS:
+            raise InvalidArgumentError(f"selection: expected one of {SELECTIONS}, got {selection!r}")
+        if policy is not None and policy.grow != "none" and total_steps is None:
+            raise InvalidArgumentError(f"total_steps: the {policy.name} policy needs the run's total_steps")
+        self.model = model
+        self.optimizer = optimizer
+        self.trigger = trigger if trigger is not None else Interval(500)
+        self.gain, self.noise, self.route_init = float(gain), float(noise), float(route_init)
+        self.selection = selection
+        self.policy = policy
+        self.total_steps = total_steps
+        self.seed = seed
+        self.on_event = on_event
+        self.grow_options: dict[str, Any] = {
+            "clone_type": clone_type,
+            "clone_budget": clone_budget,
+            "max_layer_size": max_layer_size,
+            "max_params": max_params,
+            "radius": radius,
+            "routes_per_source": routes_per_source,
+            "max_routes": max_routes,
+            "fan_in_cap": fan_in_cap,
+            "load": load,
+        }
+        self.extrema_options = dict(extrema or {})
+        self.katz_options: dict[str, Any] | None = (
+            None if katz is False else ({} if katz is True else dict(katz))
+        )
+        low, high = saturation if saturation is not None else (None, None)
+        self.saturation = growcore.saturation_thresholds(model.activation, epsilon, low=low, high=high)  # type: ignore[arg-type]
+        braess_options: dict[str, Any] = {"window": 50, "threshold": 0.05}
+        if braess not in (None, False):
+            extra = set(dict(braess if isinstance(braess, Mapping) else {})) - set(braess_options)
+            if extra:
+                raise InvalidArgumentError(f"braess: unknown options {sorted(extra)}; expected {sorted(braess_options)}")
+            braess_options.update(braess if isinstance(braess, Mapping) else {})
+            window, threshold = braess_options["window"], braess_options["threshold"]
+            if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+                raise InvalidArgumentError(f"braess['window']: must be a positive integer, got {window!r}")
+            if not isinstance(threshold, (int, float)) or not threshold >= 0:
+                raise InvalidArgumentError(f"braess['threshold']: must be a non-negative number, got {threshold!r}")
+        self.braess = braess_options if braess not in (None, False) else None
+        # Every option checked by the core now, on a scratch copy, rather than at the first event.
+        scratch = growcore.Graph.from_bytes(model.graph.to_bytes())
+        scratch.grow({}, {}, **self.grow_options)
+        scratch.extrema(1, model.activation, **self.extrema_options)  # type: ignore[arg-type]
+
+        if is_distributed():
+            from growcore.torch.distributed import broadcast_graph
+
+            model.graph = broadcast_graph(model.graph)
+            model.refresh_masks()
+        self._step = 0
+        self.events: list[Event] = []
+        self._recent: deque[float] = deque(maxlen=self.braess["window"] if self.braess else 1)
+        self._pending: dict[str, Any] | None = None
+        self.stats = ActivationStats(
+            [(str(layer), act) for layer, act in enumerate(model.acts, start=1)], self.saturation
+        )
+        model.apply_masks()
+
+    # ------------------------------------------------------------------ the training-loop call
+
+    @property
+    def step_count(self) -> int:
+        return self._step
+
+    def step(self, loss: float | torch.Tensor | None = None) -> list[Event]:
+        """Call once after every ``optimizer.step()``, before gradients are zeroed, with the
+        step's loss (needed by the Braess guard and the plateau trigger)."""
+        self._step += 1
+        graph = self.model.graph
+        graph.advance(1)
+        loss_value = None if loss is None else float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
+        if loss_value is not None and is_distributed():
+            loss_value = float(all_reduce_mean(np.array([loss_value]))[0])
+        events: list[Event] = []
+        if self.policy is not None and self.total_steps is not None:
+            fraction = self.policy.fraction(self._step, self.total_steps)
+            if fraction > 0.0:
+                events += self._rewire(fraction)
+        self.model.apply_masks()
+        grad_norm = self._observe()
+        fire = self.trigger.update(self._step, loss_value, grad_norm)
+        if self._pending is not None:
+            if loss_value is not None:
+                self._pending["after"].append(loss_value)
+            if len(self._pending["after"]) >= self.braess["window"]:  # type: ignore[index]
+                events += self._judge()
+        elif fire:
+            events += self.grow(cause=self.trigger.name)
+        if loss_value is not None and self._pending is None:
+            self._recent.append(loss_value)
+        self._emit(events)
+        return events
+
+    # ------------------------------------------------------------------ growth
+
+    @torch.no_grad()
+    def grow(self, cause: str = "manual") -> list[Event]:
+        """One growth event now (the trigger calls this); returns its events. Not logged to
+        ``on_event`` when called directly."""
+        model, graph = self.model, self.model.graph
+        high, low = self.extrema()
+        if self.selection == "random":
+            high, low = self._random_sets(high, low)
+        katz = self._katz() if self.katz_options is not None else None
+        sizes_before = model.sizes
+        plan = graph.grow(high, low, katz=katz, **self.grow_options)
+        model.sync(self.optimizer)
+        self.stats.reset()  # sums taken at the old sizes
+        self._apply_clones(plan["clones"])
+        self._apply_routes(plan["routes"])
+        events = self._events_of(plan, cause, sizes_before)
+        if self.braess is not None and (len(plan["clones"]["id"]) or len(plan["routes"]["src_slot"])):
+            before = float(np.mean(self._recent)) if self._recent else None
+            self._pending = {"step": self._step, "plan": _plain(plan), "before": before, "after": []}
+        return events
+
+    def extrema(self) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """Each hidden layer's high and low extrema (slots, strongest first)."""
+        high, low = {}, {}
+        for layer in range(1, self.model.num_layers - 1):
+            e = self.model.graph.extrema(layer, self.model.activation, **self.extrema_options)  # type: ignore[arg-type]
+            high[layer], low[layer] = e["high"], e["low"]
+        return high, low
+
+    def _random_sets(
+        self, high: dict[int, np.ndarray], low: dict[int, np.ndarray]
+    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        rng = np.random.default_rng([self.seed, self._step])
+        for layer in high:
+            order = rng.permutation(self.model.sizes[layer])
+            n_high, n_low = len(high[layer]), len(low[layer])
+            high[layer], low[layer] = order[:n_high], order[n_high : n_high + n_low]
+        return high, low
+
+    def _katz(self) -> np.ndarray:
+        weights = {}
+        for key in self.model.blocks():
+            indptr, indices = self.model.graph.csr(*key)
+            rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            w = self.model.weight(key).detach().abs()
+            weights[key] = w[torch.as_tensor(rows), torch.as_tensor(indices)].double().cpu().numpy()
+        return growcore.katz(self.model.graph, weights=weights, **self.katz_options)  # type: ignore[arg-type]
+
+    def _apply_clones(self, clones: Mapping[str, np.ndarray]) -> None:
+        model = self.model
+        n = len(clones["id"])
+        # Every incoming copy first, from the weights as they were; then the outgoing splits.
+        for i in range(n):
+            src_layer, src, layer, slot = (int(clones[k][i]) for k in ("source_layer", "source_slot", "layer", "slot"))
+            scale = self.gain if clones["vertical"][i] else 1.0
+            for a, b in model.blocks():
+                if b == src_layer and model.graph.has_block(a, layer):
+                    target = model.weight((a, layer))
+                    row = model.weight((a, b))[src]
+                    target[slot] = row * scale * model.masks[(a, layer)][slot]
+            model.bias(layer)[slot] = model.bias(src_layer)[src] * scale
+        for i in range(n):
+            if clones["vertical"][i]:
+                continue
+            layer, src, slot = (int(clones[k][i]) for k in ("layer", "source_slot", "slot"))
+            generator = torch.Generator().manual_seed(int(clones["noise_seed"][i]) % (1 << 63))
+            for a, b in model.blocks():
+                if a != layer:
+                    continue
+                w = model.weight((a, b))
+                ratio = 0.5 + self.noise * torch.randn(w.shape[0], generator=generator, dtype=torch.float64)
+                # Only the source's edges before the event split (the clone has exactly those):
+                # a row new in this event (another clone's copy) keeps its full weight.
+                shared = model.masks[(a, b)][:, slot]
+                ratio = torch.where(shared, ratio.to(device=w.device, dtype=w.dtype), 1.0)
+                column = w[:, src].clone()
+                w[:, src] = column * ratio
+                w[:, slot] = column * (1 - ratio) * shared
+        model.apply_masks()
+
+    def _apply_routes(self, routes: Mapping[str, np.ndarray]) -> None:
+        for (a, b), rows, cols in _by_block(routes):
+            w = self.model.weight((a, b))
+            flat = torch.as_tensor(rows * w.shape[1] + cols, device=w.device)
+            w.view(-1).index_fill_(0, flat, self.route_init)
+            zero_state(self.optimizer, w, flat)
+
+    def _events_of(self, plan: Mapping[str, Any], cause: str, sizes_before: list[int]) -> list[Event]:
+        step = self._step
+        clones, routes = plan["clones"], plan["routes"]
+        events: list[Event] = [
+            {
+                "kind": "growth",
+                "step": step,
+                "cause": cause,
+                "clones": int(len(clones["id"])),
+                "routes": int(len(routes["src_slot"])),
+                "new_blocks": [list(k) for k in plan["new_blocks"]],
+                "sizes_before": sizes_before,
+                "sizes": self.model.sizes,
+                "nnz": int(self.model.graph.nnz),
+            }
+        ]
+        for i in range(len(clones["id"])):
+            events.append(
+                {
+                    "kind": "clone",
+                    "step": step,
+                    "type": "vertical" if clones["vertical"][i] else "horizontal",
+                    "source_layer": int(clones["source_layer"][i]),
+                    "source_slot": int(clones["source_slot"][i]),
+                    "source_id": int(clones["source_id"][i]),
+                    "layer": int(clones["layer"][i]),
+                    "slot": int(clones["slot"][i]),
+                    "id": int(clones["id"][i]),
+                }
+            )
+        for i in range(len(routes["src_slot"])):
+            events.append(
+                {"kind": "route", "step": step, **{k: int(routes[k][i]) for k in ("src_layer", "src_slot", "dst_layer", "dst_slot")}}
+            )
+        return events
+
+    # ------------------------------------------------------------------ the Braess guard
+
+    def _judge(self) -> list[Event]:
+        pending, self._pending = self._pending, None
+        assert pending is not None and self.braess is not None
+        before, after = pending["before"], float(np.mean(pending["after"]))
+        if before is None or after <= before * (1.0 + self.braess["threshold"]):
+            return []
+        removed = self._rollback(pending["plan"])
+        return [
+            {
+                "kind": "rollback",
+                "step": self._step,
+                "event_step": pending["step"],
+                "loss_before": before,
+                "loss_after": after,
+                **removed,
+                "sizes": self.model.sizes,
+            }
+        ]
+
+    @torch.no_grad()
+    def _rollback(self, plan: Mapping[str, Any]) -> dict[str, int]:
+        model, graph = self.model, self.model.graph
+        routes_removed = 0
+        for (a, b), rows, cols in _by_block(plan["routes"]):
+            if not graph.has_block(a, b):
+                continue
+            present = graph.has_edges(a, b, rows, cols)
+            rows, cols = rows[present], cols[present]
+            graph.remove_edges(a, b, rows, cols)
+            w = model.weight((a, b))
+            flat = torch.as_tensor(rows * w.shape[1] + cols, device=w.device)
+            w.view(-1).index_fill_(0, flat, 0.0)
+            zero_state(self.optimizer, w, flat)
+            routes_removed += len(rows)
+        clones = plan["clones"]
+        ids = np.asarray(clones["id"], dtype=np.int64)
+        slot_of = graph.lineage()["slot"]  # -1 once dead
+        alive = slot_of[ids] >= 0
+        # Merge each surviving horizontal clone's outgoing weights back into its source.
+        for i in np.flatnonzero(alive & ~np.asarray(clones["vertical"], dtype=bool)):
+            layer, slot, src = int(clones["layer"][i]), int(slot_of[ids[i]]), int(slot_of[clones["source_id"][i]])
+            if src < 0:
+                continue
+            for a, b in model.blocks():
+                if a == layer:
+                    w = model.weight((a, b))
+                    w[:, src] += w[:, slot]
+        by_layer: dict[int, list[int]] = {}
+        for i in np.flatnonzero(alive):
+            by_layer.setdefault(int(clones["layer"][i]), []).append(int(slot_of[ids[i]]))
+        for layer, slots in sorted(by_layer.items()):
+            kept = graph.remove_neurons(layer, slots)
+            model.keep_slots(layer, kept, self.optimizer)
+        for a, b in plan["new_blocks"]:
+            if graph.has_block(a, b) and graph.block_nnz(a, b) == 0:
+                graph.remove_block(a, b)
+        model.sync(self.optimizer)
+        model.apply_masks()
+        self.stats.reset()
+        return {"clones_removed": int(alive.sum()), "routes_removed": routes_removed}
+
+    # ------------------------------------------------------------------ rewiring and statistics
+
+    @torch.no_grad()
+    def _rewire(self, fraction: float) -> list[Event]:
+        assert self.policy is not None
+        events = []
+        for key in self.model.blocks():
+            nnz = self.model.graph.block_nnz(*key)
+            count = round(fraction * nnz)
+            if count == 0:
+                continue
+            w = self.model.weight(key)
+            if w.grad is None and self.policy.grow == "gradient":
+                continue
+            g = None if w.grad is None else w.grad.detach()
+            mask = self.model.masks[key]
+            plan = decide_rewire(self.model.graph, key, w.detach(), g, mask, count, self.policy)
+            apply_rewire(plan, mask, w, self.optimizer)
+            events.append(
+                {
+                    "kind": "rewire",
+                    "step": self._step,
+                    "layer": f"{key[0]}->{key[1]}",
+                    "policy": self.policy.name,
+                    "fraction": fraction,
+                    "dropped": int(len(plan["drop_rows"])),
+                    "grown": int(len(plan["grow_rows"])),
+                    "nnz": self.model.graph.block_nnz(*key),
+                }
+            )
+        return events
+
+    @torch.no_grad()
+    def _observe(self) -> float | None:
+        """Feeds the step's activation summaries and gradient norms to the graph; returns the
+        norm of the whole (masked) gradient, or None without gradients."""
+        model = self.model
+        summaries = self.stats.collect({})
+        squares: dict[int, torch.Tensor] = {}
+        for key in model.blocks():
+            g = model.weight(key).grad
+            if g is not None:
+                part = (g * model.masks[key]).float().pow(2).sum(1)
+                squares[key[1]] = squares[key[1]] + part if key[1] in squares else part
+        total = None
+        if squares:
+            total = float(torch.stack([s.sum() for s in squares.values()]).sum().sqrt())
+        for layer in range(1, model.num_layers - 1):
+            summary = dict(summaries.get(str(layer), {}))
+            if layer in squares:
+                summary["grad_norm"] = squares[layer].sqrt().cpu().numpy()
+            if not summary:
+                continue
+            if is_distributed():
+                names = sorted(summary)
+                mean = all_reduce_mean(np.stack([summary[k] for k in names]))
+                summary = {k: mean[i].astype(np.float32) for i, k in enumerate(names)}
+            model.graph.observe(layer, **summary)
+        if total is not None and is_distributed():
+            total = float(all_reduce_mean(np.array([total]))[0])
+        return total
+
+    def _emit(self, events: list[Event]) -> None:
+        self.events.extend(events)
+        if self.on_event is not None:
+            for event in events:
+                self.on_event(event)
+
+    # ------------------------------------------------------------------ queries and checkpoints
+
+    def growth_curve(self) -> list[dict[str, Any]]:
+        """Layer sizes and edges after every growth event and rollback."""
+        return [
+            {"step": e["step"], "sizes": e["sizes"], "kind": e["kind"]}
+            for e in self.events
+            if e["kind"] in ("growth", "rollback")
+        ]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The grower's own state (the structure is in the model's state dict)."""
+        return {
+            "version": STATE_VERSION,
+            "step": self._step,
+            "trigger": self.trigger.state_dict(),
+            "recent": list(self._recent),
+            "pending": self._pending,
+            "events": list(self.events),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores a :meth:`state_dict` (after the model's own state); strict."""
+        step = check_state(state, {"version", "step", "trigger", "recent", "pending", "events"}, STATE_VERSION)
+        if step != self.model.graph.step:
+            raise StateDictError(f"state['step']: {step} does not match the model's graph step {self.model.graph.step}")
+        pending = state["pending"]
+        if pending is not None and (not isinstance(pending, Mapping) or set(pending) != {"step", "plan", "before", "after"}):
+            raise StateDictError(f"state['pending']: malformed {type(pending).__name__}")
+        self.trigger.load_state_dict(dict(state["trigger"]))
+        self._step = step
+        self._recent = deque((float(x) for x in state["recent"]), maxlen=self._recent.maxlen)
+        self._pending = None if pending is None else {**pending, "after": list(pending["after"])}
+        self.events = list(state["events"])
+
+    def remove(self) -> None:
+        """Detaches the statistics hooks."""
+        self.stats.remove()
+
+
+def _by_block(routes: Mapping[str, Any]) -> list[tuple[tuple[int, int], np.ndarray, np.ndarray]]:
+    """Routes grouped per block as (block, rows = targets, cols = sources)."""
+    src_layer = np.asarray(routes["src_layer"], dtype=np.int64)
+    dst_layer = np.asarray(routes["dst_layer"], dtype=np.int64)
+    out = []
+    for a, b in sorted(set(zip(src_layer.tolist(), dst_layer.tolist()))):
+        sel = (src_layer == a) & (dst_layer == b)
+        rows = np.asarray(routes["dst_slot"], dtype=np.int64)[sel]
+        cols = np.asarray(routes["src_slot"], dtype=np.int64)[sel]
+        out.append(((a, b), rows, cols))
+    return out
+
+
+def _plain(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """A plan as plain Python lists (for the state dict)."""
+    return {
+        "clones": {k: np.asarray(v).tolist() for k, v in plan["clones"].items()},
+        "routes": {k: np.asarray(v).tolist() for k, v in plan["routes"].items()},
+        "new_blocks": [tuple(int(x) for x in k) for k in plan["new_blocks"]],
+    }
