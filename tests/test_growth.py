@@ -1,0 +1,441 @@
+"""Growing networks: extrema, clones, routes (cross-checked against a Python model of the
+rules), the GrowingMLP's resizing, the Grower's events, Braess rollback, triggers, resume."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import growcore
+from growcore.torch import GradVariance, Grower, GrowingMLP, Interval, Plateau, make_trigger
+
+# ---------------------------------------------------------------------------- routing vs a model
+
+
+def reference_routes(g, high, low, radius, per_source, cap, load):
+    """The routing rules of Graph.grow written out in Python (no clones, no Katz)."""
+    layers = len(g.layer_sizes)
+    last_hidden = layers - 2
+    fan_in = {l: g.fan_in(l).astype(int).copy() for l in range(layers)}
+    received = {l: np.zeros(g.layer_sizes[l], dtype=int) for l in range(layers)}
+    ids = {l: g.ids(l) for l in range(layers)}
+    dense = {k: g.to_dense(*k) for k in g.blocks}
+    added = set()
+    sources = sorted(
+        ((rank, l, s) for l, slots in high.items() for rank, s in enumerate(slots)), key=lambda x: (x[0], x[1])
+    )
+    routes = []
+    for _, l, s in sources:
+        for _ in range(per_source):
+            best = None
+            for m in range(l + 1, min(l + radius, last_hidden) + 1):
+                for t in low.get(m, []):
+                    exists = (l, m) in dense and dense[(l, m)][t, s]
+                    if exists or (l, m, t, s) in added or (cap is not None and fan_in[m][t] >= cap):
+                        continue
+                    key = (fan_in[m][t] if load == "fan_in" else received[m][t], ids[m][t])
+                    if best is None or key < best[0]:
+                        best = (key, m, t)
+            if best is None:
+                break
+            _, m, t = best
+            fan_in[m][t] += 1
+            received[m][t] += 1
+            added.add((l, m, t, s))
+            routes.append((l, s, m, t))
+    return routes
+
+
+@st.composite
+def routing_cases(draw):
+    hidden = draw(st.lists(st.integers(1, 6), min_size=1, max_size=4))
+    sizes = [3, *hidden, 2]
+    density = draw(st.floats(0.0, 1.0))
+    seed = draw(st.integers(0, 100))
+    g = growcore.Graph(sizes, density, seed=seed)
+    if len(sizes) > 3 and draw(st.booleans()):
+        g.add_block(1, 3)
+        g.add_edges(1, 3, [0], [0])
+    high, low = {}, {}
+    for l in range(1, len(sizes) - 1):
+        roles = draw(st.lists(st.sampled_from([0, 1, 2]), min_size=sizes[l], max_size=sizes[l]))
+        order = draw(st.permutations(range(sizes[l])))
+        high[l] = [s for s in order if roles[s] == 1]
+        low[l] = [s for s in order if roles[s] == 2]
+    radius = draw(st.integers(1, 4))
+    per_source = draw(st.integers(1, 3))
+    cap = draw(st.one_of(st.none(), st.integers(0, 8)))
+    load = draw(st.sampled_from(["fan_in", "event"]))
+    return g, high, low, radius, per_source, cap, load
+
+
+@settings(max_examples=150, deadline=None)
+@given(routing_cases())
+def test_routes_match_the_rules_written_out(case):
+    g, high, low, radius, per_source, cap, load = case
+    expected = reference_routes(g, high, low, radius, per_source, cap, load)
+    before = {k: g.to_dense(*k).copy() for k in g.blocks}
+    plan = g.grow(high, low, clone_budget=0, radius=radius, routes_per_source=per_source, fan_in_cap=cap, load=load)
+    r = plan["routes"]
+    got = list(zip(r["src_layer"].tolist(), r["src_slot"].tolist(), r["dst_layer"].tolist(), r["dst_slot"].tolist()))
+    assert got == expected
+    for l, s, m, t in got:  # forward, high to low, within the radius, a new edge
+        assert 0 < m - l <= radius and s in high[l] and t in low[m]
+        assert not ((l, m) in before and before[(l, m)][t, s])
+        assert g.to_dense(l, m)[t, s]
+
+
+def test_routes_respect_the_fan_in_cap_and_balance_loads():
+    g = growcore.Graph([2, 6, 5, 2], 0.0, seed=0)
+    plan = g.grow({1: list(range(6))}, {2: list(range(5))}, clone_budget=0, routes_per_source=2)
+    fan_in = g.fan_in(2)
+    assert fan_in.max() - fan_in.min() <= 1 and fan_in.sum() == 12 == len(plan["routes"]["src_slot"])
+    g = growcore.Graph([2, 6, 5, 2], 0.0, seed=0)
+    g.grow({1: list(range(6))}, {2: list(range(5))}, clone_budget=0, routes_per_source=2, fan_in_cap=1)
+    assert g.fan_in(2).max() == 1
+
+
+# ---------------------------------------------------------------------------- extrema from training
+
+
+def test_saturated_tanh_neurons_are_high_extrema_after_training_steps():
+    model = GrowingMLP([4, 6, 6, 2], activation="tanh", seed=0)
+    with torch.no_grad():
+        model.bias(1)[2] = 10.0  # pinned at +1
+        model.bias(1)[4] = -10.0  # pinned at -1
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    grower = Grower(model, opt, trigger=Interval(1000))
+    x = torch.randn(32, 4)
+    for _ in range(3):
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+        grower.step()
+    high, low = grower.extrema()
+    assert 2 in high[1].tolist() and 4 in low[1].tolist()
+    assert 2 not in low[1].tolist() and 4 not in high[1].tolist()
+
+
+# ---------------------------------------------------------------------------- clones preserve the function
+
+
+def _trained(sizes, activation="tanh", steps=5, seed=0, **grower_options):
+    torch.manual_seed(seed)
+    model = GrowingMLP(sizes, activation=activation, seed=seed, density=0.7)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    grower = Grower(model, opt, trigger=Interval(10_000), seed=seed, **grower_options)
+    x, y = torch.randn(64, sizes[0]), torch.randint(0, sizes[-1], (64,))
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        grower.step(loss)
+    return model, opt, grower, x, y
+
+
+@pytest.mark.parametrize("clone_type", ["vertical", "horizontal", "both"])
+def test_clones_leave_the_output_unchanged(clone_type):
+    model, _, grower, x, _ = _trained([5, 6, 6, 6, 3], clone_type=clone_type, clone_budget=8, extrema={"q": 0.0}, epsilon=0.9)
+    model.eval()
+    with torch.no_grad():
+        before = model(x)
+        events = grower.grow()
+        after = model(x)
+    clones = [e for e in events if e["kind"] == "clone"]
+    assert clones, "the test needs clones"
+    if clone_type == "both":
+        assert {c["type"] for c in clones} == {"vertical", "horizontal"}
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+
+
+def test_a_vertical_clone_copies_the_scaled_incoming_weights():
+    model, _, grower, _, _ = _trained([5, 6, 6, 6, 3], clone_type="vertical", clone_budget=1, gain=0.5, extrema={"q": 0.0}, epsilon=0.9)
+    src_rows = {a: model.weight((a, 1)).detach().clone() for a, b in model.blocks() if b == 1}
+    bias = model.bias(1).detach().clone()
+    (clone,) = [e for e in grower.grow() if e["kind"] == "clone"]
+    assert (clone["source_layer"], clone["layer"]) == (1, 2)
+    s, c = clone["source_slot"], clone["slot"]
+    torch.testing.assert_close(model.weight((0, 2))[c], 0.5 * src_rows[0][s])
+    assert model.bias(2)[c].item() == pytest.approx(0.5 * bias[s].item())
+    for (a, b) in model.blocks():
+        if a == 2:
+            assert torch.count_nonzero(model.weight((a, b))[:, c]) == 0, "outgoing weights start at zero"
+    lineage = model.graph.lineage()
+    assert lineage["parent_a"][clone["id"]] == clone["source_id"]
+
+
+def test_a_horizontal_split_keeps_the_sum_of_outgoing_weights():
+    model, _, grower, _, _ = _trained([5, 6, 6, 3], clone_type="horizontal", clone_budget=1, noise=0.1, extrema={"q": 0.0}, epsilon=0.9)
+    out_before = model.weight((1, 2)).detach().clone()
+    (clone,) = [e for e in grower.grow() if e["kind"] == "clone"]
+    s, c = clone["source_slot"], clone["slot"]
+    w = model.weight((1, 2)).detach()
+    torch.testing.assert_close(w[:, s] + w[:, c], out_before[:, s])
+    assert not torch.equal(w[:, s], w[:, c]), "the noise breaks the symmetry"
+
+
+# ---------------------------------------------------------------------------- optimizer state
+
+
+def test_optimizer_state_of_old_coordinates_survives_growth_untouched():
+    model, opt, grower, _, _ = _trained([5, 6, 6, 6, 3], clone_budget=6, extrema={"q": 0.0}, epsilon=0.9)
+    names = list(model.params.keys())
+    before = {n: {k: v.clone() for k, v in opt.state[model.params[n]].items()} for n in names}
+    sizes = model.sizes
+    events = grower.grow()
+    assert model.sizes != sizes
+    # A routed edge's coordinate (absent before, present now) restarts at zero, like RigL's growth.
+    for e in (e for e in events if e["kind"] == "route"):
+        for old in before.get(f"w{e['src_layer']}_{e['dst_layer']}", {}).values():  # not a new block
+            if old.dim() == 2:
+                old[e["dst_slot"], e["src_slot"]] = 0
+    for n in names:
+        p = model.params[n]
+        state = opt.state[p]
+        assert any(p is q for g in opt.param_groups for q in g["params"]), f"{n} left the optimizer"
+        for k, old in before[n].items():
+            if old.dim() == 0:
+                assert torch.equal(state[k], old)
+                continue
+            region = tuple(slice(0, d) for d in old.shape)
+            assert torch.equal(state[k][region], old), f"{n}.{k} changed"
+            rest = state[k].clone()
+            rest[region] = 0
+            assert torch.count_nonzero(rest) == 0, f"{n}.{k}: new coordinates must start at zero"
+    # The optimizer keeps working with the grown shapes.
+    x = torch.randn(8, 5)
+    opt.zero_grad()
+    model(x).sum().backward()
+    opt.step()
+
+
+# ---------------------------------------------------------------------------- determinism and resume
+
+
+def _run(steps, seed=0, **options):
+    torch.manual_seed(seed)
+    model = GrowingMLP([6, 8, 8, 3], activation="relu", seed=seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    grower = Grower(model, opt, trigger=Interval(4), seed=seed, **options)
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        x = torch.randn(32, 6, generator=gen)
+        y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        grower.step(loss)
+        losses.append(loss.item())
+    return model, opt, grower, losses, gen
+
+
+def test_the_same_seed_gives_the_same_structure_events_and_losses():
+    a = _run(20, extrema={"fraction": 0.3, "high_z": 0.0})
+    b = _run(20, extrema={"fraction": 0.3, "high_z": 0.0})
+    assert a[3] == b[3]
+    assert a[2].events == b[2].events
+    assert any(e["kind"] == "clone" for e in a[2].events)
+    assert a[0].graph == b[0].graph
+
+
+def test_resume_after_growth_is_bit_identical():
+    options = {"extrema": {"fraction": 0.3, "high_z": 0.0}, "katz": True}
+    model, opt, grower, _, gen = _run(10, **options)
+    assert model.sizes != [6, 8, 8, 3], "the test needs growth before the checkpoint"
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "grower": grower.state_dict(), "gen": gen.get_state()}, buffer)
+
+    def cont(model, opt, grower, gen):
+        out = []
+        for _ in range(10):
+            x = torch.randn(32, 6, generator=gen)
+            y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            grower.step(loss)
+            out.append(loss.item())
+        return out
+
+    expected = cont(model, opt, grower, gen)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=False)
+    fresh = GrowingMLP([6, 8, 8, 3], activation="relu", seed=123)
+    fresh.load_state_dict(saved["model"])
+    fresh_opt = torch.optim.Adam(fresh.parameters(), lr=1e-2)
+    fresh_opt.load_state_dict(saved["opt"])
+    fresh_grower = Grower(fresh, fresh_opt, trigger=Interval(4), **options)
+    fresh_grower.load_state_dict(saved["grower"])
+    fresh_gen = torch.Generator()
+    fresh_gen.set_state(saved["gen"])
+    assert cont(fresh, fresh_opt, fresh_grower, fresh_gen) == expected
+    assert fresh.graph == model.graph
+    for (n, p), (m, q) in zip(model.named_parameters(), fresh.named_parameters()):
+        assert n == m and torch.equal(p, q)
+
+
+def test_a_state_dict_from_another_model_is_refused():
+    model = GrowingMLP([4, 5, 2], activation="relu")
+    other = GrowingMLP([4, 5, 2], activation="tanh")
+    with pytest.raises(growcore.StateDictError, match="activation"):
+        other.load_state_dict(model.state_dict())
+    bad = dict(model.state_dict())
+    del bad["_extra_state"]
+    with pytest.raises(growcore.StateDictError, match="_extra_state"):
+        model.load_state_dict(bad)
+
+
+# ---------------------------------------------------------------------------- Braess guard
+
+
+def test_a_harmful_growth_event_is_rolled_back_to_the_exact_previous_structure():
+    model, opt, grower, x, y = _trained(
+        [5, 6, 6, 6, 3], steps=6, clone_budget=4, extrema={"q": 0.0}, epsilon=0.9, braess={"window": 3, "threshold": 0.0}
+    )
+    structure = {k: model.graph.to_dense(*k).copy() for k in model.blocks()}
+    sizes = model.sizes
+    events = grower.grow()
+    grown = events[0]
+    assert grown["clones"] > 0 and model.sizes != sizes
+    rolled = []
+    for step in range(3):  # losses after the event made worse on purpose
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        rolled += grower.step(loss + 100.0)
+    (rollback,) = [e for e in rolled if e["kind"] == "rollback"]
+    assert rollback["clones_removed"] == grown["clones"] and rollback["event_step"] == grown["step"]
+    assert model.sizes == sizes
+    assert sorted(model.blocks()) == sorted(structure)
+    for k, mask in structure.items():
+        assert np.array_equal(model.graph.to_dense(*k), mask), k
+    assert [tuple(p.shape) for p in opt.param_groups[0]["params"]] == [tuple(p.shape) for p in model.parameters()]
+
+
+def test_a_helpful_growth_event_is_kept_and_growth_waits_for_the_verdict():
+    model, opt, grower, x, y = _trained([5, 6, 6, 3], steps=4, extrema={"q": 0.0}, epsilon=0.9, braess={"window": 3, "threshold": 0.5})
+    grower.trigger = Interval(1)
+    grower.grow()
+    sizes = model.sizes
+    seen = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        seen += grower.step(loss * 0.0)
+    assert not any(e["kind"] in ("rollback", "growth") for e in seen), "no growth while the guard is pending"
+    assert model.sizes == sizes
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"radius": 0}, "radius"),
+        ({"gain": -0.5}, "gain"),
+        ({"fan_in_cap": -1}, "fan_in_cap"),
+        ({"clone_type": "diagonal"}, "clone_type"),
+        ({"load": "weight"}, "load"),
+        ({"saturation": (-2.0, 0.5)}, "low"),
+        ({"epsilon": 1.5}, "epsilon"),
+        ({"extrema": {"q": 2.0}}, "q"),
+        ({"selection": "best"}, "selection"),
+        ({"braess": {"window": 0}}, "window"),
+    ],
+)
+def test_bad_grower_options_are_named(options, match):
+    model = GrowingMLP([4, 5, 5, 2], activation="tanh")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=match):
+        Grower(model, opt, **options)
+
+
+def test_bad_graph_growth_input_changes_nothing():
+    g = growcore.Graph([3, 4, 4, 2], 0.5, seed=0)
+    before = g.to_bytes()
+    with pytest.raises(IndexError, match="high key"):
+        g.grow({7: [0]}, {})
+    with pytest.raises(IndexError, match=r"high\[1\]"):
+        g.grow({1: [9]}, {})
+    with pytest.raises(ValueError, match=r"high\[0\]"):
+        g.grow({0: [0]}, {})
+    with pytest.raises(ValueError, match="katz"):
+        g.grow({1: [0]}, {}, katz=np.ones(3))
+    with pytest.raises(IndexError, match="layer"):
+        g.extrema(9)
+    with pytest.raises(ValueError, match="activation"):
+        g.extrema(1, "gelu")  # type: ignore[arg-type]
+    assert g.to_bytes() == before
+    with pytest.raises(ValueError, match="high"):
+        growcore.saturation_thresholds("sigmoid", low=0.1, high=1.5)
+
+
+# ---------------------------------------------------------------------------- triggers
+
+
+def test_interval_trigger_fires_on_multiples():
+    t = Interval(3)
+    assert [t.update(s, None, None) for s in range(1, 8)] == [False, False, True, False, False, True, False]
+
+
+def test_grad_variance_trigger_fires_on_a_regime_change():
+    t = GradVariance(window=4, change=0.5)
+    calm = [1.0, 1.1, 0.9, 1.0] * 2
+    fired = [t.update(i, None, g) for i, g in enumerate(calm)]
+    assert not any(fired)
+    wild = [0.1, 3.0, 0.2, 2.5]
+    fired = [t.update(i, None, g) for i, g in enumerate(wild)]
+    assert fired == [False, False, False, True]
+
+
+def test_plateau_trigger_follows_reduce_lr_on_plateau():
+    t = Plateau(window=2, patience=1, threshold=0.01)
+    fired = [t.update(i, loss, None) for i, loss in enumerate([1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])]
+    # windows: 1.0 (best), 0.5 (better), 0.5 (bad 1), 0.5 (bad 2 > patience: fire)
+    assert fired == [False] * 7 + [True]
+    saved = copy.deepcopy(t.state_dict())
+    u = make_trigger("plateau", window=2, patience=1, threshold=0.01)
+    u.load_state_dict(saved)
+    assert u.state_dict() == t.state_dict()
+    with pytest.raises(ValueError, match="window"):
+        GradVariance(window=0)
+    with pytest.raises(ValueError, match="trigger"):
+        make_trigger("sometimes")
+
+
+# ---------------------------------------------------------------------------- Katz guidance and the ablation
+
+
+def test_random_selection_draws_as_many_neurons_as_the_extrema():
+    model, _, grower, _, _ = _trained([5, 8, 8, 3], activation="relu", extrema={"fraction": 0.25, "high_z": 0.0})
+    high, low = grower.extrema()
+    grower.selection = "random"
+    grower._step = 7
+    r_high, r_low = grower._random_sets(dict(high), dict(low))
+    for layer in high:
+        assert len(r_high[layer]) == len(high[layer]) and len(r_low[layer]) == len(low[layer])
+        assert not set(r_high[layer].tolist()) & set(r_low[layer].tolist())
+
+
+def test_katz_guidance_serves_the_most_central_extremum_first():
+    model, _, grower, _, _ = _trained([5, 8, 8, 8, 3], activation="relu", katz=True, clone_budget=1, extrema={"fraction": 0.5, "high_z": -10.0})
+    high, _ = grower.extrema()
+    katz = grower._katz()
+    offsets = np.cumsum([0, *model.sizes])
+    best = max(((katz[offsets[l] + s], l, s) for l, slots in high.items() for s in slots.tolist()))
+    (clone,) = [e for e in grower.grow() if e["kind"] == "clone"]
+    assert (clone["source_layer"], clone["source_slot"]) == (best[1], best[2])
