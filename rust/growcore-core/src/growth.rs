@@ -455,17 +455,16 @@ impl Graph {
                     };
                     let block = self.block((layer, m)).ok();
                     for (i, t) in pool.iter().enumerate() {
-                        if spec.fan_in_cap.is_some_and(|cap| t.fan_in >= cap)
-                            || block.is_some_and(|b| b.find(t.slot, slot).is_some())
-                            || pending.contains((layer, m), t.slot, slot)
-                        {
-                            continue;
-                        }
+                        // The edge lookups only for a candidate that would win.
                         let better = match best {
                             None => true,
                             Some((bm, bi)) => t.better_than(&targets[&bm][bi], spec.load),
                         };
-                        if better {
+                        if better
+                            && !spec.fan_in_cap.is_some_and(|cap| t.fan_in >= cap)
+                            && !block.is_some_and(|b| b.find(t.slot, slot).is_some())
+                            && !pending.contains((layer, m), t.slot, slot)
+                        {
                             best = Some((m, i));
                         }
                     }
