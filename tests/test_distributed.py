@@ -50,3 +50,36 @@ def test_two_ranks_keep_identical_masks(tmp_path: Path, policy: str) -> None:
         assert all(torch.equal(a, b) for a, b in zip(masks0, masks1))
     assert results[0]["events"] == results[1]["events"]
     assert h0[0][0].sum() == h0[-1][0].sum()  # density kept
+
+
+def _grow_worker(rank: int, init_file: str, out: str) -> None:
+    from growcore.torch import Grower, GrowingMLP, Interval
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        torch.manual_seed(100 + rank)  # different weights and data on each rank
+        model = GrowingMLP([12, 6, 6, 3], activation="relu", seed=rank)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        grower = Grower(model, opt, trigger=Interval(4), extrema={"fraction": 0.3, "high_z": 0.0})
+        x, y = torch.randn(32, 12), torch.randint(0, 3, (32,))
+        for _ in range(13):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            grower.step(loss)
+        structure = {k: model.graph.to_dense(*k) for k in model.blocks()}
+        torch.save({"structure": structure, "events": grower.events}, os.path.join(out, f"grow{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_grow_the_same_structure(tmp_path: Path) -> None:
+    """Statistics and losses are averaged over the ranks, so every rank decides the same growth."""
+    mp.spawn(_grow_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    r0, r1 = (torch.load(tmp_path / f"grow{r}.pt", weights_only=False) for r in range(WORLD))
+    assert any(e["kind"] == "clone" for e in r0["events"])
+    assert r0["events"] == r1["events"]
+    assert r0["structure"].keys() == r1["structure"].keys()
+    for key, mask in r0["structure"].items():
+        assert (mask == r1["structure"][key]).all(), key
