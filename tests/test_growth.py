@@ -225,6 +225,12 @@ def _run(steps, seed=0, **options):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     grower = Grower(model, opt, trigger=Interval(4), seed=seed, **options)
     gen = torch.Generator().manual_seed(seed)
+    losses = _train(model, opt, grower, gen, steps)
+    return model, opt, grower, losses, gen
+
+
+def _train(model, opt, grower, gen, steps):
+    """``steps`` steps on fresh batches drawn from ``gen``; returns the losses."""
     losses = []
     for _ in range(steps):
         x = torch.randn(32, 6, generator=gen)
@@ -235,7 +241,7 @@ def _run(steps, seed=0, **options):
         opt.step()
         grower.step(loss)
         losses.append(loss.item())
-    return model, opt, grower, losses, gen
+    return losses
 
 
 def test_the_same_seed_gives_the_same_structure_events_and_losses():
@@ -254,20 +260,7 @@ def test_resume_after_growth_is_bit_identical():
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "grower": grower.state_dict(), "gen": gen.get_state()}, buffer)
 
-    def cont(model, opt, grower, gen):
-        out = []
-        for _ in range(10):
-            x = torch.randn(32, 6, generator=gen)
-            y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            grower.step(loss)
-            out.append(loss.item())
-        return out
-
-    expected = cont(model, opt, grower, gen)
+    expected = _train(model, opt, grower, gen, 10)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=False)
     fresh = GrowingMLP([6, 8, 8, 3], activation="relu", seed=123)
@@ -278,7 +271,7 @@ def test_resume_after_growth_is_bit_identical():
     fresh_grower.load_state_dict(saved["grower"])
     fresh_gen = torch.Generator()
     fresh_gen.set_state(saved["gen"])
-    assert cont(fresh, fresh_opt, fresh_grower, fresh_gen) == expected
+    assert _train(fresh, fresh_opt, fresh_grower, fresh_gen, 10) == expected
     assert fresh.graph == model.graph
     for (n, p), (m, q) in zip(model.named_parameters(), fresh.named_parameters()):
         assert n == m and torch.equal(p, q)
