@@ -224,42 +224,27 @@ fn the_last_hidden_layer_has_no_vertical_clone_and_limits_hold() {
         vec![3, 5, 5, 2],
         "max_layer_size caps each layer"
     );
-    let mut g = graph(&[3, 4, 4, 2], 1.0, 1);
-    let params = g.nnz() as u64 + 10;
-    let spec = GrowSpec {
-        clone_type: CloneType::Horizontal,
-        clone_budget: 10,
-        max_params: Some(params + 2 * (3 + 4 + 1)),
-        ..no_clones()
+    // Dense [3, 4, 4, 2]: 36 edges and 10 biases; a horizontal clone of layer 1 costs 3 + 4 + 1.
+    let horizontal_clones = |budget: u32, max_params: Option<u64>| {
+        let mut g = graph(&[3, 4, 4, 2], 1.0, 1);
+        let spec = GrowSpec {
+            clone_type: CloneType::Horizontal,
+            clone_budget: budget,
+            max_params,
+            ..no_clones()
+        };
+        let high = lists(&g, &[(1, &[0, 1, 2, 3])]);
+        g.grow(&high, &lists(&g, &[]), None, &spec)
+            .unwrap()
+            .clones
+            .len()
     };
-    let plan = g
-        .grow(
-            &lists(&g, &[(1, &[0, 1, 2, 3])]),
-            &lists(&g, &[]),
-            None,
-            &spec,
-        )
-        .unwrap();
     assert_eq!(
-        plan.clones.len(),
+        horizontal_clones(10, Some(36 + 10 + 2 * 8)),
         2,
-        "each horizontal clone of layer 1 costs 8 parameters"
+        "max_params caps the clones"
     );
-    let mut g = graph(&[3, 4, 4, 2], 1.0, 1);
-    let spec = GrowSpec {
-        clone_type: CloneType::Horizontal,
-        clone_budget: 3,
-        ..no_clones()
-    };
-    let plan = g
-        .grow(
-            &lists(&g, &[(1, &[0, 1, 2, 3])]),
-            &lists(&g, &[]),
-            None,
-            &spec,
-        )
-        .unwrap();
-    assert_eq!(plan.clones.len(), 3, "the budget caps the clones");
+    assert_eq!(horizontal_clones(3, None), 3, "the budget caps the clones");
 }
 
 // ---------------------------------------------------------------------------- errors

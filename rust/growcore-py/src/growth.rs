@@ -142,17 +142,11 @@ pub fn grow<'py>(
             .max_layer_size
             .map(|m| count32(m, "max_layer_size"))
             .transpose()?,
-        max_params: o
-            .max_params
-            .map(|m| count64(m, "max_params"))
-            .transpose()?,
+        max_params: o.max_params.map(|m| count64(m, "max_params")).transpose()?,
         radius: count32(o.radius, "radius")?,
         routes_per_source: count32(o.routes_per_source, "routes_per_source")?,
         max_routes: o.max_routes.map(|m| count32(m, "max_routes")).transpose()?,
-        fan_in_cap: o
-            .fan_in_cap
-            .map(|m| count64(m, "fan_in_cap"))
-            .transpose()?,
+        fan_in_cap: o.fan_in_cap.map(|m| count64(m, "fan_in_cap")).transpose()?,
         load: Load::parse(o.load).or_raise()?,
     };
     let plan = py
