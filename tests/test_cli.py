@@ -4,6 +4,7 @@ clear errors."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from growcore.cli import main  # noqa: E402
-from growcore.log import read_events, read_metrics  # noqa: E402
+from growcore.log import growth_curves, read_events, read_metrics  # noqa: E402
 
 TINY = ["--limit", "120", "--epochs", "3", "--hidden", "16", "--interval", "2", "--batch-size", "16", "--quiet"]
 
@@ -30,6 +31,7 @@ def test_default_comparison_writes_the_run_folder(tmp_path: Path) -> None:
     out = tmp_path / "a"
     for name in ("events.jsonl", "metrics.jsonl", "run.sqlite", "summary.json", "accuracy.png"):
         assert (out / name).stat().st_size > 0
+    assert not (out / "growth.png").exists()  # only grow runs draw it
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [r["policy"] for r in summary["runs"]] == ["dense", "static", "set", "rigl"]
     assert [r["method"] for r in summary["runs"]] == ["dense", "static", "set", "rigl"]
@@ -153,3 +155,96 @@ def test_apoptosis_draws_one_family_tree_per_method(tmp_path: Path) -> None:
     crossover, replaced = (r["lineage"] for r in summary["runs"][1:])
     assert crossover["max_descendants"] >= 1 and crossover["fitness_correlation"]["n"] >= 16
     assert replaced["max_descendants"] == 0  # random regrowth replaces, it does not breed
+
+
+# Three hidden layers so that routes (which reach the hidden layers ahead) have somewhere to go;
+# 8 steps per epoch, so --grow-every 2 gives growth events at steps 2, 4, 6 and 8.
+GROW = ["--policy", "dense,grow", "--start-hidden", "16,16,16", "--grow-every", "2", "--epochs", "1"]
+
+
+def test_grow_grows_logs_every_event_and_draws_the_growth_curve(tmp_path: Path) -> None:
+    summary = run(tmp_path, "g", *GROW)
+    out = tmp_path / "g"
+    assert [r["method"] for r in summary["runs"]] == ["dense", "grow"]
+    dense, grow = summary["runs"]
+    sizes = grow["layer_sizes"]
+    assert sizes[0] == 64 and sizes[-1] == 10 and len(sizes) == 5
+    assert all(s >= 16 for s in sizes[1:-1]) and any(s > 16 for s in sizes[1:-1])
+    assert grow["events"]["growth"] == 4
+    assert {"growth", "clone", "route"} <= set(grow["events"])
+    # Every event is in the log, and the summary counts them by kind.
+    events = [e for e in read_events(out) if e["run"] == "grow-s0"]
+    assert read_events(out) == read_events(out, source="sqlite")
+    assert dict(Counter(e["kind"] for e in events)) == grow["events"]
+    growths = [e for e in events if e["kind"] == "growth"]
+    assert [e["step"] for e in growths] == [2, 4, 6, 8]
+    assert growths[-1]["sizes"] == sizes and growths[-1]["nnz"] == grow["nnz"]
+    # density: edges over a dense MLP of the final sizes; final_density: over the graph's blocks.
+    assert grow["active_params"] == grow["nnz"] + sum(sizes[1:])
+    assert grow["density"] == pytest.approx(grow["nnz"] / sum(a * b for a, b in zip(sizes, sizes[1:])))
+    assert 0.0 < grow["final_density"] <= 1.0
+    assert "layer_sizes" not in dense and "final_density" not in dense
+    assert summary["by_policy"]["grow"]["layer_sizes"] == [sizes]
+    assert "final_density" in summary["by_policy"]["grow"]
+    # The growth curve starts at the initial sizes at step 0 and ends at the final ones.
+    assert (out / "growth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = growth_curves(read_events(out), read_metrics(out))
+    assert list(curves) == ["grow-s0"]
+    curve = curves["grow-s0"]
+    assert curve["steps"][0] == 0 and curve["sizes"][0].tolist() == [64, 16, 16, 16, 10]
+    assert curve["sizes"][-1].tolist() == sizes and curve["nnz"][-1] == grow["nnz"]
+    assert list(curve["steps"]) == sorted(curve["steps"])
+
+
+def test_grow_random_selection_is_its_own_method_and_grow_is_deterministic(tmp_path: Path) -> None:
+    extra = [*GROW, "--policy", "grow", "--selection", "extrema,random", "--katz"]
+    a = run(tmp_path, "a", *extra)
+    b = run(tmp_path, "b", *extra)
+    assert [(r["method"], r["run"], r["selection"]) for r in a["runs"]] == [
+        ("grow", "grow-s0", "extrema"), ("grow-random", "grow-random-s0", "random")
+    ]
+    assert set(a["by_policy"]) == {"grow", "grow-random"}
+    strip = lambda s: [{k: v for k, v in r.items() if k != "train_seconds"} for r in s["runs"]]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert read_events(tmp_path / "a") == read_events(tmp_path / "b")
+
+
+def test_grow_with_the_braess_guard_waits_for_its_verdict(tmp_path: Path) -> None:
+    # The guard's 50-step window outlasts this 8-step run: no growth after the first event.
+    summary = run(tmp_path, "br", *GROW, "--policy", "grow", "--braess", "--activation", "relu")
+    assert summary["events"]["growth"] == 1
+    assert (tmp_path / "br" / "growth.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--radius", "0"], ["radius", "0"]),
+        (["--fan-in-cap", "-1"], ["fan_in_cap", "-1"]),
+        (["--clone-budget", "-1"], ["clone_budget", "-1"]),
+        (["--max-layer-size", "-1"], ["max_layer_size", "-1"]),
+        (["--grow-every", "0"], ["grow_every", "0"]),
+        (["--start-hidden", "8,0"], ["start_hidden", "0"]),
+        (["--start-hidden", "a"], ["--start-hidden", "a"]),
+        (["--selection", "extrema,magic"], ["selection", "magic"]),
+        (["--policy", "rigl", "--braess"], ["--braess", "grow"]),
+        (["--policy", "rigl", "--katz"], ["--katz", "grow"]),
+    ],
+)
+def test_bad_grow_options_fail_clearly_before_training(tmp_path: Path, capsys, args, words) -> None:
+    out = tmp_path / "bad"
+    assert main(["run", *TINY, "--policy", "dense,grow", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("growcore run: error:")
+    for word in words:
+        assert word in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--clone-type", "--trigger", "--activation"])
+def test_unknown_grow_choices_are_refused_by_the_parser(tmp_path: Path, capsys, option: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", *TINY, "--policy", "grow", "--out", str(tmp_path / "bad"), option, "magic"])
+    assert exit_.value.code == 2
+    assert option in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

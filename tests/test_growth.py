@@ -432,3 +432,11 @@ def test_katz_guidance_serves_the_most_central_extremum_first():
     best = max(((katz[offsets[l] + s], l, s) for l, slots in high.items() for s in slots.tolist()))
     (clone,) = [e for e in grower.grow() if e["kind"] == "clone"]
     assert (clone["source_layer"], clone["source_slot"]) == (best[1], best[2])
+
+
+def test_the_braess_guard_needs_the_loss():
+    model = GrowingMLP([4, 5, 2])
+    grower = Grower(model, torch.optim.SGD(model.parameters(), lr=0.1), braess=True)
+    with pytest.raises(ValueError, match="loss"):
+        grower.step()
+    assert grower.step_count == 0

@@ -2,7 +2,9 @@
 
 ``growcore run`` trains an MLP densely and under sparse-training policies, prints a comparison
 table and writes a run folder (see :mod:`growcore.log`). With no options it compares dense,
-static, SET and RigL at 10% density on scikit-learn's digits.
+static, SET and RigL at 10% density on scikit-learn's digits. ``--policy grow`` trains a network
+that grows from small hidden layers (:class:`growcore.torch.GrowingMLP` and
+:class:`growcore.torch.Grower`); the run folder then also has ``growth.png``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from growcore.errors import GrowcoreError
 
-FIELDS = ("test_accuracy", "test_loss", "density", "active_params", "train_seconds", "turnover")
+FIELDS = ("test_accuracy", "test_loss", "density", "final_density", "active_params", "train_seconds", "turnover")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,12 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser(
         "run",
-        help="train and compare dense / static / SET / RigL",
+        help="train and compare dense / static / SET / RigL / apoptosis / grow",
         description="Train an MLP densely and with sparse-training policies; print a table and write a run folder.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     run.add_argument("--dataset", default="digits", help="digits, or mnist:DIR with MNIST IDX files (t10k only: the 8,000/2,000 split)")
-    run.add_argument("--policy", default="dense,static,set,rigl", help="comma-separated methods: dense, static, set, rigl, apoptosis")
+    run.add_argument("--policy", default="dense,static,set,rigl", help="comma-separated methods: dense, static, set, rigl, apoptosis, grow")
     run.add_argument("--density", type=float, default=0.1, help="fraction of each sparse layer's weights kept (over all layers with ERK)")
     run.add_argument("--distribution", default="erk", choices=["erk", "uniform"], help="how the density is spread over layers")
     run.add_argument("--epochs", type=int, default=30)
@@ -59,6 +61,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rate", type=float, default=0.05, help="apoptosis: fraction of each hidden layer's mature neurons replaced per event (every --interval steps, until 75%% of training)")
     run.add_argument("--senescence", action="store_true", help="apoptosis: also retire senior neurons whose fitness has been flat (senescent after 5 flat intervals, replaced 5 intervals later)")
     run.add_argument("--lr-scale", type=float, default=1.0, help="with --senescence: factor on a senescent neuron's weight updates (1 keeps them, 0 freezes it)")
+    grow = run.add_argument_group("grow", "options of --policy grow: a dense MLP that starts small and grows where its neurons saturate")
+    grow.add_argument("--start-hidden", default="16,16", help="the hidden layer sizes it starts from, comma-separated")
+    grow.add_argument("--activation", default="relu", choices=["relu", "tanh", "sigmoid"], help="hidden activation (sets the saturation thresholds)")
+    grow.add_argument("--clone-type", default="both", choices=["vertical", "horizontal", "both"], help="vertical: the clone goes one layer up; horizontal: a Net2Net split in the same layer")
+    grow.add_argument("--clone-budget", type=int, default=4, help="clones per growth event")
+    grow.add_argument("--max-layer-size", type=int, default=None, help="no clone makes a hidden layer larger than this (None: no limit)")
+    grow.add_argument("--radius", type=int, default=3, help="routes (new edges from saturated to spare neurons) reach the hidden layers up to this many ahead")
+    grow.add_argument("--fan-in-cap", type=int, default=None, help="no route raises a neuron's fan-in above this (None: no cap)")
+    grow.add_argument("--trigger", default="interval", choices=["interval", "grad_variance", "plateau"], help="when to grow: every --grow-every steps, when the gradient norm's variance changes between windows, or when the windowed loss plateaus")
+    grow.add_argument("--grow-every", type=int, default=None, help="steps between growth events (interval trigger), or the window of the other triggers (None: --interval)")
+    grow.add_argument("--braess", action="store_true", help="roll a growth event back when the mean loss of the 50 steps after it is more than 5%% worse than of the 50 before (no growth meanwhile)")
+    grow.add_argument("--katz", action="store_true", help="Katz centrality over |W| picks which saturated neurons are cloned first and get more routes")
+    grow.add_argument("--selection", default="extrema", help="which neurons grow, comma-separated to compare: extrema, random (the ablation: random neurons, as many as the extrema)")
     run.add_argument("--limit", type=int, default=None, help="use only the first N training and N test samples (smoke tests)")
     run.add_argument("--out", default=None, help="run folder (default: runs/<date>-<time>)")
     run.add_argument("--json", default=None, metavar="FILE", help="also write the summary JSON here")
@@ -73,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
     from growcore.log import RunLog
     from growcore.torch.train import RunConfig, train_run
 
-    methods = [m.strip() for m in args.policy.split(",") if m.strip()]
+    # A method listed twice would log two runs under one name: once is enough.
+    methods = list(dict.fromkeys(m.strip() for m in args.policy.split(",") if m.strip()))
     try:
         hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
     except ValueError:
@@ -82,17 +98,39 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds: must be at least 1, got {args.seeds}")
     if args.senescence and "apoptosis" not in methods:
         raise ValueError(f"--senescence: only applies to the apoptosis policy, got --policy {args.policy!r}")
+    for flag in ("braess", "katz"):
+        if getattr(args, flag) and "grow" not in methods:
+            raise ValueError(f"--{flag}: only applies to the grow policy, got --policy {args.policy!r}")
+    try:
+        start_hidden = tuple(int(h) for h in args.start_hidden.split(",") if h.strip())
+    except ValueError:
+        raise ValueError(f"--start-hidden: expected comma-separated integers, got {args.start_hidden!r}") from None
     strategies = [x.strip() for x in args.strategy.split(",") if x.strip()]
+    selections = [x.strip() for x in args.selection.split(",") if x.strip()]
+    if not selections:
+        raise ValueError(f"--selection: expected extrema and/or random, got {args.selection!r}")
+    common: dict[str, Any] = dict(
+        density=args.density, distribution=args.distribution, hidden=hidden, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, interval=args.interval, drop_fraction=args.drop_fraction,
+        rate=args.rate, lr_scale=args.lr_scale, start_hidden=start_hidden, activation=args.activation,
+        clone_type=args.clone_type, clone_budget=args.clone_budget, max_layer_size=args.max_layer_size,
+        radius=args.radius, fan_in_cap=args.fan_in_cap, trigger=args.trigger, grow_every=args.grow_every,
+    )
+
+    def variants(method: str) -> list[dict[str, Any]]:
+        """The runs of one method and seed: one per apoptosis strategy or grow selection."""
+        if method == "apoptosis":
+            return [{"strategy": x, "senescence": args.senescence} for x in strategies]
+        first = {"strategy": strategies[0] if strategies else ""}
+        if method == "grow":
+            return [{**first, "selection": x, "braess": args.braess, "katz": args.katz} for x in selections]
+        return [first]
+
     configs = [
-        RunConfig(
-            method=m, seed=args.seed + s, density=args.density, distribution=args.distribution,
-            hidden=hidden, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            interval=args.interval, drop_fraction=args.drop_fraction, strategy=strategy, rate=args.rate,
-            senescence=args.senescence and m == "apoptosis", lr_scale=args.lr_scale,
-        )
+        RunConfig(method=m, seed=args.seed + s, **common, **variant)
         for s in range(args.seeds)
         for m in methods
-        for strategy in (strategies if m == "apoptosis" else [strategies[0] if strategies else ""])
+        for variant in variants(m)
     ]  # every config is checked before any training starts
     data = load_dataset(args.dataset, seed=args.seed)
     if args.limit is not None:
@@ -103,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
     runs: list[dict[str, Any]] = []
     with RunLog(out) as log, _Progress(args.quiet) as progress:
         for config in configs:
-            task = progress.add(f"{config.method} seed {config.seed}", config.epochs)
+            task = progress.add(f"{config.label} seed {config.seed}", config.epochs)
             # One family tree per apoptosis method, from its first seed's run.
             first = config.method == "apoptosis" and config.seed == args.seed
             tree = out / f"family_tree-{config.label}.png" if first else None
@@ -111,6 +149,8 @@ def _run(args: argparse.Namespace) -> int:
         summary = _summary(args, data.name, runs)
         log.summary(summary)
         log.plot_accuracy()
+        if any(r["policy"] == "grow" for r in runs):
+            log.plot_growth()
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     if not args.quiet:
@@ -120,8 +160,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace, dataset: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run folder's summary: every run, and mean/std per method over seeds (``by_policy``,
-    keyed by the policy, or ``apoptosis-<strategy>``). With exactly one run its fields are also
-    at the top level."""
+    keyed by the policy, ``apoptosis-<strategy>`` or ``grow-<selection>``; a grow method also
+    lists each seed's final ``layer_sizes``). With exactly one run its fields are also at the
+    top level."""
     by_method: dict[str, dict[str, Any]] = {}
     for method in dict.fromkeys(r["method"] for r in runs):
         mine = [r for r in runs if r["method"] == method]
@@ -132,6 +173,8 @@ def _summary(args: argparse.Namespace, dataset: str, runs: list[dict[str, Any]])
             values = [float(r[key]) for r in mine]
             stats[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
         by_method[method] = {"seeds": [r["seed"] for r in mine], **stats}
+        if "layer_sizes" in mine[0]:
+            by_method[method]["layer_sizes"] = [r["layer_sizes"] for r in mine]
     summary: dict[str, Any] = {
         "dataset": dataset,
         "command": ["growcore", "run", *sys.argv[2:]] if sys.argv[1:2] == ["run"] else None,
@@ -150,8 +193,9 @@ def _print_table(summary: dict[str, Any], out: Path) -> None:
 
     table = Table(title=f"growcore run on {summary['dataset']}")
     turnover = any("turnover" in s for s in summary["by_policy"].values())
+    grown = any("layer_sizes" in s for s in summary["by_policy"].values())
     columns = ["method", "test accuracy %", "test loss", "density", "active params", "train s"]
-    for column in columns + (["turnover"] if turnover else []):
+    for column in columns + (["turnover"] if turnover else []) + (["hidden sizes"] if grown else []):
         table.add_column(column, justify="left" if column == "method" else "right")
     for method, s in summary["by_policy"].items():
         pm = len(s["seeds"]) > 1
@@ -164,6 +208,8 @@ def _print_table(summary: dict[str, Any], out: Path) -> None:
                cell("active_params", ",.0f"), cell("train_seconds", ".1f")]
         if turnover:
             row.append(cell("turnover", ".2f") if "turnover" in s else "")
+        if grown:  # a grow method's final hidden sizes, one group per seed
+            row.append(" | ".join(",".join(map(str, sizes[1:-1])) for sizes in s.get("layer_sizes", [])))
         table.add_row(*row)
     console = Console()
     console.print(table)

@@ -1,4 +1,4 @@
-"""The run folder of a training run: event log, metrics, summary and accuracy plot (no torch).
+"""The run folder of a training run: event log, metrics, summary and plots (no torch).
 
 A :class:`RunLog` owns one folder and writes, for any number of runs (a run is one method with
 one seed, named e.g. ``"rigl-s0"``, see :func:`run_name`):
@@ -21,7 +21,10 @@ one seed, named e.g. ``"rigl-s0"``, see :func:`run_name`):
 ``summary.json``
     whatever :meth:`RunLog.summary` is given (a wall-clock field, if any, is the caller's);
 ``accuracy.png``
-    :meth:`RunLog.plot_accuracy` / :func:`plot_accuracy`.
+    :meth:`RunLog.plot_accuracy` / :func:`plot_accuracy`;
+``growth.png``
+    for growing networks, :meth:`RunLog.plot_growth` / :func:`plot_growth`: neurons per hidden
+    layer and edges over steps (see :func:`growth_curves` for the records it reads).
 
 **Batches.** Records are buffered and written to the JSONL files and SQLite together, every
 ``batch_size`` records, on :meth:`RunLog.flush`, :meth:`RunLog.summary` and on close (also when
@@ -73,6 +76,8 @@ METRICS_FILE = "metrics.jsonl"
 SQLITE_FILE = "run.sqlite"
 SUMMARY_FILE = "summary.json"
 PLOT_FILE = "accuracy.png"
+GROWTH_PLOT_FILE = "growth.png"
+GROWTH_KINDS = ("growth", "rollback")
 SCHEMA_VERSION = 1
 
 _LOG_FILES = (EVENTS_FILE, METRICS_FILE, SQLITE_FILE)
@@ -290,6 +295,14 @@ class RunLog:
         """
         self.flush()
         return plot_accuracy(read_metrics(self.folder), self.folder / filename, metric=metric)
+
+    def plot_growth(self, filename: str = GROWTH_PLOT_FILE) -> Path:
+        """Flush, then plot the growth curve of every growing run logged here into the folder.
+
+        See :func:`plot_growth`; returns the PNG's path.
+        """
+        self.flush()
+        return plot_growth(read_events(self.folder), read_metrics(self.folder), self.folder / filename)
 
     def flush(self) -> None:
         """Write every buffered record to both stores (one SQLite transaction, then JSONL)."""
@@ -581,6 +594,120 @@ def plot_accuracy(
     return out
 
 
+def growth_curves(
+    events_rows: Iterable[Mapping[str, Any]],
+    metrics_rows: Iterable[Mapping[str, Any]] = (),
+) -> dict[str, dict[str, Any]]:
+    """Per run, its layer sizes and edge count over steps: the growth curve of a growing network.
+
+    Points come from events of the kinds ``growth`` and ``rollback`` (fields ``sizes``, the layer
+    sizes input to output, and ``nnz``, the edges after the event) and from metric records with
+    ``layer_sizes`` (``{"0": n0, "1": n1, ...}``) and ``nnz``, such as the ones ``growcore run``
+    writes at step 0 and after every epoch. At one step, events come before metrics (a metric
+    is recorded after the step's events). Runs without any such record are left out; a point
+    without ``nnz`` has NaN there.
+
+    Returns ``{run: {"steps", "sizes", "nnz"}}`` in order of first appearance: ``steps`` int64
+    ``(n,)``, ``sizes`` float64 ``(n, layers)`` (NaN where a point has fewer layers), ``nnz``
+    float64 ``(n,)``.
+    """
+    # run -> [(step, order, sizes, nnz)], order 0 for events and 1 for metrics.
+    points: dict[str, list[tuple[int, int, list[float], float]]] = {}
+
+    def add(row: Mapping[str, Any], order: int, sizes: Any) -> None:
+        run, step = row.get("run"), row.get("step")
+        if not isinstance(run, str) or isinstance(step, bool) or not isinstance(step, int):
+            raise InvalidArgumentError(
+                f"a growth record needs a str 'run' and an int 'step', got run={run!r}, step={step!r}"
+            )
+        nnz = row.get("nnz")
+        edges = float(nnz) if isinstance(nnz, (int, float)) and not isinstance(nnz, bool) else math.nan
+        values = [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan for v in sizes]
+        points.setdefault(run, []).append((step, order, values, edges))
+
+    for row in events_rows:
+        if row.get("kind") in GROWTH_KINDS and isinstance(row.get("sizes"), list):
+            add(row, 0, row["sizes"])
+    for row in metrics_rows:
+        sizes = row.get("layer_sizes")
+        if isinstance(sizes, Mapping) and sizes:
+            try:
+                ordered = [sizes[k] for k in sorted(sizes, key=int)]
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"metric 'layer_sizes' must be keyed by layer numbers, got keys {sorted(sizes)}"
+                ) from None
+            add(row, 1, ordered)
+    out: dict[str, dict[str, Any]] = {}
+    for run, rows in points.items():
+        rows.sort(key=lambda r: (r[0], r[1]))  # stable: equal keys keep the order written
+        width = max(len(r[2]) for r in rows)
+        sizes_table = np.full((len(rows), width), np.nan)
+        for i, r in enumerate(rows):
+            sizes_table[i, : len(r[2])] = r[2]
+        out[run] = {
+            "steps": np.asarray([r[0] for r in rows], dtype=np.int64),
+            "sizes": sizes_table,
+            "nnz": np.asarray([r[3] for r in rows], dtype=np.float64),
+        }
+    return out
+
+
+def plot_growth(
+    events_rows: Iterable[Mapping[str, Any]],
+    metrics_rows: Iterable[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+) -> Path:
+    """Plot each growing run's neurons per hidden layer (top) and edges (bottom) over steps
+    into the PNG file ``path``, from :func:`growth_curves`.
+
+    The curves are steps (a value holds until the next record). One colour per run, one line
+    style per hidden layer. Raises :class:`InvalidArgumentError` when no run has a growth
+    record. Uses matplotlib's Agg renderer without touching pyplot's global state. Returns the
+    path written.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(
+            "plot_growth needs matplotlib: pip install 'growcore[run]' (or pip install matplotlib)"
+        ) from exc
+    curves = growth_curves(events_rows, metrics_rows)
+    if not curves:
+        raise InvalidArgumentError(
+            "no growth records: expected 'growth'/'rollback' events with 'sizes' or metrics with 'layer_sizes'"
+        )
+    fig = Figure(figsize=(7.0, 6.5), dpi=100)
+    neurons, edges = fig.subplots(2, 1, sharex=True)
+    styles = ("-", "--", ":", "-.")
+    colors = [f"C{i % 10}" for i in range(len(curves))]
+    for color, (run, c) in zip(colors, curves.items()):
+        steps, sizes = c["steps"], c["sizes"]
+        for layer in range(1, sizes.shape[1] - 1):  # hidden layers only
+            have = np.isfinite(sizes[:, layer])
+            if have.any():
+                neurons.plot(
+                    steps[have], sizes[have, layer], drawstyle="steps-post", color=color,
+                    linestyle=styles[(layer - 1) % len(styles)], linewidth=1.5, label=f"{run} layer {layer}",
+                )
+        have = np.isfinite(c["nnz"])
+        if have.any():
+            edges.plot(steps[have], c["nnz"][have], drawstyle="steps-post", color=color, linewidth=1.5, label=run)
+    neurons.set_ylabel("neurons")
+    neurons.set_title(title if title is not None else "growth: neurons per hidden layer and edges")
+    edges.set_ylabel("edges (nnz)")
+    edges.set_xlabel("step")
+    for ax in (neurons, edges):
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, format="png")
+    return out
+
+
 # ---------------------------------------------------------------------- internals
 
 
@@ -714,13 +841,17 @@ class _open_readonly:
 
 __all__ = [
     "EVENTS_FILE",
+    "GROWTH_KINDS",
+    "GROWTH_PLOT_FILE",
     "METRICS_FILE",
     "PLOT_FILE",
     "SQLITE_FILE",
     "SUMMARY_FILE",
     "RunLog",
+    "growth_curves",
     "mean_curves",
     "plot_accuracy",
+    "plot_growth",
     "read_events",
     "read_metrics",
     "read_nonfinite_counts",

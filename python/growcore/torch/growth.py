@@ -31,14 +31,21 @@ steps after a growth event is compared with the ``W`` before it; if it is worse 
 ``t`` (relative), the event is rolled back: its routes that still exist are removed, each
 horizontal clone's outgoing weights are merged back into its source (the inverse of the split)
 and every clone is removed with its edges, and the blocks the event created go if empty. No
-growth happens while a guard is pending. Pass the step's loss to :meth:`Grower.step`.
+growth happens while a guard is pending (trigger fires in that time are dropped, not
+postponed). Pass the step's loss to :meth:`Grower.step` (required with the guard on).
 
 **Katz guidance** (``katz=True``, or a mapping of :func:`growcore.katz` options): Katz
 centrality over ``|W|`` steers the event: the most central extrema are cloned first and get
 more routes (see ``Graph.grow``).
 
 **Selection** ``"random"`` is the ablation: each layer's high and low sets are drawn uniformly
-at random with the sizes the extrema would have had.
+at random with the sizes the extrema would have had, so the network grows by as much; only
+which neurons are cloned and routed differs.
+
+A vertical clone of the last hidden layer would land in the outputs, so it has none; with
+``clone_type="vertical"`` a network of few hidden layers clones little. A ``growth`` event is
+logged every time the trigger fires, with its clone and route counts, even when both are 0
+(nothing saturated, or every limit reached).
 
 Events: ``growth`` (one per event: trigger, counts, sizes), ``clone`` (one per clone), ``route``
 (one per routed edge), ``rollback``, and ``rewire`` when a prune-and-regrow ``policy`` (SET,
@@ -206,6 +213,8 @@ class Grower:
     def step(self, loss: float | torch.Tensor | None = None) -> list[Event]:
         """Call once after every ``optimizer.step()``, before gradients are zeroed, with the
         step's loss (needed by the Braess guard and the plateau trigger)."""
+        if loss is None and self.braess is not None:
+            raise InvalidArgumentError("loss: the Braess guard needs the step's loss; call step(loss)")
         self._step += 1
         graph = self.model.graph
         graph.advance(1)
@@ -375,6 +384,7 @@ class Grower:
                 "loss_after": after,
                 **removed,
                 "sizes": self.model.sizes,
+                "nnz": int(self.model.graph.nnz),
             }
         ]
 
@@ -493,7 +503,7 @@ class Grower:
     def growth_curve(self) -> list[dict[str, Any]]:
         """Layer sizes and edges after every growth event and rollback."""
         return [
-            {"step": e["step"], "sizes": e["sizes"], "kind": e["kind"]}
+            {"step": e["step"], "sizes": e["sizes"], "nnz": e["nnz"], "kind": e["kind"]}
             for e in self.events
             if e["kind"] in ("growth", "rollback")
         ]

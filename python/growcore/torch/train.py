@@ -1,5 +1,7 @@
-"""One supervised training run of an MLP, dense or under a :class:`SparseController`: the loop
-behind ``growcore run``. Deterministic on CPU for a seed: the same structure, events and losses.
+"""One supervised training run of an MLP, dense, under a :class:`SparseController`, a
+:class:`Lifecycle` (apoptosis) or, for ``grow``, a :class:`GrowingMLP` driven by a
+:class:`Grower`: the loop behind ``growcore run``. Deterministic on CPU for a seed: the same
+structure, events and losses.
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ from typing import Any
 import torch
 from torch import nn
 
+import growcore
 from growcore.data import Dataset
 from growcore.errors import InvalidArgumentError
 from growcore.lineage import plot_family_tree
 from growcore.log import RunLog, run_name
 from growcore.torch.controller import SparseController
+from growcore.torch.growing import ACTIVATIONS, GrowingMLP
+from growcore.torch.growth import SELECTIONS, Grower
 from growcore.torch.lifecycle import STRATEGIES, Lifecycle
 from growcore.torch.policies import POLICIES, make_policy
+from growcore.torch.triggers import TRIGGERS, Trigger, make_trigger
 
-METHODS = ("dense", *POLICIES, "apoptosis")
+METHODS = ("dense", *POLICIES, "apoptosis", "grow")
+CLONE_TYPES = ("vertical", "horizontal", "both")
 
 
 @dataclass(frozen=True)
@@ -45,13 +52,50 @@ class RunConfig:
     senescence: bool = False
     lr_scale: float = 1.0
     policy_options: dict[str, Any] = field(default_factory=dict)
+    # grow: a GrowingMLP from these hidden sizes (dense), grown by a Grower with these options.
+    start_hidden: Sequence[int] = (16, 16)
+    activation: str = "relu"
+    clone_type: str = "both"
+    clone_budget: int = 4
+    radius: int = 3
+    fan_in_cap: int | None = None
+    max_layer_size: int | None = None
+    trigger: str = "interval"
+    grow_every: int | None = None  # the interval trigger's period, the other triggers' window; None: interval
+    braess: bool = False
+    katz: bool = False
+    selection: str = "extrema"
 
     @property
     def label(self) -> str:
-        """The method as reported: the policy, or ``apoptosis-<strategy>`` (``+senescence``)."""
+        """The method as reported: the policy, ``apoptosis-<strategy>`` (``+senescence``), or
+        ``grow`` (``grow-random`` for the random-selection ablation)."""
+        if self.method == "grow":
+            return "grow" if self.selection == "extrema" else f"grow-{self.selection}"
         if self.method != "apoptosis":
             return self.method
         return f"apoptosis-{self.strategy}" + ("+senescence" if self.senescence else "")
+
+    @property
+    def growth_period(self) -> int:
+        """Steps between growth checks: ``grow_every``, else ``interval``."""
+        return self.grow_every if self.grow_every is not None else self.interval
+
+    def make_trigger(self) -> Trigger:
+        """The grow method's trigger: ``interval`` every :attr:`growth_period` steps, the others
+        over windows of that many steps (their other options at their defaults)."""
+        key = "every" if self.trigger == "interval" else "window"
+        return make_trigger(self.trigger, **{key: self.growth_period})
+
+    def grow_options(self) -> dict[str, Any]:
+        """The options of ``Graph.grow`` (through :class:`Grower`) that a run sets."""
+        return {
+            "clone_type": self.clone_type,
+            "clone_budget": self.clone_budget,
+            "radius": self.radius,
+            "fan_in_cap": self.fan_in_cap,
+            "max_layer_size": self.max_layer_size,
+        }
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -74,6 +118,31 @@ class RunConfig:
             raise InvalidArgumentError("hidden: apoptosis needs at least one hidden layer")
         if any(h < 1 for h in self.hidden):
             raise InvalidArgumentError(f"hidden: layer sizes must be at least 1, got {list(self.hidden)}")
+        if self.method == "grow":
+            self._check_grow()
+
+    def _check_grow(self) -> None:
+        """The grow options, checked before any training (the core checks the growth limits on
+        a scratch graph, as the Grower does, so the messages are the core's)."""
+        if not self.start_hidden or any(h < 1 for h in self.start_hidden):
+            raise InvalidArgumentError(
+                f"start_hidden: expected at least one hidden layer of size at least 1, got {list(self.start_hidden)}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise InvalidArgumentError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.clone_type not in CLONE_TYPES:
+            raise InvalidArgumentError(f"clone_type: expected one of {list(CLONE_TYPES)}, got {self.clone_type!r}")
+        if self.selection not in SELECTIONS:
+            raise InvalidArgumentError(f"selection: expected one of {list(SELECTIONS)}, got {self.selection!r}")
+        if self.trigger not in TRIGGERS:
+            raise InvalidArgumentError(f"trigger: expected one of {sorted(TRIGGERS)}, got {self.trigger!r}")
+        if self.grow_every is not None and self.grow_every < 1:
+            raise InvalidArgumentError(f"grow_every: must be at least 1, got {self.grow_every!r}")
+        if self.growth_period < 1:
+            raise InvalidArgumentError(f"interval: must be at least 1 (the grow method's default grow_every), got {self.interval!r}")
+        self.make_trigger()
+        scratch = growcore.Graph([1] * (len(self.start_hidden) + 2))  # as deep, but tiny
+        scratch.grow({}, {}, **self.grow_options())
 
 
 def mlp(inputs: int, hidden: Sequence[int], outputs: int) -> nn.Sequential:
@@ -105,7 +174,13 @@ def train_run(
     torch.manual_seed(config.seed)
     x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     x_test, y_test = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
-    model = mlp(data.num_features, config.hidden, data.num_classes)
+    growing: GrowingMLP | None = None
+    model: nn.Module
+    if config.method == "grow":
+        sizes = [data.num_features, *config.start_hidden, data.num_classes]
+        model = growing = GrowingMLP(sizes, activation=config.activation, seed=config.seed)
+    else:
+        model = mlp(data.num_features, config.hidden, data.num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
@@ -113,11 +188,25 @@ def train_run(
     def on_event(event: dict[str, Any]) -> None:
         if log is not None:
             fields = {k: v for k, v in event.items() if k not in ("kind", "step", "layer")}
-            log.event(event["kind"], step=event["step"], run=run, layer=event["layer"], **fields)
+            if growing is not None and event["kind"] in ("growth", "rollback") and "nnz" not in fields:
+                # The growth curve needs the edges after every structural change; the graph is
+                # as the event left it (events are emitted at the end of Grower.step).
+                fields["nnz"] = int(growing.graph.nnz)
+            # Growth and route events carry no layer, clones an int; the log's layer is a string.
+            layer = event.get("layer")
+            log.event(event["kind"], step=event["step"], run=run, layer=None if layer is None else str(layer), **fields)
 
     controller: SparseController | None = None
     lifecycle: Lifecycle | None = None
-    if config.method == "apoptosis":
+    grower: Grower | None = None
+    if growing is not None:
+        grower = Grower(
+            growing, optimizer, trigger=config.make_trigger(), katz=config.katz,
+            braess=config.braess or None, selection=config.selection, seed=config.seed,
+            on_event=on_event, **config.grow_options(),
+        )
+    elif config.method == "apoptosis":
+        assert isinstance(model, nn.Sequential)  # the mlp() above
         lifecycle = Lifecycle(
             model, optimizer, interval=config.interval, fraction=config.rate,
             strategy=config.strategy, seed=config.seed, end=int(0.75 * total_steps), on_event=on_event,
@@ -146,7 +235,7 @@ def train_run(
     step = 0
     test_loss, accuracy = _evaluate(model, x_test, y_test)
     if log is not None:
-        log.metric(step=0, run=run, test_loss=test_loss, accuracy=accuracy, **_density(controller))
+        log.metric(step=0, run=run, test_loss=test_loss, accuracy=accuracy, **_density(controller), **_structure(growing))
     for epoch in range(config.epochs):
         started = time.perf_counter()
         model.train()
@@ -162,6 +251,8 @@ def train_run(
                 controller.step()
             if lifecycle is not None:
                 lifecycle.step()
+            if grower is not None:
+                grower.step(loss)
             step += 1
             total += loss.item() * len(batch)
             seen += len(batch)
@@ -170,14 +261,21 @@ def train_run(
         if log is not None:
             log.metric(
                 step=step, run=run, train_loss=total / seen, test_loss=test_loss, accuracy=accuracy,
-                **_density(controller),
+                **_density(controller), **_structure(growing),
             )
         if progress is not None:
             progress(epoch + 1, config.epochs)
 
     total_params = sum(p.numel() for p in model.parameters())
-    structural = controller.events if controller is not None else lifecycle.events if lifecycle is not None else []
+    structural: list[dict[str, Any]] = (
+        controller.events if controller is not None
+        else lifecycle.events if lifecycle is not None
+        else grower.events if grower is not None
+        else []
+    )
     events = Counter(e["kind"] for e in structural)
+    density = controller.actual_density if controller is not None else 1.0
+    active_params = controller.active_params() if controller is not None else total_params
     extra: dict[str, Any] = {}
     if controller is not None:
         controller.remove()
@@ -191,18 +289,33 @@ def train_run(
         if family_tree is not None:
             plot_family_tree(lifecycle.graph.lineage(), family_tree, layer=lifecycle.hidden,
                              title=f"{run}: hidden neurons", end=lifecycle.step_count)
+    if grower is not None and growing is not None:
+        grower.remove()
+        sizes = growing.sizes
+        # "density" stays comparable with the other methods: every edge (adjacent and skip
+        # blocks) over the weights of a dense MLP with the final layer sizes (adjacent blocks
+        # only), so it can exceed 1 when skip edges outnumber the missing adjacent ones.
+        # "final_density" is the graph's own: edges over the capacity of the blocks it has.
+        density = growing.graph.nnz / sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        active_params = growing.active_params()
+        extra = {
+            "selection": config.selection,
+            "layer_sizes": sizes,
+            "final_density": float(growing.graph.density()),
+            "nnz": int(growing.graph.nnz),
+        }
     return {
         "run": run,
         "method": config.label,
         "policy": config.method,
         "dataset": data.name,
         "seed": config.seed,
-        "density": controller.actual_density if controller is not None else 1.0,
+        "density": density,
         "distribution": config.distribution if controller is not None else None,
         "test_accuracy": accuracy,
         "test_loss": test_loss,
         "train_seconds": train_seconds,
-        "active_params": controller.active_params() if controller is not None else total_params,
+        "active_params": active_params,
         "total_params": total_params,
         "steps": total_steps,
         "events": dict(sorted(events.items())),
@@ -225,3 +338,11 @@ def _density(controller: SparseController | None) -> dict[str, Any]:
     if controller is None:
         return {}
     return {"density": controller.density_report()}
+
+
+def _structure(model: GrowingMLP | None) -> dict[str, Any]:
+    """A growing model's layer sizes (keyed by layer, input to output) and edges: the points of
+    the growth curve between events (see :func:`growcore.log.growth_curves`)."""
+    if model is None:
+        return {}
+    return {"layer_sizes": {str(i): s for i, s in enumerate(model.sizes)}, "nnz": int(model.graph.nnz)}
