@@ -440,3 +440,32 @@ def test_the_braess_guard_needs_the_loss():
     with pytest.raises(ValueError, match="loss"):
         grower.step()
     assert grower.step_count == 0
+
+
+@pytest.mark.parametrize("policy", ["set", "rigl"])
+def test_prune_and_regrow_runs_on_every_block_of_a_growing_network(policy):
+    from growcore.torch import make_policy
+
+    torch.manual_seed(0)
+    model = GrowingMLP([6, 8, 8, 3], density=0.5, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    grower = Grower(
+        model, opt, trigger=Interval(4), policy=make_policy(policy, interval=3, drop_fraction=0.3),
+        total_steps=20, extrema={"fraction": 0.3, "high_z": 0.0},
+    )
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    for _ in range(12):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        grower.step(loss)
+    kinds = {e["kind"] for e in grower.events}
+    assert {"rewire", "clone"} <= kinds
+    rewired = [e for e in grower.events if e["kind"] == "rewire"]
+    assert all(e["dropped"] == e["grown"] > 0 for e in rewired), "a rewire keeps each block's edge count"
+    for key in model.blocks():  # the masks mirror the graph, and weights outside them are zero
+        assert np.array_equal(model.graph.to_dense(*key), model.masks[key].cpu().numpy())
+        assert torch.count_nonzero(model.weight(key).detach() * ~model.masks[key]) == 0
+    with pytest.raises(ValueError, match="total_steps"):
+        Grower(model, opt, policy=make_policy(policy))
