@@ -275,6 +275,16 @@ impl Graph {
         self.layers.iter().map(|l| l.len() as u32).collect()
     }
 
+    /// Slot offset of each layer in the global (layer by layer) neuron order, and the number
+    /// of neurons last: `num_layers + 1` entries.
+    pub(crate) fn layer_offsets(&self) -> Vec<usize> {
+        let mut offsets = vec![0usize];
+        for size in self.layer_sizes() {
+            offsets.push(offsets[offsets.len() - 1] + size as usize);
+        }
+        offsets
+    }
+
     pub fn num_neurons(&self) -> usize {
         self.layers.iter().map(Vec::len).sum()
     }

@@ -484,17 +484,6 @@ impl Graph {
         }
         routes
     }
-
-    /// Slot offset of each layer in the global (layer by layer) neuron order.
-    pub(crate) fn layer_offsets(&self) -> Vec<usize> {
-        let mut offsets = Vec::with_capacity(self.num_layers());
-        let mut total = 0;
-        for size in self.layer_sizes() {
-            offsets.push(total);
-            total += size as usize;
-        }
-        offsets
-    }
 }
 
 /// Sizes and parameters as the planned clones leave them.

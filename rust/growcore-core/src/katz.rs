@@ -62,10 +62,7 @@ pub fn katz(
     let mut x = beta_vector(beta, g.num_neurons(), "neuron")?;
     check_weights(g, weights)?;
     let sizes = g.layer_sizes();
-    let mut offsets = vec![0usize];
-    for &n in &sizes {
-        offsets.push(offsets.last().unwrap() + n as usize);
-    }
+    let offsets = g.layer_offsets();
     match direction {
         Direction::In => {
             for layer in 1..sizes.len() {
