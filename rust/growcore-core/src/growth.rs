@@ -461,8 +461,8 @@ impl Graph {
                             Some((bm, bi)) => t.better_than(&targets[&bm][bi], spec.load),
                         };
                         if better
-                            && !spec.fan_in_cap.is_some_and(|cap| t.fan_in >= cap)
-                            && !block.is_some_and(|b| b.find(t.slot, slot).is_some())
+                            && spec.fan_in_cap.is_none_or(|cap| t.fan_in < cap)
+                            && block.is_none_or(|b| b.find(t.slot, slot).is_none())
                             && !pending.contains((layer, m), t.slot, slot)
                         {
                             best = Some((m, i));
