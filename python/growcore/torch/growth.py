@@ -185,10 +185,7 @@ class Grower:
             if not isinstance(threshold, (int, float)) or not threshold >= 0:
                 raise InvalidArgumentError(f"braess['threshold']: must be a non-negative number, got {threshold!r}")
         self.braess = braess_options if braess not in (None, False) else None
-        # Every option checked by the core now, on a scratch copy, rather than at the first event.
-        scratch = growcore.Graph.from_bytes(model.graph.to_bytes())
-        scratch.grow({}, {}, **self.grow_options)
-        scratch.extrema(1, model.activation, **self.extrema_options)  # type: ignore[arg-type]
+        check_options(model.num_layers, model.activation, self.grow_options, self.extrema_options)
 
         if is_distributed():
             from growcore.torch.distributed import broadcast_graph
@@ -324,11 +321,8 @@ class Grower:
         model.apply_masks()
 
     def _apply_routes(self, routes: Mapping[str, np.ndarray]) -> None:
-        for (a, b), rows, cols in _by_block(routes):
-            w = self.model.weight((a, b))
-            flat = torch.as_tensor(rows * w.shape[1] + cols, device=w.device)
-            w.view(-1).index_fill_(0, flat, self.route_init)
-            zero_state(self.optimizer, w, flat)
+        for key, rows, cols in _by_block(routes):
+            _set_edges(self.model.weight(key), rows, cols, self.route_init, self.optimizer)
 
     def _events_of(self, plan: Mapping[str, Any], cause: str, sizes_before: list[int]) -> list[Event]:
         step = self._step
@@ -398,10 +392,7 @@ class Grower:
             present = graph.has_edges(a, b, rows, cols)
             rows, cols = rows[present], cols[present]
             graph.remove_edges(a, b, rows, cols)
-            w = model.weight((a, b))
-            flat = torch.as_tensor(rows * w.shape[1] + cols, device=w.device)
-            w.view(-1).index_fill_(0, flat, 0.0)
-            zero_state(self.optimizer, w, flat)
+            _set_edges(model.weight((a, b)), rows, cols, 0.0, self.optimizer)
             routes_removed += len(rows)
         clones = plan["clones"]
         ids = np.asarray(clones["id"], dtype=np.int64)
@@ -500,14 +491,6 @@ class Grower:
 
     # ------------------------------------------------------------------ queries and checkpoints
 
-    def growth_curve(self) -> list[dict[str, Any]]:
-        """Layer sizes and edges after every growth event and rollback."""
-        return [
-            {"step": e["step"], "sizes": e["sizes"], "nnz": e["nnz"], "kind": e["kind"]}
-            for e in self.events
-            if e["kind"] in ("growth", "rollback")
-        ]
-
     def state_dict(self) -> dict[str, Any]:
         """The grower's own state (the structure is in the model's state dict)."""
         return {
@@ -536,6 +519,25 @@ class Grower:
     def remove(self) -> None:
         """Detaches the statistics hooks."""
         self.stats.remove()
+
+
+def check_options(
+    num_layers: int, activation: str, grow_options: Mapping[str, Any], extrema_options: Mapping[str, Any] | None = None
+) -> None:
+    """Checks the options of ``Graph.grow`` and ``Graph.extrema`` in the core now, rather than at
+    the first growth event, on a tiny graph as deep as the network (so the errors are the core's)."""
+    scratch = growcore.Graph([1] * num_layers)
+    scratch.grow({}, {}, **grow_options)
+    scratch.extrema(1, activation, **(extrema_options or {}))  # type: ignore[arg-type]
+
+
+def _set_edges(
+    w: torch.Tensor, rows: np.ndarray, cols: np.ndarray, value: float, optimizer: torch.optim.Optimizer
+) -> None:
+    """Sets the weights at (rows, cols) of a block to ``value`` and zeroes their optimizer state."""
+    flat = torch.as_tensor(rows * w.shape[1] + cols, device=w.device)
+    w.view(-1).index_fill_(0, flat, value)
+    zero_state(optimizer, w, flat)
 
 
 def _by_block(routes: Mapping[str, Any]) -> list[tuple[tuple[int, int], np.ndarray, np.ndarray]]:

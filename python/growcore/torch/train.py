@@ -17,14 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-import growcore
 from growcore.data import Dataset
 from growcore.errors import InvalidArgumentError
 from growcore.lineage import plot_family_tree
 from growcore.log import RunLog, run_name
 from growcore.torch.controller import SparseController
 from growcore.torch.growing import ACTIVATIONS, GrowingMLP
-from growcore.torch.growth import SELECTIONS, Grower
+from growcore.torch.growth import SELECTIONS, Grower, check_options
 from growcore.torch.lifecycle import STRATEGIES, Lifecycle
 from growcore.torch.policies import POLICIES, make_policy
 from growcore.torch.triggers import TRIGGERS, Trigger, make_trigger
@@ -122,8 +121,8 @@ class RunConfig:
             self._check_grow()
 
     def _check_grow(self) -> None:
-        """The grow options, checked before any training (the core checks the growth limits on
-        a scratch graph, as the Grower does, so the messages are the core's)."""
+        """The grow options, checked before any training (the growth limits by
+        :func:`growcore.torch.growth.check_options`, as the Grower does)."""
         if not self.start_hidden or any(h < 1 for h in self.start_hidden):
             raise InvalidArgumentError(
                 f"start_hidden: expected at least one hidden layer of size at least 1, got {list(self.start_hidden)}"
@@ -141,8 +140,7 @@ class RunConfig:
         if self.growth_period < 1:
             raise InvalidArgumentError(f"interval: must be at least 1 (the grow method's default grow_every), got {self.interval!r}")
         self.make_trigger()
-        scratch = growcore.Graph([1] * (len(self.start_hidden) + 2))  # as deep, but tiny
-        scratch.grow({}, {}, **self.grow_options())
+        check_options(len(self.start_hidden) + 2, self.activation, self.grow_options())
 
 
 def mlp(inputs: int, hidden: Sequence[int], outputs: int) -> nn.Sequential:
@@ -188,10 +186,6 @@ def train_run(
     def on_event(event: dict[str, Any]) -> None:
         if log is not None:
             fields = {k: v for k, v in event.items() if k not in ("kind", "step", "layer")}
-            if growing is not None and event["kind"] in ("growth", "rollback") and "nnz" not in fields:
-                # The growth curve needs the edges after every structural change; the graph is
-                # as the event left it (events are emitted at the end of Grower.step).
-                fields["nnz"] = int(growing.graph.nnz)
             # Growth and route events carry no layer, clones an int; the log's layer is a string.
             layer = event.get("layer")
             log.event(event["kind"], step=event["step"], run=run, layer=None if layer is None else str(layer), **fields)
