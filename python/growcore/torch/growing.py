@@ -113,13 +113,11 @@ class GrowingMLP(nn.Module):
         p: nn.Parameter = self.params[f"b{layer}"]
         return p
 
-    def refresh_masks(self, keys: Sequence[Block] | None = None) -> None:
-        """Rebuilds the masks of some blocks (default: all) from the graph."""
-        for key in self.blocks() if keys is None else keys:
-            device = self.weight(key).device
-            self.masks[key] = torch.from_numpy(self.graph.to_dense(*key)).to(device)
-        for key in [k for k in self.masks if not self.graph.has_block(*k)]:
-            del self.masks[key]
+    def refresh_masks(self) -> None:
+        """Rebuilds every block's mask from the graph."""
+        self.masks = {
+            key: torch.from_numpy(self.graph.to_dense(*key)).to(self.weight(key).device) for key in self.blocks()
+        }
 
     def _apply(self, fn: Any, recurse: bool = True) -> Any:
         out = super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
