@@ -196,6 +196,24 @@ def test_grow_grows_logs_every_event_and_draws_the_growth_curve(tmp_path: Path) 
     assert list(curve["steps"]) == sorted(curve["steps"])
 
 
+def test_grow_summary_counts_additions_per_window_and_averages_them_over_seeds(tmp_path: Path) -> None:
+    summary = run(tmp_path, "w", *GROW, "--policy", "grow", "--growth-window", "3", "--seeds", "2")
+    curves = growth_curves(read_events(tmp_path / "w"), read_metrics(tmp_path / "w"))
+    for r in summary["runs"]:
+        g, curve = r["growth"], curves[r["run"]]
+        assert g["window"] == 3 and g["ends"] == [3, 6, 8]  # 8 steps: the last window is short
+        assert sum(g["neurons"]) == sum(r["layer_sizes"][1:-1]) - 3 * 16
+        assert sum(g["edges"]) == r["nnz"] - curve["nnz"][0]
+        # Growth events at steps 2, 4, 6, 8: one in the first window, two in the second.
+        growths = [e for e in read_events(tmp_path / "w") if e["run"] == r["run"] and e["kind"] == "growth"]
+        added = [sum(e["sizes"][1:-1]) - sum(e["sizes_before"][1:-1]) for e in growths]
+        assert g["neurons"] == [added[0], added[1] + added[2], added[3]]
+    mean = summary["by_policy"]["grow"]["growth"]
+    a, b = (r["growth"] for r in summary["runs"])
+    assert mean["neurons"] == [(x + y) / 2 for x, y in zip(a["neurons"], b["neurons"])]
+    assert mean["ends"] == [3, 6, 8]
+
+
 def test_grow_random_selection_is_its_own_method_and_grow_is_deterministic(tmp_path: Path) -> None:
     extra = [*GROW, "--policy", "grow", "--selection", "extrema,random", "--katz"]
     a = run(tmp_path, "a", *extra)
@@ -224,6 +242,7 @@ def test_grow_with_the_braess_guard_waits_for_its_verdict(tmp_path: Path) -> Non
         (["--clone-budget", "-1"], ["clone_budget", "-1"]),
         (["--max-layer-size", "-1"], ["max_layer_size", "-1"]),
         (["--grow-every", "0"], ["grow_every", "0"]),
+        (["--growth-window", "0"], ["growth_window", "0"]),
         (["--start-hidden", "8,0"], ["start_hidden", "0"]),
         (["--start-hidden", "a"], ["--start-hidden", "a"]),
         (["--selection", "extrema,magic"], ["selection", "magic"]),

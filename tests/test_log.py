@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from growcore import InvalidArgumentError
@@ -22,6 +22,8 @@ from growcore.log import (
     SQLITE_FILE,
     SUMMARY_FILE,
     RunLog,
+    growth_curves,
+    growth_per_window,
     mean_curves,
     plot_accuracy,
     read_events,
@@ -535,3 +537,78 @@ def test_any_sequence_of_records_reads_back_equal_from_both_stores(fresh_folders
     for source in ("jsonl", "sqlite"):
         assert read_events(folder, source=source) == want_events
         assert read_metrics(folder, source=source) == want_metrics
+
+
+# --- growth curves and growth per window ---
+
+
+def growth_event(step: int, sizes: list[int], nnz: int, kind: str = "growth", run: str = "g-s0") -> dict:
+    return {"run": run, "step": step, "kind": kind, "sizes": sizes, "nnz": nnz}
+
+
+def test_growth_curves_orders_events_before_metrics_at_a_step_and_keeps_runs_apart() -> None:
+    events = [
+        growth_event(200, [4, 3, 3, 2], 40),
+        growth_event(100, [4, 3, 2, 2], 30),
+        growth_event(150, [4, 2, 2, 2], 20, kind="rollback"),
+        growth_event(100, [4, 9, 2], 50, run="other-s0"),
+        {"run": "g-s0", "step": 120, "kind": "clone", "sizes": [1]},  # not a growth record
+    ]
+    metrics = [{"run": "g-s0", "step": 0, "layer_sizes": {"0": 4, "1": 2, "2": 2, "3": 2}, "nnz": 16},
+               {"run": "g-s0", "step": 200, "layer_sizes": {"0": 4, "1": 3, "2": 3, "3": 2}}]
+    curves = growth_curves(events, metrics)
+    assert list(curves) == ["g-s0", "other-s0"]
+    c = curves["g-s0"]
+    assert c["steps"].tolist() == [0, 100, 150, 200, 200]
+    assert c["sizes"][:, 1].tolist() == [2, 3, 2, 3, 3]
+    assert c["nnz"][:4].tolist() == [16, 30, 20, 40] and math.isnan(c["nnz"][4])  # the metric has none
+    with pytest.raises(InvalidArgumentError, match="layer numbers"):
+        growth_curves([], [{"run": "g", "step": 0, "layer_sizes": {"a": 1}}])
+
+
+def test_growth_per_window_counts_net_additions_and_puts_boundary_events_in_the_earlier_window() -> None:
+    events = [
+        growth_event(1000, [4, 3, 2, 2], 30),  # the last step of window 0
+        growth_event(1001, [4, 3, 4, 2], 45),
+        growth_event(1500, [4, 3, 3, 2], 40, kind="rollback"),
+        growth_event(2300, [4, 5, 3, 2], 60),  # in the short last window (2000, 2300]
+    ]
+    start = {"run": "g-s0", "step": 0, "layer_sizes": {"0": 4, "1": 2, "2": 2, "3": 2}, "nnz": 16}
+    curve = growth_curves(events, [start])["g-s0"]
+    got = growth_per_window(curve, 1000, 2300)
+    assert got == {"window": 1000, "ends": [1000, 2000, 2300], "neurons": [1, 1, 2], "edges": [14, 10, 20]}
+    assert growth_per_window(curve, 5000, 2300)["neurons"] == [4]
+    assert growth_per_window(curve, 1000, 0) == {"window": 1000, "ends": [], "neurons": [], "edges": []}
+
+
+def test_growth_per_window_rejects_bad_arguments_naming_them() -> None:
+    curve = growth_curves([growth_event(10, [4, 3, 2], 9)], [{"run": "g-s0", "step": 0, "layer_sizes": {"0": 4, "1": 2, "2": 2}}])["g-s0"]
+    assert growth_per_window(curve, 10, 10)["edges"] == [None]  # no edge count at the start
+    for window in (0, -5, 2.5, True):
+        with pytest.raises(InvalidArgumentError, match=f"window: .*{window!r}"):
+            growth_per_window(curve, window, 100)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="end: .*-1"):
+        growth_per_window(curve, 10, -1)
+    late = growth_curves([growth_event(10, [4, 3, 2], 9)])["g-s0"]
+    with pytest.raises(InvalidArgumentError, match="step 0"):
+        growth_per_window(late, 10, 100)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    increments=st.lists(st.tuples(st.integers(1, 500), st.integers(-2, 5), st.integers(-20, 50)), max_size=12),
+    window=st.integers(1, 700),
+    end=st.integers(0, 4000),
+)
+def test_growth_per_window_sums_to_the_net_growth_up_to_the_end(increments, window, end) -> None:
+    step, hidden, nnz = 0, 10, 100
+    events, at_end = [], (10, 100)
+    for gap, dn, de in increments:
+        step, hidden, nnz = step + gap, max(1, hidden + dn), max(0, nnz + de)
+        events.append(growth_event(step, [3, hidden, 2], nnz))
+        if step <= end:
+            at_end = (hidden, nnz)
+    start = {"run": "g-s0", "step": 0, "layer_sizes": {"0": 3, "1": 10, "2": 2}, "nnz": 100}
+    got = growth_per_window(growth_curves(events, [start])["g-s0"], window, end)
+    assert len(got["ends"]) == -(-end // window) and (not got["ends"] or got["ends"][-1] == end)
+    assert sum(got["neurons"]) == at_end[0] - 10 and sum(got["edges"]) == at_end[1] - 100

@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     grow.add_argument("--braess", action="store_true", help="roll a growth event back when the mean loss of the 50 steps after it is more than 5%% worse than of the 50 before (no growth meanwhile)")
     grow.add_argument("--katz", action="store_true", help="Katz centrality over |W| picks which saturated neurons are cloned first and get more routes")
     grow.add_argument("--selection", default="extrema", help="which neurons grow, comma-separated to compare: extrema, random (the ablation: random neurons, as many as the extrema)")
+    grow.add_argument("--growth-window", type=int, default=1000, metavar="STEPS", help="the summary counts the neurons and edges added in each window of this many steps")
     run.add_argument("--limit", type=int, default=None, help="use only the first N training and N test samples (smoke tests)")
     run.add_argument("--out", default=None, help="run folder (default: runs/<date>-<time>)")
     run.add_argument("--json", default=None, metavar="FILE", help="also write the summary JSON here")
@@ -115,6 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         rate=args.rate, lr_scale=args.lr_scale, start_hidden=start_hidden, activation=args.activation,
         clone_type=args.clone_type, clone_budget=args.clone_budget, max_layer_size=args.max_layer_size,
         radius=args.radius, fan_in_cap=args.fan_in_cap, trigger=args.trigger, grow_every=args.grow_every,
+        growth_window=args.growth_window,
     )
 
     def variants(method: str) -> list[dict[str, Any]]:
@@ -175,6 +177,8 @@ def _summary(args: argparse.Namespace, dataset: str, runs: list[dict[str, Any]])
         by_method[method] = {"seeds": [r["seed"] for r in mine], **stats}
         if "layer_sizes" in mine[0]:
             by_method[method]["layer_sizes"] = [r["layer_sizes"] for r in mine]
+        if "growth" in mine[0]:
+            by_method[method]["growth"] = _mean_growth([r["growth"] for r in mine])
     summary: dict[str, Any] = {
         "dataset": dataset,
         "command": ["growcore", "run", *sys.argv[2:]] if sys.argv[1:2] == ["run"] else None,
@@ -185,6 +189,18 @@ def _summary(args: argparse.Namespace, dataset: str, runs: list[dict[str, Any]])
     if len(runs) == 1:
         summary.update(runs[0])
     return summary
+
+
+def _mean_growth(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The seeds' growth per window (:func:`growcore.log.growth_per_window`), averaged window by
+    window (the seeds of a method train for the same steps, so their windows agree)."""
+    first = per_seed[0]
+
+    def mean(key: str) -> list[float | None]:
+        columns = zip(*(g[key] for g in per_seed))
+        return [None if None in c else statistics.fmean(c) for c in columns]
+
+    return {"window": first["window"], "ends": first["ends"], "neurons": mean("neurons"), "edges": mean("edges")}
 
 
 def _print_table(summary: dict[str, Any], out: Path) -> None:
@@ -213,6 +229,17 @@ def _print_table(summary: dict[str, Any], out: Path) -> None:
         table.add_row(*row)
     console = Console()
     console.print(table)
+    for method, s in summary["by_policy"].items():
+        if "growth" in s:
+            g = s["growth"]
+
+            def counts(values: list[float | None]) -> str:
+                return ", ".join("?" if v is None else f"{v:,.0f}" for v in values)
+
+            console.print(
+                f"{method}: per {g['window']:,} steps (mean over seeds), hidden neurons added "
+                f"{counts(g['neurons'])}; edges added {counts(g['edges'])}"
+            )
     console.print(f"run folder: {out}")
 
 

@@ -653,6 +653,41 @@ def growth_curves(
     return out
 
 
+def growth_per_window(curve: Mapping[str, Any], window: int, end: int) -> dict[str, Any]:
+    """What a growing run added in each window of ``window`` steps up to step ``end``: the
+    growth rate behind the self-limiting question (do additions fall as the network grows?).
+
+    ``curve`` is one run's entry of :func:`growth_curves` and must have a point at or before
+    step 0. Window ``i`` covers steps ``(i*window, min((i+1)*window, end)]``, so an event at a
+    window's last step counts in that window; the last window is shorter when ``window`` does
+    not divide ``end``. Counts are net: hidden neurons (every layer but the first and the last)
+    and edges at the window's end minus at its start, so a rollback subtracts what it undoes.
+
+    Returns ``{"window", "ends", "neurons", "edges"}``: the window length, each window's last
+    step, and the lists of int counts (``edges`` None where the curve has no edge count).
+    """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise InvalidArgumentError(f"window: must be an int of at least 1 step, got {window!r}")
+    if isinstance(end, bool) or not isinstance(end, int) or end < 0:
+        raise InvalidArgumentError(f"end: must be a non-negative int step, got {end!r}")
+    steps = np.asarray(curve["steps"], dtype=np.int64)
+    if steps.size == 0 or steps[0] > 0:
+        raise InvalidArgumentError("curve: needs a point at or before step 0 (the starting size)")
+    hidden = np.nansum(np.asarray(curve["sizes"], dtype=np.float64)[:, 1:-1], axis=1)
+    nnz = np.asarray(curve["nnz"], dtype=np.float64)
+    ends = [min(e, end) for e in range(window, end + window, window)] if end > 0 else []
+    # The value at step b is the last point at or before b (points are sorted by step).
+    at = np.searchsorted(steps, [0, *ends], side="right") - 1
+    neurons = np.diff(hidden[at])
+    edges = np.diff(nnz[at])
+    return {
+        "window": window,
+        "ends": ends,
+        "neurons": [int(round(n)) for n in neurons],
+        "edges": [None if math.isnan(e) else int(round(e)) for e in edges],
+    }
+
+
 def plot_growth(
     events_rows: Iterable[Mapping[str, Any]],
     metrics_rows: Iterable[Mapping[str, Any]],
@@ -849,6 +884,7 @@ __all__ = [
     "SUMMARY_FILE",
     "RunLog",
     "growth_curves",
+    "growth_per_window",
     "mean_curves",
     "plot_accuracy",
     "plot_growth",

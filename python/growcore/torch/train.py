@@ -20,7 +20,7 @@ from torch import nn
 from growcore.data import Dataset
 from growcore.errors import InvalidArgumentError
 from growcore.lineage import plot_family_tree
-from growcore.log import RunLog, run_name
+from growcore.log import RunLog, growth_curves, growth_per_window, run_name
 from growcore.torch.controller import SparseController
 from growcore.torch.growing import ACTIVATIONS, GrowingMLP
 from growcore.torch.growth import SELECTIONS, Grower, check_options
@@ -64,6 +64,7 @@ class RunConfig:
     braess: bool = False
     katz: bool = False
     selection: str = "extrema"
+    growth_window: int = 1000  # steps per window of the summary's growth rate
 
     @property
     def label(self) -> str:
@@ -137,6 +138,8 @@ class RunConfig:
             raise InvalidArgumentError(f"trigger: expected one of {sorted(TRIGGERS)}, got {self.trigger!r}")
         if self.grow_every is not None and self.grow_every < 1:
             raise InvalidArgumentError(f"grow_every: must be at least 1, got {self.grow_every!r}")
+        if self.growth_window < 1:
+            raise InvalidArgumentError(f"growth_window: must be at least 1 step, got {self.growth_window!r}")
         if self.growth_period < 1:
             raise InvalidArgumentError(f"interval: must be at least 1 (the grow method's default grow_every), got {self.interval!r}")
         self.make_trigger()
@@ -228,8 +231,9 @@ def train_run(
     train_seconds = 0.0
     step = 0
     test_loss, accuracy = _evaluate(model, x_test, y_test)
+    start = _structure(growing)  # the growth curve's first point
     if log is not None:
-        log.metric(step=0, run=run, test_loss=test_loss, accuracy=accuracy, **_density(controller), **_structure(growing))
+        log.metric(step=0, run=run, test_loss=test_loss, accuracy=accuracy, **_density(controller), **start)
     for epoch in range(config.epochs):
         started = time.perf_counter()
         model.train()
@@ -292,11 +296,13 @@ def train_run(
         # "final_density" is the graph's own: edges over the capacity of the blocks it has.
         density = growing.graph.nnz / sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
         active_params = growing.active_params()
+        curve = growth_curves([{**e, "run": run} for e in grower.events], [{"run": run, "step": 0, **start}])[run]
         extra = {
             "selection": config.selection,
             "layer_sizes": sizes,
             "final_density": float(growing.graph.density()),
             "nnz": int(growing.graph.nnz),
+            "growth": growth_per_window(curve, config.growth_window, total_steps),
         }
     return {
         "run": run,
