@@ -32,6 +32,9 @@ pub(crate) fn meta_frozen(m: u32) -> bool {
 
 /// Work below this many edges is done on one thread: spawning costs more than it saves.
 const PARALLEL_MIN_EDGES: usize = 1 << 16;
+/// A batch is grouped by radix sort when it has at least one pair per this many columns (the
+/// column histogram then costs no more than the pairs).
+const RADIX_MAX_COLS_PER_PAIR: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsrBlock {
@@ -319,7 +322,7 @@ impl CsrBlock {
         }
         self.check_range(arg, rows, self.n_rows, self.dst)?;
         self.check_range(&cols_arg, cols, self.n_cols, self.src)?;
-        let mut batch = RowBatch::group(rows, cols, self.n_rows);
+        let mut batch = RowBatch::group(rows, cols, self.n_rows, self.n_cols);
         match repeats {
             Repeats::Merge => batch.dedup(),
             Repeats::Reject => {
@@ -788,6 +791,19 @@ fn row_chunks(indptr: &[u64], work: usize) -> Vec<(u32, u32)> {
     chunks
 }
 
+/// Where each value (below `n`) goes in a counting sort: `offsets[v]` counts the values below
+/// `v`; `n + 1` entries.
+fn counts_to_offsets(values: &[u32], n: u32) -> Vec<usize> {
+    let mut offsets = vec![0usize; n as usize + 1];
+    for &v in values {
+        offsets[v as usize + 1] += 1;
+    }
+    for i in 0..n as usize {
+        offsets[i + 1] += offsets[i];
+    }
+    offsets
+}
+
 /// A batch of (row, col) pairs grouped by row, columns ascending within each row.
 pub(crate) struct RowBatch {
     /// Row `r`'s columns are `cols[ptr[r]..ptr[r + 1]]`; `ptr[r]` counts the pairs before row `r`.
@@ -796,60 +812,35 @@ pub(crate) struct RowBatch {
 }
 
 impl RowBatch {
-    /// Groups pairs (already range-checked) by row with one counting-sort pass, then sorts each
-    /// row's columns, in parallel over chunks of rows for large batches. Rows are short, so the
-    /// per-row sorts cost little more than one more pass.
-    fn group(rows: &[u32], cols: &[u32], n_rows: u32) -> Self {
-        let mut ptr = vec![0usize; n_rows as usize + 1];
-        for &r in rows {
-            ptr[r as usize + 1] += 1;
-        }
-        for i in 0..n_rows as usize {
-            ptr[i + 1] += ptr[i];
-        }
-        let mut next = ptr.clone();
+    /// Groups pairs (already range-checked) by row, each row's columns ascending: a stable
+    /// counting sort by column, then one by row (a two-pass radix sort), when the batch has at
+    /// least one pair per `RADIX_MAX_COLS_PER_PAIR` columns; otherwise a counting sort by row
+    /// and a sort of each (short) row.
+    fn group(rows: &[u32], cols: &[u32], n_rows: u32, n_cols: u32) -> Self {
+        let ptr = counts_to_offsets(rows, n_rows);
         let mut grouped = vec![0u32; cols.len()];
+        let mut next = ptr.clone();
+        if cols.len() * RADIX_MAX_COLS_PER_PAIR >= n_cols as usize {
+            let mut at = counts_to_offsets(cols, n_cols);
+            let mut by_col = vec![(0u32, 0u32); cols.len()]; // (row, col) in column order
+            for (&r, &c) in rows.iter().zip(cols) {
+                by_col[at[c as usize]] = (r, c);
+                at[c as usize] += 1;
+            }
+            for &(r, c) in &by_col {
+                grouped[next[r as usize]] = c;
+                next[r as usize] += 1;
+            }
+            return RowBatch { ptr, cols: grouped };
+        }
         for (&r, &c) in rows.iter().zip(cols) {
             grouped[next[r as usize]] = c;
             next[r as usize] += 1;
         }
-        let mut batch = RowBatch { ptr, cols: grouped };
-        batch.sort_rows();
-        batch
-    }
-
-    /// Sorts each row's columns, in parallel over chunks of rows when the batch is large.
-    fn sort_rows(&mut self) {
-        let RowBatch { ptr, cols } = self;
-        let n_rows = ptr.len() - 1;
-        let sort_chunk = |r0: usize, r1: usize, chunk: &mut [u32]| {
-            for r in r0..r1 {
-                chunk[ptr[r] - ptr[r0]..ptr[r + 1] - ptr[r0]].sort_unstable();
-            }
-        };
-        if cols.len() < PARALLEL_MIN_EDGES {
-            return sort_chunk(0, n_rows, cols);
+        for r in 0..n_rows as usize {
+            grouped[ptr[r]..ptr[r + 1]].sort_unstable();
         }
-        let n_chunks = (rayon::current_num_threads() * 4).min(n_rows.max(1));
-        let total = cols.len();
-        let mut pieces = Vec::with_capacity(n_chunks);
-        let mut rest = &mut cols[..];
-        let mut r0 = 0;
-        for i in 1..=n_chunks {
-            let r1 = if i == n_chunks {
-                n_rows
-            } else {
-                ptr.partition_point(|&p| p < total * i / n_chunks)
-                    .clamp(r0, n_rows)
-            };
-            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(ptr[r1] - ptr[r0]);
-            rest = tail;
-            pieces.push((r0, r1, piece));
-            r0 = r1;
-        }
-        pieces
-            .into_par_iter()
-            .for_each(|(r0, r1, piece)| sort_chunk(r0, r1, piece));
+        RowBatch { ptr, cols: grouped }
     }
 
     fn row(&self, r: u32) -> &[u32] {
@@ -1054,5 +1045,23 @@ mod tests {
         b.check().unwrap();
         assert!(b.find(rr[5], cc[5]).is_none());
         assert!(b.find(rows[1], cols[1]).is_some());
+    }
+
+    proptest::proptest! {
+        /// Both groupings (radix for batches dense in columns, per-row sorts for sparse ones)
+        /// give every row's columns in ascending order, pairs kept with repeats.
+        #[test]
+        fn grouping_sorts_each_row_by_either_path(
+            pairs in proptest::collection::vec((0u32..7, 0u32..200), 0..60),
+            n_cols in 200u32..2000,
+        ) {
+            let (rows, cols): (Vec<u32>, Vec<u32>) = pairs.iter().copied().unzip();
+            let batch = RowBatch::group(&rows, &cols, 7, n_cols);
+            let mut want = pairs.clone();
+            want.sort_unstable();
+            let got: Vec<(u32, u32)> =
+                (0..7).flat_map(|r| batch.row(r).iter().map(move |&c| (r, c))).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }
