@@ -32,8 +32,11 @@ pub(crate) fn meta_frozen(m: u32) -> bool {
 
 /// Work below this many edges is done on one thread: spawning costs more than it saves.
 const PARALLEL_MIN_EDGES: usize = 1 << 16;
-/// A batch is grouped by radix sort when it has at least one pair per this many columns (the
-/// column histogram then costs no more than the pairs).
+/// A batch is grouped through a bitmap of the block when the bitmap has at most this many bits
+/// per pair (then it costs no more memory than the radix sort's buffer).
+const BITMAP_MAX_BITS_PER_PAIR: usize = 64;
+/// Otherwise it is grouped by radix sort when it has at least one pair per this many columns
+/// (the column histogram then costs no more than the pairs).
 const RADIX_MAX_COLS_PER_PAIR: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -482,11 +485,24 @@ impl CsrBlock {
                     indptr[r as usize] as usize - base,
                     indptr[r as usize + 1] as usize - base,
                 );
-                let (old, old_meta) = (&self.indices[self.row(r)], &self.meta[self.row(r)]);
+                let old = self.row(r);
                 let (dropped, grown) = (drops.row(r), grows.row(r));
-                let (out_i, out_m) = (&mut out_i[lo..hi], &mut out_m[lo..hi]);
-                if merge_row(old, old_meta, dropped, grown, born, out_i, out_m).is_none() {
-                    return Err((r, diagnose_row(old, old_meta, dropped, grown)));
+                let rows = RowMerge {
+                    old: &self.indices[old.start..],
+                    old_meta: &self.meta[old.start..],
+                    old_len: old.len(),
+                    dropped,
+                    grown,
+                    born,
+                };
+                let merged = if rows.fits(out_i.len() - lo) {
+                    rows.merge(&mut out_i[lo..], &mut out_m[lo..], hi - lo)
+                } else {
+                    rows.merge_padded(&mut out_i[lo..hi], &mut out_m[lo..hi])
+                };
+                if merged.is_none() {
+                    let (old_i, old_m) = (&self.indices[old.clone()], &self.meta[old]);
+                    return Err((r, diagnose_row(old_i, old_m, dropped, grown)));
                 }
             }
             Ok(())
@@ -683,61 +699,136 @@ fn prefix_sum(counts: &[u64]) -> Vec<u64> {
 
 type Slot = std::mem::MaybeUninit<u32>;
 
-/// Writes one row of a rewire: the `old` columns (with their `old_meta`) minus `dropped`, plus
-/// `grown` with meta `born`, sorted. Returns `Some` after writing every slot of `out_i` and
-/// `out_m`, or `None` as soon as anything is wrong (then `diagnose_row` says what).
-fn merge_row(
-    old: &[u32],
-    old_meta: &[u32],
-    dropped: &[u32],
-    grown: &[u32],
+/// Old columns a rewire's merge reads, and output slots it writes, per step: it copies a whole
+/// window and then advances by the part that belongs, which avoids a hard-to-predict branch per
+/// edge. The price is reading and writing up to a window past where the row ends.
+const WINDOW: usize = 8;
+
+/// One row of a rewire: the `old` columns (with their `old_meta`) minus `dropped`, plus `grown`
+/// with meta `born`, sorted. `old` and `old_meta` start at the row and may run on past its
+/// `old_len` columns.
+struct RowMerge<'a> {
+    old: &'a [u32],
+    old_meta: &'a [u32],
+    old_len: usize,
+    dropped: &'a [u32],
+    grown: &'a [u32],
     born: u32,
-    out_i: &mut [Slot],
-    out_m: &mut [Slot],
-) -> Option<()> {
-    if dropped.is_empty() && grown.is_empty() {
-        for (o, &v) in out_i.iter_mut().zip(old) {
-            o.write(v);
-        }
-        for (o, &v) in out_m.iter_mut().zip(old_meta) {
-            o.write(v);
-        }
-        return Some(());
-    }
-    let (mut d, mut g, mut w) = (0, 0, 0);
-    let mut put = |c: u32, m: u32, w: &mut usize| -> Option<()> {
-        out_i.get_mut(*w)?.write(c);
-        out_m[*w].write(m);
-        *w += 1;
-        Some(())
-    };
-    for (&c, &m) in old.iter().zip(old_meta) {
-        while g < grown.len() && grown[g] < c {
-            put(grown[g], born, &mut w)?;
-            g += 1;
-        }
-        if g < grown.len() && grown[g] == c {
-            return None; // grown but present
-        }
-        if d < dropped.len() && dropped[d] <= c {
-            if dropped[d] < c || meta_frozen(m) {
-                return None; // dropped but absent, or frozen
-            }
-            d += 1;
-            continue;
-        }
-        put(c, m, &mut w)?;
-    }
-    if d < dropped.len() {
-        return None;
-    }
-    for &c in &grown[g..] {
-        put(c, born, &mut w)?;
-    }
-    (w == out_i.len()).then_some(())
 }
 
-/// The first problem of a row that `merge_row` refused: drops are checked before grows.
+impl RowMerge<'_> {
+    /// Whether `merge` may run in place: a window of slack past the old row, and past the most
+    /// output slots a row can write before a problem stops it (`room` slots from the row's start).
+    fn fits(&self, room: usize) -> bool {
+        self.old.len() >= self.old_len + WINDOW && room >= self.old_len + self.grown.len() + WINDOW
+    }
+
+    /// Writes the merged row to the first `out_len` slots of `out_i` and `out_m` (each at least
+    /// `old_len + grown.len() + WINDOW` long; the slots past `out_len` may be overwritten with
+    /// anything) and returns `Some`, or returns `None` as soon as anything is wrong (then
+    /// `diagnose_row` says what).
+    fn merge(&self, out_i: &mut [Slot], out_m: &mut [Slot], out_len: usize) -> Option<()> {
+        let (old, old_meta, old_len) = (self.old, self.old_meta, self.old_len);
+        let (mut p, mut w, mut d, mut g) = (0usize, 0usize, 0usize, 0usize);
+        // One step per dropped or grown column, in column order.
+        for _ in 0..self.dropped.len() + self.grown.len() {
+            let next_drop = self.dropped.get(d).copied().unwrap_or(u32::MAX);
+            let next_grow = self.grown.get(g).copied().unwrap_or(u32::MAX);
+            let is_drop = next_drop < next_grow;
+            let col = next_drop.min(next_grow);
+            // Copy the old columns below `col`.
+            loop {
+                let n = copy_window_below(
+                    &old[p..],
+                    &old_meta[p..],
+                    &mut out_i[w..],
+                    &mut out_m[w..],
+                    col,
+                )
+                .min(old_len - p);
+                p += n;
+                w += n;
+                if n < WINDOW {
+                    break;
+                }
+            }
+            // `old[p]` is the first old column at or past `col` (or past the row's end).
+            let present = (p < old_len) & (old[p] == col);
+            let wrong = (is_drop & (!present | meta_frozen(old_meta[p])))
+                | (!is_drop & present)
+                | (next_drop == next_grow);
+            if wrong {
+                return None;
+            }
+            // Written either way; a drop's slot is overwritten by what comes next.
+            out_i[w].write(col);
+            out_m[w].write(self.born);
+            w += usize::from(!is_drop);
+            g += usize::from(!is_drop);
+            p += usize::from(is_drop);
+            d += usize::from(is_drop);
+        }
+        let rest = old_len - p;
+        if w + rest != out_len {
+            return None; // more drops than the row has edges
+        }
+        write_slots(&mut out_i[w..out_len], &old[p..old_len]);
+        write_slots(&mut out_m[w..out_len], &old_meta[p..old_len]);
+        Some(())
+    }
+
+    /// `merge` for a row without the slack: through padded copies of its input and output.
+    fn merge_padded(&self, out_i: &mut [Slot], out_m: &mut [Slot]) -> Option<()> {
+        let pad = |v: &[u32]| {
+            let mut padded = v[..self.old_len].to_vec();
+            padded.resize(self.old_len + WINDOW, u32::MAX);
+            padded
+        };
+        let (old, old_meta) = (pad(self.old), pad(self.old_meta));
+        let room = self.old_len + self.grown.len() + WINDOW;
+        let (mut tmp_i, mut tmp_m) = (vec![Slot::uninit(); room], vec![Slot::uninit(); room]);
+        RowMerge {
+            old: &old,
+            old_meta: &old_meta,
+            ..*self
+        }
+        .merge(&mut tmp_i, &mut tmp_m, out_i.len())?;
+        out_i.copy_from_slice(&tmp_i[..out_i.len()]);
+        out_m.copy_from_slice(&tmp_m[..out_m.len()]);
+        Some(())
+    }
+}
+
+/// Copies a window of old columns and their meta to the output and returns how many of them,
+/// from the first, are below `col`.
+#[inline(always)]
+fn copy_window_below(
+    old: &[u32],
+    old_meta: &[u32],
+    out_i: &mut [Slot],
+    out_m: &mut [Slot],
+    col: u32,
+) -> usize {
+    let old: &[u32; WINDOW] = old[..WINDOW].try_into().unwrap();
+    let old_meta: &[u32; WINDOW] = old_meta[..WINDOW].try_into().unwrap();
+    let out_i: &mut [Slot; WINDOW] = (&mut out_i[..WINDOW]).try_into().unwrap();
+    let out_m: &mut [Slot; WINDOW] = (&mut out_m[..WINDOW]).try_into().unwrap();
+    let mut below = 0u32;
+    for k in 0..WINDOW {
+        out_i[k].write(old[k]);
+        out_m[k].write(old_meta[k]);
+        below |= u32::from(old[k] < col) << k;
+    }
+    below.trailing_ones() as usize
+}
+
+fn write_slots(out: &mut [Slot], values: &[u32]) {
+    for (o, &v) in out.iter_mut().zip(values) {
+        o.write(v);
+    }
+}
+
+/// The first problem of a row that `RowMerge::merge` refused: drops are checked before grows.
 fn diagnose_row(old: &[u32], old_meta: &[u32], dropped: &[u32], grown: &[u32]) -> Problem {
     for &c in dropped {
         match old.binary_search(&c) {
@@ -754,7 +845,7 @@ fn diagnose_row(old: &[u32], old_meta: &[u32], dropped: &[u32], grown: &[u32]) -
             };
         }
     }
-    unreachable!("merge_row refuses only rows with a problem")
+    unreachable!("the merge refuses only rows with a problem")
 }
 
 /// What is wrong with one row of a `rewire`.
@@ -809,30 +900,100 @@ pub(crate) struct RowBatch {
     /// Row `r`'s columns are `cols[ptr[r]..ptr[r + 1]]`; `ptr[r]` counts the pairs before row `r`.
     ptr: Vec<usize>,
     cols: Vec<u32>,
+    /// No pair repeats (known when grouped through a bitmap), so there is nothing to look for.
+    unique: bool,
 }
 
 impl RowBatch {
-    /// Groups pairs (already range-checked) by row, each row's columns ascending: a stable
-    /// counting sort by column, then one by row (a two-pass radix sort), when the batch has at
-    /// least one pair per `RADIX_MAX_COLS_PER_PAIR` columns; otherwise a counting sort by row
-    /// and a sort of each (short) row.
+    /// Groups pairs (already range-checked) by row, each row's columns ascending, by whichever
+    /// of three ways suits the batch's density in the block.
     fn group(rows: &[u32], cols: &[u32], n_rows: u32, n_cols: u32) -> Self {
-        let ptr = counts_to_offsets(rows, n_rows);
-        let mut grouped = vec![0u32; cols.len()];
-        let mut next = ptr.clone();
-        if cols.len() * RADIX_MAX_COLS_PER_PAIR >= n_cols as usize {
-            let mut at = counts_to_offsets(cols, n_cols);
-            let mut by_col = vec![(0u32, 0u32); cols.len()]; // (row, col) in column order
-            for (&r, &c) in rows.iter().zip(cols) {
-                by_col[at[c as usize]] = (r, c);
-                at[c as usize] += 1;
+        let pairs = cols.len();
+        if pairs > 0 && n_rows as usize * n_cols as usize <= BITMAP_MAX_BITS_PER_PAIR * pairs {
+            if let Some(batch) = Self::by_bitmap(rows, cols, n_rows, n_cols) {
+                return batch;
             }
-            for &(r, c) in &by_col {
-                grouped[next[r as usize]] = c;
-                next[r as usize] += 1;
-            }
-            return RowBatch { ptr, cols: grouped };
         }
+        if pairs * RADIX_MAX_COLS_PER_PAIR >= n_cols as usize {
+            return Self::by_radix(rows, cols, n_rows, n_cols);
+        }
+        Self::by_row_sort(rows, cols, n_rows)
+    }
+
+    /// Sets one bit per pair in a bitmap of the block, then reads each row's bits in order.
+    /// `None` when a pair repeats, which a bitmap cannot keep.
+    fn by_bitmap(rows: &[u32], cols: &[u32], n_rows: u32, n_cols: u32) -> Option<Self> {
+        let words = (n_cols as usize).div_ceil(64);
+        let mut bits = vec![0u64; n_rows as usize * words];
+        let mut repeated = false;
+        for (&r, &c) in rows.iter().zip(cols) {
+            let word = &mut bits[r as usize * words + c as usize / 64];
+            let bit = 1u64 << (c % 64);
+            repeated |= *word & bit != 0;
+            *word |= bit;
+        }
+        if repeated {
+            return None;
+        }
+        // Each word's set bits are written a fixed 8 at a time (a word rarely has more), and the
+        // cursor advances by the true count: no branch per bit. The slack takes the overrun.
+        const UNROLL: usize = 8;
+        let mut ptr = Vec::with_capacity(n_rows as usize + 1);
+        let mut grouped = vec![0u32; cols.len() + UNROLL];
+        let mut at = 0;
+        ptr.push(0);
+        for row in bits.chunks_exact(words) {
+            for (k, &word) in row.iter().enumerate() {
+                let base = k as u32 * 64;
+                let (mut rest, count) = (word, word.count_ones() as usize);
+                let out: &mut [u32; UNROLL] = (&mut grouped[at..at + UNROLL]).try_into().unwrap();
+                for slot in out {
+                    *slot = base + rest.trailing_zeros();
+                    rest &= rest.wrapping_sub(1);
+                }
+                for i in UNROLL..count {
+                    grouped[at + i] = base + rest.trailing_zeros();
+                    rest &= rest - 1;
+                }
+                at += count;
+            }
+            ptr.push(at);
+        }
+        grouped.truncate(at);
+        Some(RowBatch {
+            ptr,
+            cols: grouped,
+            unique: true,
+        })
+    }
+
+    /// A stable counting sort by column, then one by row (a two-pass radix sort).
+    fn by_radix(rows: &[u32], cols: &[u32], n_rows: u32, n_cols: u32) -> Self {
+        let ptr = counts_to_offsets(rows, n_rows);
+        let mut next = ptr.clone();
+        let mut at = counts_to_offsets(cols, n_cols);
+        let mut by_col = vec![(0u32, 0u32); cols.len()]; // (row, col) in column order
+        for (&r, &c) in rows.iter().zip(cols) {
+            by_col[at[c as usize]] = (r, c);
+            at[c as usize] += 1;
+        }
+        let mut grouped = vec![0u32; cols.len()];
+        for &(r, c) in &by_col {
+            grouped[next[r as usize]] = c;
+            next[r as usize] += 1;
+        }
+        RowBatch {
+            ptr,
+            cols: grouped,
+            unique: false,
+        }
+    }
+
+    /// A counting sort by row, then a sort of each (short) row: for batches sparse in columns.
+    fn by_row_sort(rows: &[u32], cols: &[u32], n_rows: u32) -> Self {
+        let ptr = counts_to_offsets(rows, n_rows);
+        let mut next = ptr.clone();
+        let mut grouped = vec![0u32; cols.len()];
         for (&r, &c) in rows.iter().zip(cols) {
             grouped[next[r as usize]] = c;
             next[r as usize] += 1;
@@ -840,7 +1001,11 @@ impl RowBatch {
         for r in 0..n_rows as usize {
             grouped[ptr[r]..ptr[r + 1]].sort_unstable();
         }
-        RowBatch { ptr, cols: grouped }
+        RowBatch {
+            ptr,
+            cols: grouped,
+            unique: false,
+        }
     }
 
     fn row(&self, r: u32) -> &[u32] {
@@ -856,6 +1021,9 @@ impl RowBatch {
     }
 
     fn first_repeat(&self) -> Option<(u32, u32)> {
+        if self.unique {
+            return None;
+        }
         (0..self.ptr.len() as u32 - 1).find_map(|r| {
             self.row(r)
                 .windows(2)
@@ -865,6 +1033,9 @@ impl RowBatch {
     }
 
     fn dedup(&mut self) {
+        if self.unique {
+            return;
+        }
         let mut cols = Vec::with_capacity(self.cols.len());
         let mut ptr = vec![0usize];
         for r in 0..self.ptr.len() as u32 - 1 {
@@ -1047,21 +1218,136 @@ mod tests {
         assert!(b.find(rows[1], cols[1]).is_some());
     }
 
+    /// Sorted (row, col) pairs of a batch.
+    fn pairs_of(batch: &RowBatch, n_rows: u32) -> Vec<(u32, u32)> {
+        (0..n_rows)
+            .flat_map(|r| batch.row(r).iter().map(move |&c| (r, c)))
+            .collect()
+    }
+
+    /// A small block with rows of `n_cols` columns: each position present with probability
+    /// about `density`, some edges frozen. Rows run longer than a merge window.
+    fn block_from(present: &[Vec<(bool, bool)>], n_cols: u32) -> CsrBlock {
+        let mut b = CsrBlock::empty(0, 1, present.len() as u32, n_cols);
+        let (mut rows, mut cols, mut frozen) = (vec![], vec![], (vec![], vec![]));
+        for (r, row) in present.iter().enumerate() {
+            for (c, &(here, fz)) in row.iter().enumerate() {
+                if here {
+                    rows.push(r as u32);
+                    cols.push(c as u32);
+                    if fz {
+                        frozen.0.push(r as u32);
+                        frozen.1.push(c as u32);
+                    }
+                }
+            }
+        }
+        b.insert(&rows, &cols, 1).unwrap();
+        b.set_frozen(&frozen.0, &frozen.1, true).unwrap();
+        b
+    }
+
     proptest::proptest! {
-        /// Both groupings (radix for batches dense in columns, per-row sorts for sparse ones)
-        /// give every row's columns in ascending order, pairs kept with repeats.
+        /// Every grouping (bitmap, radix, per-row sorts) gives each row's columns in ascending
+        /// order, pairs kept with repeats; the bitmap declines exactly the batches with repeats.
         #[test]
-        fn grouping_sorts_each_row_by_either_path(
+        fn grouping_sorts_each_row_by_every_path(
             pairs in proptest::collection::vec((0u32..7, 0u32..200), 0..60),
             n_cols in 200u32..2000,
         ) {
             let (rows, cols): (Vec<u32>, Vec<u32>) = pairs.iter().copied().unzip();
-            let batch = RowBatch::group(&rows, &cols, 7, n_cols);
             let mut want = pairs.clone();
             want.sort_unstable();
-            let got: Vec<(u32, u32)> =
-                (0..7).flat_map(|r| batch.row(r).iter().map(move |&c| (r, c))).collect();
-            proptest::prop_assert_eq!(got, want);
+            let repeats = want.windows(2).any(|w| w[0] == w[1]);
+            let radix = RowBatch::by_radix(&rows, &cols, 7, n_cols);
+            let sorted = RowBatch::by_row_sort(&rows, &cols, 7);
+            proptest::prop_assert_eq!(pairs_of(&radix, 7), want.clone());
+            proptest::prop_assert_eq!(pairs_of(&sorted, 7), want.clone());
+            match RowBatch::by_bitmap(&rows, &cols, 7, n_cols) {
+                Some(bitmap) => {
+                    proptest::prop_assert!(!repeats);
+                    proptest::prop_assert_eq!(pairs_of(&bitmap, 7), want.clone());
+                }
+                None => proptest::prop_assert!(repeats),
+            }
+            proptest::prop_assert_eq!(pairs_of(&RowBatch::group(&rows, &cols, 7, n_cols), 7), want);
+        }
+
+        /// A rewire either gives exactly the model's edges (kept ones with their birth and flag,
+        /// grown ones born now) or fails on the model's first bad row and changes nothing. Rows
+        /// run over several merge windows, and the last ones lack the slack to merge in place.
+        #[test]
+        fn rewire_matches_a_model(
+            rows in proptest::collection::vec(
+                (
+                    proptest::collection::vec((proptest::bool::weighted(0.6), proptest::bool::weighted(0.02)), 40),
+                    0usize..40,
+                    0usize..40,
+                ),
+                1..6,
+            ),
+            picks in proptest::collection::vec((0u32..6, 0u32..40, 0u8..100), 0..80),
+        ) {
+            // Each row's edges lie in one span of columns, so a row can end where the next
+            // one's first column is high.
+            let present: Vec<Vec<(bool, bool)>> = rows
+                .iter()
+                .map(|(bits, a, b)| {
+                    let span = *a.min(b)..=*a.max(b);
+                    bits.iter().enumerate().map(|(c, &(here, fz))| (here && span.contains(&c), fz)).collect()
+                })
+                .collect();
+            let n_rows = present.len() as u32;
+            let mut b = block_from(&present, 40);
+            let before = b.clone();
+            // Mostly valid picks: drop a present edge or grow an absent position; a few name
+            // the wrong kind (a drop of an absent edge, a grow of a present one).
+            let (mut drop, mut grow) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+            for &(r, c, kind) in &picks {
+                let r = r % n_rows;
+                let here = present[r as usize][c as usize].0;
+                let to_drop = if kind < 1 { !here } else { here };
+                if to_drop { drop.insert((r, c)); } else { grow.insert((r, c)); }
+            }
+            let (dr, dc): (Vec<u32>, Vec<u32>) = drop.iter().copied().unzip();
+            let (gr, gc): (Vec<u32>, Vec<u32>) = grow.iter().copied().unzip();
+            // The model: the first row (in order) with a problem, else the new edges.
+            let bad_row = (0..n_rows).find(|&r| {
+                let row = &present[r as usize];
+                drop.iter().filter(|e| e.0 == r).any(|&(_, c)| !row[c as usize].0 || row[c as usize].1)
+                    || grow.iter().filter(|e| e.0 == r).any(|&(_, c)| row[c as usize].0)
+            });
+            let result = b.rewire(("drop_rows", &dr, &dc), ("grow_rows", &gr, &gc), 9);
+            match bad_row {
+                Some(row) => {
+                    let err = result.unwrap_err();
+                    let got = match err {
+                        GrowError::Edge { row, .. } | GrowError::FrozenEdge { row, .. } => row,
+                        other => panic!("unexpected error {other}"),
+                    };
+                    proptest::prop_assert_eq!(got, row);
+                    proptest::prop_assert_eq!(&b, &before);
+                }
+                None => {
+                    result.unwrap();
+                    b.check().unwrap();
+                    for r in 0..n_rows {
+                        let mut want = vec![];
+                        for c in 0..40u32 {
+                            let (here, fz) = present[r as usize][c as usize];
+                            if grow.contains(&(r, c)) {
+                                want.push((c, 9, false));
+                            } else if here && !drop.contains(&(r, c)) {
+                                want.push((c, 1, fz));
+                            }
+                        }
+                        let got: Vec<(u32, Step, bool)> = b.row(r)
+                            .map(|p| (b.indices[p], meta_birth(b.meta[p]), meta_frozen(b.meta[p])))
+                            .collect();
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                }
+            }
         }
     }
 }

@@ -86,13 +86,24 @@ pub fn index_vec(obj: &Bound<'_, PyAny>, arg: &str, bound: u32, what: &str) -> P
     };
     let ro = arr.readonly();
     if let Ok(values) = ro.as_slice() {
-        // Contiguous: one vectorisable check (a negative value wraps above any bound), then
-        // one vectorisable narrowing.
-        if let Some(i) = values.iter().position(|&v| v as u64 >= u64::from(bound)) {
-            let msg = GrowError::out_of_range(format!("{arg}[{i}]"), values[i], bound as u64, what);
-            return Err(to_pyerr(msg));
+        // Contiguous: check and narrow a cache-sized chunk at a time, both vectorisable (a
+        // negative value wraps above any bound), so the input is read from memory once.
+        let mut out = Vec::with_capacity(values.len());
+        for (k, chunk) in values.chunks(4096).enumerate() {
+            let largest = chunk.iter().fold(0u64, |m, &v| m.max(v as u64));
+            if largest >= u64::from(bound) {
+                let i = k * 4096
+                    + chunk
+                        .iter()
+                        .position(|&v| v as u64 >= u64::from(bound))
+                        .unwrap();
+                let msg =
+                    GrowError::out_of_range(format!("{arg}[{i}]"), values[i], bound as u64, what);
+                return Err(to_pyerr(msg));
+            }
+            out.extend(chunk.iter().map(|&v| v as u32));
         }
-        return Ok(values.iter().map(|&v| v as u32).collect());
+        return Ok(out);
     }
     let mut out = Vec::with_capacity(ro.len());
     for (i, &v) in ro.as_array().iter().enumerate() {
