@@ -534,11 +534,14 @@ impl CsrBlock {
         }
         self.check_range("rows", rows, self.n_rows, self.dst)?;
         self.check_range("cols", cols, self.n_cols, self.src)?;
-        Ok(rows
-            .iter()
-            .zip(cols)
-            .map(|(&r, &c)| self.find(r, c).is_some())
-            .collect())
+        // Each lookup is a binary search in a row, bound by memory latency: large batches
+        // spread over the cores.
+        let found = |(&r, &c): (&u32, &u32)| self.find(r, c).is_some();
+        Ok(if rows.len() >= PARALLEL_MIN_EDGES {
+            rows.par_iter().zip(cols).map(found).collect()
+        } else {
+            rows.iter().zip(cols).map(found).collect()
+        })
     }
 
     /// Sets the frozen flag of existing edges; naming an edge twice is allowed.
@@ -909,7 +912,8 @@ impl RowBatch {
     /// of three ways suits the batch's density in the block.
     fn group(rows: &[u32], cols: &[u32], n_rows: u32, n_cols: u32) -> Self {
         let pairs = cols.len();
-        if pairs > 0 && n_rows as usize * n_cols as usize <= BITMAP_MAX_BITS_PER_PAIR * pairs {
+        let bits = u64::from(n_rows) * u64::from(n_cols);
+        if pairs > 0 && bits <= (BITMAP_MAX_BITS_PER_PAIR * pairs) as u64 {
             if let Some(batch) = Self::by_bitmap(rows, cols, n_rows, n_cols) {
                 return batch;
             }
@@ -1192,6 +1196,30 @@ mod tests {
         assert!(b.find(400, 1).is_some_and(|p| meta_birth(b.meta[p]) == 3));
         assert!(b.find(50, 0).is_some_and(|p| meta_birth(b.meta[p]) == 1));
         assert!(b.find(400, 0).is_none() && b.find(550, 0).is_none());
+    }
+
+    #[test]
+    fn large_lookups_take_the_parallel_path() {
+        let n = 600u32;
+        let mut b = CsrBlock::empty(0, 1, n, n);
+        let (rows, cols): (Vec<u32>, Vec<u32>) = (0..n * n)
+            .filter(|k| k % 3 == 0)
+            .map(|k| (k / n, k % n))
+            .unzip();
+        b.insert(&rows, &cols, 1).unwrap();
+        // Every position, in a scrambled order: a third of them are edges.
+        let (qr, qc): (Vec<u32>, Vec<u32>) = (0..n * n)
+            .map(|k| (k * 7919) % (n * n))
+            .map(|k| (k / n, k % n))
+            .unzip();
+        assert!(qr.len() >= PARALLEL_MIN_EDGES);
+        let found = b.contains(&qr, &qc).unwrap();
+        let want: Vec<bool> = qr
+            .iter()
+            .zip(&qc)
+            .map(|(&r, &c)| (r * n + c) % 3 == 0)
+            .collect();
+        assert_eq!(found, want);
     }
 
     #[test]

@@ -627,12 +627,8 @@ impl PyGraph {
         cols: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<bool>>> {
         let (key, rows, cols) = self.edge_args((a, b), "rows", rows, cols)?;
-        let found = self
-            .inner
-            .read()
-            .block(key)
-            .or_raise()?
-            .contains(&rows, &cols)
+        let found = py
+            .detach(|| self.inner.read().block(key)?.contains(&rows, &cols))
             .or_raise()?;
         Ok(found.into_pyarray(py))
     }
