@@ -2,18 +2,12 @@
 #![allow(clippy::type_complexity)]
 
 use growcore_core::{
-    Activation, CloneType, ExtremaSpec, Graph, GrowError, GrowSpec, InitSpec, Load, Observation,
+    Activation, CloneType, ExtremaSpec, Graph, GrowError, GrowSpec, Load, Observation,
 };
 use proptest::prelude::*;
 
-fn graph(sizes: &[u32], density: f64, seed: u64) -> Graph {
-    let init = InitSpec {
-        density,
-        seed,
-        ..Default::default()
-    };
-    Graph::new(sizes, &init).unwrap()
-}
+mod common;
+use common::graph;
 
 fn lists(g: &Graph, entries: &[(usize, &[u32])]) -> Vec<Vec<u32>> {
     let mut out = vec![Vec::new(); g.num_layers()];

@@ -2,17 +2,11 @@
 
 use std::collections::BTreeSet;
 
-use growcore_core::{AlphaRule, ApoptosisSpec, Fate, Graph, InitSpec, Regrowth};
+use growcore_core::{AlphaRule, ApoptosisSpec, Fate, Regrowth};
 use proptest::prelude::*;
 
-fn graph(sizes: &[u32], seed: u64) -> Graph {
-    let init = InitSpec {
-        density: 0.5,
-        seed,
-        ..Default::default()
-    };
-    Graph::new(sizes, &init).unwrap()
-}
+mod common;
+use common::graph;
 
 fn regrowth() -> impl Strategy<Value = Regrowth> {
     prop_oneof![
@@ -36,7 +30,7 @@ proptest! {
         raw in prop::collection::vec(-5i32..5, 24), young in prop::collection::vec(any::<bool>(), 24),
         maturity in 1u32..20, regrowth in regrowth(), threshold in prop::option::of(-1.5f64..1.5),
     ) {
-        let mut g = graph(&[3, n, 2], seed);
+        let mut g = graph(&[3, n, 2], 0.5, seed);
         g.advance(50).unwrap();
         // Some neurons are reset now, so they are younger than the maturity age.
         let young_slots: Vec<u32> = (0..n).filter(|&s| young[s as usize]).collect();
@@ -118,7 +112,7 @@ proptest! {
 
 #[test]
 fn bad_specs_change_nothing() {
-    let mut g = graph(&[3, 6, 2], 1);
+    let mut g = graph(&[3, 6, 2], 0.5, 1);
     g.advance(10).unwrap();
     let before = g.clone();
     let spec = |fraction, regrowth| ApoptosisSpec {
@@ -164,7 +158,7 @@ fn bad_specs_change_nothing() {
 
 #[test]
 fn normalized_fitness_is_a_zscore_and_flat_layers_are_zero() {
-    let g = graph(&[3, 4, 2], 1);
+    let g = graph(&[3, 4, 2], 0.5, 1);
     let z = g
         .normalized_fitness(1, Some(&[1.0, 2.0, 3.0, 4.0]))
         .unwrap();

@@ -2,19 +2,13 @@
 //! multi-objective fitness and its stability term.
 
 use growcore_core::{
-    ApoptosisSpec, Fate, Graph, InitSpec, ObjectiveWeights, Observation, Profiles, Regrowth,
-    Senescence, SenescenceSpec,
+    ApoptosisSpec, Fate, ObjectiveWeights, Observation, Profiles, Regrowth, Senescence,
+    SenescenceSpec,
 };
 use proptest::prelude::*;
 
-fn graph(sizes: &[u32], seed: u64) -> Graph {
-    let init = InitSpec {
-        density: 0.5,
-        seed,
-        ..Default::default()
-    };
-    Graph::new(sizes, &init).unwrap()
-}
+mod common;
+use common::graph;
 
 fn spec(window: usize, flat_steps: u32, escalate_after: u32, max_fraction: f64) -> SenescenceSpec {
     SenescenceSpec {
@@ -39,7 +33,7 @@ fn kill_spec() -> ApoptosisSpec {
 #[test]
 fn a_flat_neuron_turns_senescent_then_is_escalated_and_dies_of_senescence() {
     // Neuron 0's fitness is constant; the others climb steadily.
-    let mut g = graph(&[2, 4, 1], 1);
+    let mut g = graph(&[2, 4, 1], 0.5, 1);
     let mut tracker = Senescence::new();
     let s = spec(3, 20, 30, 0.5);
     let mut became = None;
@@ -80,7 +74,7 @@ fn a_flat_neuron_turns_senescent_then_is_escalated_and_dies_of_senescence() {
 
 #[test]
 fn bad_specs_and_escalations_are_refused_without_change() {
-    let mut g = graph(&[2, 4, 1], 1);
+    let mut g = graph(&[2, 4, 1], 0.5, 1);
     let mut tracker = Senescence::new();
     for bad in [
         spec(1, 0, 0, 0.5),
@@ -129,7 +123,7 @@ proptest! {
         history in prop::collection::vec(prop::collection::vec(-3i32..3, 12), 1..14),
         deaths in prop::collection::vec(any::<bool>(), 14),
     ) {
-        let mut g = graph(&[2, n, 1], seed);
+        let mut g = graph(&[2, n, 1], 0.5, seed);
         let mut tracker = Senescence::new();
         let s = SenescenceSpec { window, epsilon: 0.3, flat_steps, min_age, escalate_after, max_fraction };
         let cap = (max_fraction * n as f64).floor() as usize;
@@ -195,7 +189,7 @@ proptest! {
 
 #[test]
 fn multi_objective_fitness_of_a_hand_computed_case() {
-    let mut g = graph(&[2, 3, 1], 1);
+    let mut g = graph(&[2, 3, 1], 0.5, 1);
     // Neuron 0 moves (mean 0 then 4), neurons 1 and 2 are constant at 1 and 2.
     for mean in [[0.0f32, 1.0, 2.0], [4.0, 1.0, 2.0]] {
         let sq: Vec<f32> = mean.iter().map(|m| m * m).collect();
