@@ -1137,15 +1137,22 @@ mod tests {
         b.check().unwrap();
     }
 
+    /// An n x n block (large enough for the parallel paths) holding every `k`-th position in
+    /// row-major order, born at step 1, with its edges' rows and columns.
+    fn every_kth(n: u32, k: u32) -> (CsrBlock, Vec<u32>, Vec<u32>) {
+        let mut b = CsrBlock::empty(0, 1, n, n);
+        let (rows, cols): (Vec<u32>, Vec<u32>) = (0..n * n)
+            .filter(|p| p % k == 0)
+            .map(|p| (p / n, p % n))
+            .unzip();
+        b.insert(&rows, &cols, 1).unwrap();
+        (b, rows, cols)
+    }
+
     #[test]
     fn large_rewire_reports_the_first_problem_in_row_order_and_changes_nothing() {
         let n = 600u32;
-        let mut b = CsrBlock::empty(0, 1, n, n);
-        let (rows, cols): (Vec<u32>, Vec<u32>) = (0..n * n)
-            .filter(|k| k % 2 == 0)
-            .map(|k| (k / n, k % n))
-            .unzip();
-        b.insert(&rows, &cols, 1).unwrap();
+        let (mut b, rows, cols) = every_kth(n, 2);
         b.set_frozen(&[550], &[0], true).unwrap();
         let before = b.clone();
         // Drop every edge of rows >= 100 (a frozen one in row 550) and grow every absent
@@ -1201,12 +1208,7 @@ mod tests {
     #[test]
     fn large_lookups_take_the_parallel_path() {
         let n = 600u32;
-        let mut b = CsrBlock::empty(0, 1, n, n);
-        let (rows, cols): (Vec<u32>, Vec<u32>) = (0..n * n)
-            .filter(|k| k % 3 == 0)
-            .map(|k| (k / n, k % n))
-            .unzip();
-        b.insert(&rows, &cols, 1).unwrap();
+        let (b, _, _) = every_kth(n, 3);
         // Every position, in a scrambled order: a third of them are edges.
         let (qr, qc): (Vec<u32>, Vec<u32>) = (0..n * n)
             .map(|k| (k * 7919) % (n * n))
@@ -1225,12 +1227,7 @@ mod tests {
     #[test]
     fn large_batches_take_the_parallel_path() {
         let n = 600u32;
-        let mut b = CsrBlock::empty(0, 1, n, n);
-        let (rows, cols): (Vec<u32>, Vec<u32>) = (0..n * n)
-            .filter(|k| k % 3 == 0)
-            .map(|k| (k / n, k % n))
-            .unzip();
-        b.insert(&rows, &cols, 1).unwrap();
+        let (mut b, rows, cols) = every_kth(n, 3);
         assert_eq!(b.nnz(), rows.len());
         b.check().unwrap();
         let (rr, cc): (Vec<u32>, Vec<u32>) = rows
