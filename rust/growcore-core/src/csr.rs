@@ -32,6 +32,12 @@ pub(crate) fn meta_frozen(m: u32) -> bool {
 
 /// Work below this many edges is done on one thread: spawning costs more than it saves.
 const PARALLEL_MIN_EDGES: usize = 1 << 16;
+
+/// Edges from which the per-step reductions of a training loop run on all cores. It is higher
+/// than [`PARALLEL_MIN_EDGES`] because they run between torch operations, whose OpenMP threads
+/// keep spinning on the cores for a while after each one: a pool thread started then waits for
+/// one of those cores, and below about a millisecond of work that wait costs more than it saves.
+pub const PARALLEL_STEP_WORK: usize = 1 << 20;
 /// A batch is grouped through a bitmap of the block when the bitmap has at most this many bits
 /// per pair (then it costs no more memory than the radix sort's buffer).
 const BITMAP_MAX_BITS_PER_PAIR: usize = 64;
@@ -289,6 +295,46 @@ impl CsrBlock {
         for &c in &self.indices {
             out[c as usize] += 1;
         }
+    }
+
+    /// The L2 norm of each row's present entries of a dense row-major `(rows, cols)` matrix,
+    /// e.g. a weight gradient restricted to the kept weights: one read per edge rather than a
+    /// pass over the whole matrix and a mask. Rows run in parallel for large blocks; each row's
+    /// sum is sequential, so the result does not depend on the number of threads.
+    pub fn row_norms(&self, values: &[f32]) -> Result<Vec<f32>> {
+        let cols = self.n_cols as usize;
+        let expected = self.n_rows as usize * cols;
+        if values.len() != expected {
+            return Err(GrowError::invalid(
+                "values",
+                format!(
+                    "has {} entries, expected the block's {} x {cols} = {expected}",
+                    values.len(),
+                    self.n_rows
+                ),
+            ));
+        }
+        let norm = |r: u32| {
+            let row = &values[r as usize * cols..][..cols];
+            // Four running sums: the gathers are independent, the additions need not wait.
+            let mut acc = [0.0f64; 4];
+            let edges = &self.indices[self.row(r)];
+            let mut fours = edges.chunks_exact(4);
+            for four in &mut fours {
+                for (a, &c) in acc.iter_mut().zip(four) {
+                    *a += f64::from(row[c as usize]).powi(2);
+                }
+            }
+            for (a, &c) in acc.iter_mut().zip(fours.remainder()) {
+                *a += f64::from(row[c as usize]).powi(2);
+            }
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])).sqrt() as f32
+        };
+        Ok(if self.nnz() >= PARALLEL_STEP_WORK {
+            (0..self.n_rows).into_par_iter().map(norm).collect()
+        } else {
+            (0..self.n_rows).map(norm).collect()
+        })
     }
 
     pub fn to_dense(&self) -> Vec<bool> {
@@ -1147,6 +1193,27 @@ mod tests {
             .unzip();
         b.insert(&rows, &cols, 1).unwrap();
         (b, rows, cols)
+    }
+
+    #[test]
+    fn large_row_norms_take_the_parallel_path_and_check_the_shape() {
+        let n = 1800u32;
+        let (b, rows, cols) = every_kth(n, 3);
+        assert!(b.nnz() >= PARALLEL_STEP_WORK);
+        let values: Vec<f32> = (0..n * n).map(|i| (i % 11) as f32 - 5.0).collect();
+        let mut want = vec![0.0f64; n as usize];
+        for (&r, &c) in rows.iter().zip(&cols) {
+            want[r as usize] += f64::from(values[(r * n + c) as usize]).powi(2);
+        }
+        let got = b.row_norms(&values).unwrap();
+        for (r, (&g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (f64::from(g) - w.sqrt()).abs() <= 1e-5 * w.sqrt(),
+                "row {r}: {g}"
+            );
+        }
+        let err = b.row_norms(&values[1..]).unwrap_err();
+        assert!(err.to_string().contains("values"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! contiguous memory; the graph permutes these arrays whenever slots change, which is what makes
 //! statistics follow neuron ids.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{GrowError, Result};
@@ -303,6 +304,174 @@ impl LayerStats {
     }
 }
 
+// ---------------------------------------------------------------- reducing a batch
+
+/// Rows of the per-neuron sums that [`add_activation_sums`] accumulates, in this order.
+pub const ACTIVATION_SUMS: [&str; 4] = ["sum", "sq_sum", "count_high", "count_low"];
+
+/// Elements per piece of work: pieces are summed in f32 and folded into f64 in order; large
+/// batches (see [`crate::csr::PARALLEL_STEP_WORK`]) reduce their pieces on all cores.
+const PIECE: usize = 1 << 16;
+
+/// Adds a batch of activations to per-neuron sums, the raw material of an [`Observation`].
+///
+/// `x` is row-major `(outer, neurons, inner)` as `layout = (neurons, inner)`: `(batch, neurons,
+/// 1)` for a linear layer's output, `(batch, channels, height * width)` for a convolution's;
+/// every (outer, inner) pair is one sample. `sums` is `(4, neurons)` row-major, the rows named by
+/// [`ACTIVATION_SUMS`]: the sum, the sum of squares, and the numbers of samples at or above `high`
+/// and at or below `low`. Returns the number of samples added. Nothing changes on error.
+///
+/// The result depends only on the input, not on the number of threads: each piece of about
+/// [`PIECE`] elements is reduced alone and the pieces are added in order.
+pub fn add_activation_sums(
+    x: &[f32],
+    (neurons, inner): (usize, usize),
+    (low, high): (f32, f32),
+    sums: &mut [f64],
+) -> Result<u64> {
+    if neurons == 0 || inner == 0 {
+        return Err(GrowError::invalid(
+            "x",
+            format!("needs at least one neuron and one position per sample, got layout ({neurons}, {inner})"),
+        ));
+    }
+    let per_outer = neurons * inner;
+    if x.len() % per_outer != 0 {
+        return Err(GrowError::invalid(
+            "x",
+            format!(
+                "has {} values, not a whole number of ({neurons}, {inner}) samples",
+                x.len()
+            ),
+        ));
+    }
+    if sums.len() != 4 * neurons {
+        return Err(GrowError::invalid(
+            "sums",
+            format!(
+                "has {} values, expected 4 rows of {neurons} neurons",
+                sums.len()
+            ),
+        ));
+    }
+    if low.partial_cmp(&high) != Some(std::cmp::Ordering::Less) {
+        return Err(GrowError::invalid(
+            "thresholds",
+            format!("expected low < high, got ({low}, {high})"),
+        ));
+    }
+    // Pieces of whole outer items; for a linear layer at most 256 rows, so f32 counts stay exact
+    // and the f32 sums short.
+    let outer_per_piece = if inner == 1 {
+        (PIECE / neurons).clamp(1, 256)
+    } else {
+        (PIECE / per_outer).max(1)
+    };
+    let piece = |chunk: &[f32]| {
+        let mut part = vec![0.0f64; 4 * neurons];
+        if inner == 1 {
+            sum_rows(chunk, neurons, (low, high), &mut part);
+        } else {
+            sum_runs(chunk, inner, (low, high), &mut part);
+        }
+        part
+    };
+    let chunk_len = outer_per_piece * per_outer;
+    let parts: Vec<Vec<f64>> = if x.len() >= crate::csr::PARALLEL_STEP_WORK {
+        x.par_chunks(chunk_len).map(piece).collect()
+    } else {
+        x.chunks(chunk_len).map(piece).collect()
+    };
+    for part in parts {
+        for (s, p) in sums.iter_mut().zip(part) {
+            *s += p;
+        }
+    }
+    Ok((x.len() / neurons) as u64)
+}
+
+/// Eight neurons' (or eight samples') running f32 sums, one lane each.
+#[derive(Clone, Copy, Default)]
+struct Lanes {
+    sum: [f32; 8],
+    sq: [f32; 8],
+    above: [f32; 8],
+    below: [f32; 8],
+}
+
+impl Lanes {
+    /// Adds eight values, one per lane: a fixed length, so the loop becomes vector code.
+    #[inline(always)]
+    fn add8(&mut self, x: &[f32; 8], thresholds: (f32, f32)) {
+        for (k, &v) in x.iter().enumerate() {
+            self.add_one(k, v, thresholds);
+        }
+    }
+
+    /// Adds up to eight values (the remainder of a row or run).
+    fn add(&mut self, x: &[f32], thresholds: (f32, f32)) {
+        for (k, &v) in x.iter().enumerate().take(8) {
+            self.add_one(k, v, thresholds);
+        }
+    }
+
+    #[inline(always)]
+    fn add_one(&mut self, k: usize, v: f32, (low, high): (f32, f32)) {
+        self.sum[k] += v;
+        self.sq[k] += v * v;
+        self.above[k] += if v >= high { 1.0 } else { 0.0 };
+        self.below[k] += if v <= low { 1.0 } else { 0.0 };
+    }
+
+    fn quantities(&self) -> [&[f32; 8]; 4] {
+        [&self.sum, &self.sq, &self.above, &self.below]
+    }
+}
+
+/// Sums of rows of `neurons` values (at most 256 rows): eight neurons per group of lanes.
+fn sum_rows(x: &[f32], neurons: usize, thresholds: (f32, f32), out: &mut [f64]) {
+    let mut groups = vec![Lanes::default(); neurons.div_ceil(8)];
+    // Group by group down the rows, so that a group's sums stay in registers.
+    for (g, lanes) in groups.iter_mut().enumerate() {
+        let neurons_of_group = g * 8..(g * 8 + 8).min(neurons);
+        for row in x.chunks_exact(neurons) {
+            let values = &row[neurons_of_group.clone()];
+            match values.try_into() {
+                Ok(eight) => lanes.add8(eight, thresholds),
+                Err(_) => lanes.add(values, thresholds),
+            }
+        }
+        for (q, lane) in lanes.quantities().into_iter().enumerate() {
+            for (o, &v) in out[q * neurons..][neurons_of_group.clone()]
+                .iter_mut()
+                .zip(lane)
+            {
+                *o += f64::from(v);
+            }
+        }
+    }
+}
+
+/// Sums of runs of `inner` values, one run per (outer, neuron), neuron-major within an outer item:
+/// eight samples per group of lanes, flushed to f64 every 2048 values.
+fn sum_runs(x: &[f32], inner: usize, thresholds: (f32, f32), out: &mut [f64]) {
+    let neurons = out.len() / 4;
+    for (i, run) in x.chunks_exact(inner).enumerate() {
+        let n = i % neurons;
+        for part in run.chunks(2048) {
+            let mut lanes = Lanes::default();
+            let mut eights = part.chunks_exact(8);
+            for eight in &mut eights {
+                lanes.add8(eight.try_into().expect("8 values"), thresholds);
+            }
+            lanes.add(eights.remainder(), thresholds);
+            for (q, lane) in lanes.quantities().into_iter().enumerate() {
+                out[q * neurons + n] += lane.iter().map(|&v| f64::from(v)).sum::<f64>();
+            }
+        }
+    }
+}
+
 /// Bias correction factor 1 / (1 - d^n) of an EMA started at zero; 0 before any observation.
 fn correction(decay: f64, count: u32) -> f64 {
     if count == 0 {
@@ -375,6 +544,67 @@ mod tests {
         assert!((r.variance[0] - 1.0).abs() < 1e-12);
         assert!((r.grad_norm[0] - 3.0).abs() < 1e-12);
         assert_eq!(r.stagnation[0], 0.0, "stagnation waits for the warm-up");
+    }
+
+    #[test]
+    fn activation_sums_refuse_bad_input_and_change_nothing() {
+        let x = [0.5f32; 12];
+        let mut sums = [1.0f64; 12];
+        for (layout, thresholds, len, arg) in [
+            ((5, 1), (0.0, 1.0), 12, "x"),
+            ((0, 1), (0.0, 1.0), 12, "x"),
+            ((3, 2), (0.0, 1.0), 8, "sums"),
+            ((3, 1), (1.0, 1.0), 12, "thresholds"),
+            ((3, 1), (f32::NAN, 1.0), 12, "thresholds"),
+        ] {
+            let err = add_activation_sums(&x, layout, thresholds, &mut sums[..len]).unwrap_err();
+            assert!(err.to_string().contains(arg), "{err}");
+            assert!(sums.iter().all(|&s| s == 1.0), "{layout:?}: sums changed");
+        }
+    }
+
+    #[test]
+    fn activation_sums_keep_nan_out_of_the_counts() {
+        let x = [f32::NAN, 2.0, -1.0, 0.5];
+        let mut sums = vec![0.0f64; 8];
+        assert_eq!(
+            add_activation_sums(&x, (2, 1), (0.0, 1.0), &mut sums).unwrap(),
+            2
+        );
+        assert!(sums[0].is_nan() && sums[2].is_nan(), "NaN reaches the sums");
+        assert_eq!(&sums[1..2], &[2.5]);
+        assert_eq!(
+            &sums[4..],
+            &[0.0, 1.0, 1.0, 0.0],
+            "counts: >= 1 and <= 0 per neuron"
+        );
+    }
+
+    #[test]
+    fn activation_sums_do_not_depend_on_the_threads() {
+        // A batch of many pieces, both layouts, on one thread and on four.
+        let x: Vec<f32> = (0..1_200_000)
+            .map(|i| ((i * 37 % 1001) as f32 - 500.0) / 97.0)
+            .collect();
+        assert!(x.len() >= crate::csr::PARALLEL_STEP_WORK);
+        for layout in [(1000usize, 1usize), (10, 50)] {
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut sums = vec![0.0f64; 4 * layout.0];
+                pool.install(|| add_activation_sums(&x, layout, (-1.0, 1.0), &mut sums))
+                    .unwrap();
+                sums
+            };
+            let one = run(1);
+            assert_eq!(one, run(4), "{layout:?}");
+            let total: f64 = x.iter().map(|&v| f64::from(v)).sum();
+            let scale: f64 = x.iter().map(|&v| f64::from(v).abs()).sum();
+            let got: f64 = one[..layout.0].iter().sum();
+            assert!((got - total).abs() < 1e-6 * scale, "{got} != {total}");
+        }
     }
 
     #[test]
