@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from _model import (
     num_pattern,
     raises_unchanged,
 )
+import growcore
 from growcore import Graph, InvalidArgumentError, NonFiniteError, OutOfRangeError
 
 
@@ -509,3 +511,78 @@ def test_unknown_config_key_rejected():
     assert g.stats_config == before
     with pytest.raises(InvalidArgumentError):
         Graph([2, 2], stats_config={"bogus_key": 1.0})
+
+
+# ---------------------------------------------------------------- reductions that feed observe()
+
+
+@st.composite
+def activation_batches(draw):
+    """(outer, neurons, inner) float32 batches on a grid of quarters, so values hit the thresholds."""
+    neurons = draw(st.integers(1, 30))
+    inner = draw(st.sampled_from([1, 1, 3, 17]))
+    outer = draw(st.integers(0, 700 if inner == 1 else 60))
+    values = draw(hnp.arrays(np.int8, (outer, neurons, inner), elements=st.integers(-8, 8)))
+    return values.astype(np.float32) / 4
+
+
+@given(activation_batches(), st.floats(-2, 2))
+def test_add_activation_sums_matches_numpy(x, start):
+    sums = np.full((4, x.shape[1]), start)
+    added = growcore.add_activation_sums(x, sums, 0.0, 1.0)
+    assert added == x.shape[0] * x.shape[2]
+    samples = x.transpose(0, 2, 1).reshape(-1, x.shape[1]).astype(np.float64)
+    want = start + np.stack([samples.sum(0), (samples**2).sum(0), (samples >= 1).sum(0), (samples <= 0).sum(0)])
+    np.testing.assert_allclose(sums, want, rtol=1e-6, atol=1e-6)
+
+
+def test_add_activation_sums_reads_other_dtypes_and_layouts():
+    x = np.arange(24, dtype=np.float64).reshape(2, 3, 4)
+    sums = np.zeros((4, 3))
+    growcore.add_activation_sums(x[:, :, ::-1], sums, 5.0, 20.0)  # a non-contiguous float64 view
+    np.testing.assert_allclose(sums[0], x.sum((0, 2)))
+    np.testing.assert_array_equal(sums[2:], [[0, 0, 4], [4, 2, 0]])  # >= 20, <= 5
+
+
+@pytest.mark.parametrize(
+    ("x", "sums", "low", "high", "error", "words"),
+    [
+        (np.zeros((2, 3)), np.zeros((4, 3)), 0.0, 1.0, InvalidArgumentError, "x: must be 3-D"),
+        (np.zeros((2, 3, 1)), np.zeros((4, 2)), 0.0, 1.0, InvalidArgumentError, "sums: must have shape (4, 3)"),
+        (np.zeros((2, 3, 1)), np.zeros((4, 3)), 1.0, 1.0, InvalidArgumentError, "thresholds"),
+        (np.zeros((2, 3, 1)), np.zeros((4, 3)), math.nan, 1.0, InvalidArgumentError, "thresholds"),
+        (np.zeros((2, 3, 1)), np.zeros((4, 3), dtype=np.float32), 0.0, 1.0, TypeError, "sums"),
+        (np.zeros((2, 3, 1)), np.zeros((3, 4)).T, 0.0, 1.0, InvalidArgumentError, "sums: must be C-contiguous"),
+        (np.array([[["a"]]]), np.zeros((4, 1)), 0.0, 1.0, TypeError, "x: expected real numbers"),
+        ([[[1.0]]], np.zeros((4, 1)), 0.0, 1.0, InvalidArgumentError, "x: must be a numpy array"),
+    ],
+)
+def test_add_activation_sums_rejects_bad_input_and_changes_nothing(x, sums, low, high, error, words):
+    before = sums.copy()
+    with pytest.raises(error, match=re.escape(words)):
+        growcore.add_activation_sums(x, sums, low, high)
+    np.testing.assert_array_equal(sums, before)
+
+
+@given(
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.floats(0.0, 1.0),
+    st.integers(0, 2**32 - 1),
+)
+def test_row_norms_match_the_masked_dense_norm(rows, cols, density, seed):
+    g = Graph([cols, rows], density=density, seed=seed)
+    values = np.random.default_rng(seed).normal(size=(rows, cols)).astype(np.float32)
+    want = np.sqrt(((values * g.to_dense(0, 1)).astype(np.float64) ** 2).sum(1))
+    norms = g.row_norms(0, 1, values)
+    assert norms.dtype == np.float32
+    np.testing.assert_allclose(norms, want, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(g.row_norms(0, 1, values.astype(np.float64).tolist()), want, rtol=1e-6)
+
+
+def test_row_norms_name_a_bad_shape_or_block():
+    g = Graph([4, 3, 2], density=0.5, seed=0)
+    with pytest.raises(InvalidArgumentError, match=re.escape("values: must have shape (3, 4), got shape (4, 3)")):
+        g.row_norms(0, 1, np.zeros((4, 3), np.float32))
+    with pytest.raises(growcore.BlockError):
+        g.row_norms(0, 2, np.zeros((2, 4), np.float32))

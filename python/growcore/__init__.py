@@ -6,7 +6,15 @@ in Rust; this package is its Python face. :func:`katz` and the rest of :mod:`gro
 analyse a graph's structure without torch.
 """
 
-from growcore._core import Graph, Senescence, __version__, diversity, redundant_pairs, saturation_thresholds
+from growcore._core import (
+    Graph,
+    Senescence,
+    __version__,
+    add_activation_sums,
+    diversity,
+    redundant_pairs,
+    saturation_thresholds,
+)
 from growcore.analysis import degrees, katz, path_counts, reachability
 from growcore.interop import from_networkx, from_scipy_adjacency, to_networkx, to_scipy_adjacency
 from growcore.errors import (
@@ -32,6 +40,7 @@ __all__ = [
     "Senescence",
     "StateDictError",
     "__version__",
+    "add_activation_sums",
     "degrees",
     "diversity",
     "from_networkx",

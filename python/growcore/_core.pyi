@@ -6,7 +6,7 @@ from typing import Any, Literal, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Graph", "Senescence", "__version__", "diversity", "katz", "katz_adjacency", "redundant_pairs", "saturation_thresholds"]
+__all__ = ["Graph", "Senescence", "__version__", "add_activation_sums", "diversity", "katz", "katz_adjacency", "redundant_pairs", "saturation_thresholds"]
 __version__: str
 
 _IndexLike = npt.ArrayLike
@@ -212,6 +212,10 @@ class Graph:
         frac_low: npt.ArrayLike | None = None,
         grad_norm: npt.ArrayLike | None = None,
     ) -> None: ...
+    def row_norms(self, a: int, b: int, values: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """The L2 norm of each target neuron's present edges in a dense ``(rows, cols)`` matrix
+        over block ``(a, b)`` (e.g. a weight gradient restricted to the kept weights), float32.
+        Read in place when C-contiguous float32 (a CPU tensor's ``.numpy()``)."""
     def stats(self, layer: int) -> dict[str, npt.NDArray[Any]]: ...
     def fitness(self, layer: int) -> npt.NDArray[np.float64]: ...
     @property
@@ -264,6 +268,12 @@ def saturation_thresholds(
     """The ``(low, high)`` saturation thresholds of an activation's preset for an ε-ball of
     radius ``epsilon``: tanh ``(-1 + eps, 1 - eps)``, sigmoid ``(eps, 1 - eps)``, relu
     ``(eps, inf)``. ``low``/``high`` override them and are checked against the range."""
+
+def add_activation_sums(x: npt.NDArray[Any], sums: npt.NDArray[np.float64], low: float, high: float) -> int:
+    """Adds a batch of activations ``x``, shaped ``(outer, neurons, inner)``, to the float64
+    per-neuron ``sums``, shaped ``(4, neurons)``: sum, sum of squares, and the numbers of samples
+    at or above ``high`` and at or below ``low``; every (outer, inner) pair is a sample. Returns
+    the number of samples added. ``x`` is read in place when C-contiguous float32."""
 
 def diversity(profiles: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
 def redundant_pairs(profiles: npt.ArrayLike, threshold: float = 0.95) -> dict[str, npt.NDArray[Any]]: ...

@@ -241,10 +241,18 @@ class SparseController:
 
     def _observe(self) -> None:
         assert self.stats is not None
-        summaries = self.stats.collect(
-            {l.name: l.matrix(l.weight.grad) for l in self.layers if l.weight.grad is not None},
-            {l.name: l.mask for l in self.layers},
-        )
+        grads, norms = {}, {}
+        for layer in self.layers:
+            grad = layer.weight.grad
+            if grad is None:
+                continue
+            if grad.device.type == "cpu":
+                # The core reads the kept weights' gradients in place, one read per edge.
+                g = layer.matrix(grad.detach()).to(torch.float32)
+                norms[layer.name] = self.graph.row_norms(*layer.block, g.numpy())
+            else:
+                grads[layer.name] = layer.matrix(grad)
+        summaries = self.stats.collect(grads, {l.name: l.mask for l in self.layers}, grad_norms=norms)
         for layer in self.layers:
             summary = summaries.get(layer.name)
             if summary is not None:

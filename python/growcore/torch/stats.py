@@ -9,7 +9,10 @@ and a ReLU after the module, that is the fraction of samples on which the neuron
 convolution a neuron is an output channel, and every spatial position counts as a sample.
 
 :meth:`ActivationStats.collect` adds the gradient norm of each neuron's incoming weights and moves
-the lot to the host in one transfer per module: only O(neurons) numbers cross per step.
+the lot to the host in one transfer per module: only O(neurons) numbers cross per step. On the
+CPU the reduction is one pass of the core (:func:`growcore.add_activation_sums`) into float64
+sums on the host, instead of several torch operations per module; elsewhere it runs in torch on
+the tensors' device.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from growcore._core import add_activation_sums
 
-#: Elements per block of rows when masking a CPU gradient (1 MB of float32).
-_PIECE = 1 << 18
+
+#: The activation summaries, in the order of the rows of the sums.
+_SUMMARIES = ("mean", "sq_mean", "frac_high", "frac_low")
 
 
 class ActivationStats:
@@ -42,99 +47,111 @@ class ActivationStats:
         if on not in ("output", "input"):
             raise ValueError(f'on: expected "output" or "input", got {on!r}')
         self.low, self.high = float(low), float(high)
-        self._sums: dict[str, torch.Tensor] = {}
+        # Per module: (4, neurons) sums, a float64 array on the host for CPU activations or a
+        # float32 tensor on their device otherwise, and the samples they sum.
+        self._sums: dict[str, np.ndarray | torch.Tensor] = {}
         self._samples: dict[str, int] = {}
-        self._scratch: torch.Tensor | None = None
         if on == "output":
-            self._handles = [m.register_forward_hook(self._hook(name)) for name, m in modules]
+            self._handles = [m.register_forward_hook(self._hook(name, m)) for name, m in modules]
         else:  # a module's input: the activations of the layer before it
-            self._handles = [
-                m.register_forward_pre_hook(lambda mod, inputs, n=name: self._hook(n)(mod, inputs, inputs[0]))
-                for name, m in modules
-            ]
+            self._handles = []
+            for name, m in modules:
+                hook = self._hook(name, m)
+                self._handles.append(m.register_forward_pre_hook(lambda mod, inputs, h=hook: h(mod, inputs, inputs[0])))
 
-    def _hook(self, name: str) -> Any:
+    def _hook(self, name: str, module: nn.Module) -> Any:
+        # Neurons are a convolution's channels (dimension 1) and a linear layer's features (last).
+        channels_first = isinstance(module, nn.modules.conv._ConvNd)
+
         def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
             if not module.training:
                 return
             with torch.no_grad():
                 x = output.detach()
-                # Neurons last, samples (batch and spatial positions) first.
-                x = x.movedim(1, -1) if x.dim() > 2 else x
-                x = x.reshape(-1, x.shape[-1]).float()
-                # Counting the comparisons' bytes in int32 takes half the time of summing the
-                # bool tensors (which torch widens to int64); the comparisons cost the same.
-                sums = torch.stack(
-                    [
-                        x.sum(0),
-                        (x * x).sum(0),
-                        (x >= self.high).view(torch.uint8).sum(0, dtype=torch.int32),
-                        (x <= self.low).view(torch.uint8).sum(0, dtype=torch.int32),
-                    ]
-                )
-                if name in self._sums:
-                    self._sums[name] += sums
-                    self._samples[name] += x.shape[0]
+                if x.device.type == "cpu":
+                    self._add_on_host(name, x, channels_first)
                 else:
-                    self._sums[name] = sums
-                    self._samples[name] = x.shape[0]
+                    self._add_on_device(name, x, channels_first)
 
         return hook
 
+    def _add_on_host(self, name: str, x: torch.Tensor, channels_first: bool) -> None:
+        # (outer, neurons, inner) without a copy when x is contiguous float32.
+        if channels_first and x.dim() > 2:
+            x = x.reshape(x.shape[0], x.shape[1], -1)
+        else:
+            x = x.reshape(-1, x.shape[-1], 1)
+        x = x.to(torch.float32).contiguous()
+        sums = self._sums.get(name)
+        if sums is None:
+            sums = self._sums[name] = np.zeros((4, x.shape[1]))
+            self._samples[name] = 0
+        elif isinstance(sums, torch.Tensor):  # the module moved to the CPU since the last collection
+            sums = self._sums[name] = sums.double().cpu().numpy()
+        self._samples[name] += add_activation_sums(x.numpy(), sums, self.low, self.high)
+
+    def _add_on_device(self, name: str, x: torch.Tensor, channels_first: bool) -> None:
+        # Neurons last, samples (batch and spatial positions) first.
+        x = x.movedim(1, -1) if channels_first and x.dim() > 2 else x
+        x = x.reshape(-1, x.shape[-1]).float()
+        # Counting the comparisons' bytes in int32 takes half the time of summing the bool
+        # tensors (which torch widens to int64); the comparisons cost the same.
+        sums = torch.stack(
+            [
+                x.sum(0),
+                (x * x).sum(0),
+                (x >= self.high).view(torch.uint8).sum(0, dtype=torch.int32),
+                (x <= self.low).view(torch.uint8).sum(0, dtype=torch.int32),
+            ]
+        )
+        previous = self._sums.get(name)
+        if previous is None:
+            self._sums[name] = sums
+            self._samples[name] = x.shape[0]
+            return
+        if isinstance(previous, np.ndarray):  # the module moved off the CPU since the last collection
+            previous = self._sums[name] = torch.from_numpy(previous).to(sums)
+        previous += sums
+        self._samples[name] += x.shape[0]
+
     def collect(
-        self, grads: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor] | None = None
+        self,
+        grads: Mapping[str, torch.Tensor],
+        masks: Mapping[str, torch.Tensor] | None = None,
+        *,
+        grad_norms: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, dict[str, np.ndarray]]:
         """Summaries since the last call, per module name, as float32 arrays over the output
         neurons: ``mean``, ``sq_mean``, ``frac_high``, ``frac_low`` (when the module ran forward
-        in training mode) and ``grad_norm`` (when ``grads`` has the module's (out, in) weight
-        gradient; ``masks`` restricts it to kept weights). Resets the sums."""
+        in training mode) and ``grad_norm``: given in ``grad_norms`` (e.g. read by the core from
+        the graph), or the row norms of the module's (out, in) weight gradient in ``grads``,
+        restricted to ``masks`` when given. Resets the sums."""
+        grad_norms = grad_norms or {}
         out: dict[str, dict[str, np.ndarray]] = {}
         with torch.no_grad():
-            for name in set(self._sums) | set(grads):
-                rows = []
-                if name in self._sums:
-                    rows.append(self._sums[name] / self._samples[name])
-                if name in grads:
-                    mask = masks.get(name) if masks is not None else None
-                    rows.append(self._row_norms(grads[name], mask)[None, :])
-                host = torch.cat(rows).cpu().numpy().astype(np.float32, copy=False)
+            for name in set(self._sums) | set(grads) | set(grad_norms):
                 summary: dict[str, np.ndarray] = {}
-                if name in self._sums:
-                    summary.update(mean=host[0], sq_mean=host[1], frac_high=host[2], frac_low=host[3])
-                if name in grads:
-                    summary["grad_norm"] = host[-1]
+                on_device: list[torch.Tensor] = []  # moved to the host in one transfer
+                sums = self._sums.get(name)
+                if isinstance(sums, np.ndarray):
+                    summary.update(zip(_SUMMARIES, (sums / self._samples[name]).astype(np.float32)))
+                elif sums is not None:
+                    on_device.append(sums / self._samples[name])
+                if name in grad_norms:
+                    summary["grad_norm"] = np.asarray(grad_norms[name], dtype=np.float32)
+                elif name in grads:
+                    mask = masks.get(name) if masks is not None else None
+                    g = grads[name] if mask is None else grads[name] * mask
+                    on_device.append(g.float().norm(dim=1)[None, :])
+                if on_device:
+                    host = torch.cat(on_device).cpu().numpy().astype(np.float32, copy=False)
+                    if isinstance(sums, torch.Tensor):
+                        summary.update(zip(_SUMMARIES, host))
+                    if name in grads and name not in grad_norms:
+                        summary["grad_norm"] = host[-1]
                 out[name] = summary
         self._sums.clear()
         self._samples.clear()
-        return out
-
-    def _row_norms(self, g: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """The float32 L2 norm of each row of ``g`` (restricted to ``mask`` when given)."""
-        norms: torch.Tensor
-        if mask is None:
-            norms = g.float().norm(dim=1)
-            return norms
-        fast = g.device.type == "cpu" and g.dim() == 2 and mask.dtype == torch.bool and mask.shape == g.shape
-        if not (fast and g.is_contiguous() and mask.is_contiguous()):
-            norms = (g * mask).float().norm(dim=1)
-            return norms
-        # On CPU: multiply by the mask's bytes (torch converts a bool operand several times more
-        # slowly than a uint8 one) into a reused 1 MB buffer, a block of rows at a time, rather
-        # than allocating a masked copy of the whole gradient (whose fresh pages cost more than
-        # the arithmetic). About 0.7 ms for a 1024 x 1024 gradient on one thread instead of 1.5-6.
-        rows, cols = g.shape
-        if self._scratch is None:
-            self._scratch = torch.empty(_PIECE, dtype=torch.float32)
-        step = max(1, _PIECE // cols)
-        if step * cols > self._scratch.numel():  # one row longer than the buffer
-            self._scratch = torch.empty(step * cols, dtype=torch.float32)
-        out = torch.empty(rows, dtype=torch.float32)
-        m = mask.view(torch.uint8)
-        for i in range(0, rows, step):
-            n = min(step, rows - i)
-            buf = self._scratch[: n * cols].view(n, cols)
-            torch.mul(g[i : i + n], m[i : i + n], out=buf)
-            torch.linalg.vector_norm(buf, dim=1, out=out[i : i + n])
         return out
 
     def reset(self) -> None:

@@ -277,13 +277,13 @@ pub fn exact_array<T: numpy::Element + Clone>(obj: &Bound<'_, PyAny>) -> Option<
     Some(ro.as_array().to_vec())
 }
 
-/// A 2-D real array-like as a C-contiguous float32 array, read in place when it already is one
-/// (a CPU torch tensor's `.numpy()` is), copied otherwise. Its shape must be `shape`.
-pub fn dense_f32<'py>(
+/// A real array-like as a C-contiguous float32 array, read in place when it already is one (a
+/// CPU torch tensor's `.numpy()` is), copied otherwise. Its shape must be `shape`.
+pub fn dense_f32<'py, D: numpy::ndarray::Dimension>(
     obj: &Bound<'py, PyAny>,
     arg: &str,
-    shape: (usize, usize),
-) -> PyResult<numpy::PyReadonlyArray2<'py, f32>> {
+    shape: &[usize],
+) -> PyResult<numpy::PyReadonlyArray<'py, f32, D>> {
     let arr = asarray(obj, arg)?;
     if !matches!(dtype_kind(&arr), b'b' | b'i' | b'u' | b'f') {
         return Err(PyTypeError::new_err(format!(
@@ -291,18 +291,19 @@ pub fn dense_f32<'py>(
             arr.dtype()
         )));
     }
-    if arr.shape() != [shape.0, shape.1] {
+    if arr.shape() != shape {
         return Err(invalid(
             arg,
             format!(
-                "must have the block's shape (rows, cols) = {shape:?}, got shape {}",
+                "must have shape {}, got shape {}",
+                py_shape(shape),
                 py_shape(arr.shape())
             ),
         ));
     }
     let np = obj.py().import("numpy")?;
     let arr = np.call_method1("ascontiguousarray", (arr, "float32"))?;
-    Ok(arr.cast_into::<numpy::PyArray2<f32>>()?.readonly())
+    Ok(arr.cast_into::<numpy::PyArray<f32, D>>()?.readonly())
 }
 
 /// A shape written as Python writes it: `(5, 6)`, `(5,)`.

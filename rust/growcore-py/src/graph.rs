@@ -233,7 +233,7 @@ impl PyGraph {
             let values = f32_vec(&tuple.get_item(2)?, &format!("{arg}.values"))?;
             return Ok(ScoresArg::Listed(rows, cols, values));
         }
-        Ok(ScoresArg::Dense(dense_f32(obj, arg, shape)?))
+        Ok(ScoresArg::Dense(dense_f32(obj, arg, &[shape.0, shape.1])?))
     }
 
     fn edge_args(
@@ -1259,6 +1259,29 @@ impl PyGraph {
             grad_norm: grad_norm.as_deref(),
         };
         self.inner.write().observe(layer, &obs).or_raise()
+    }
+
+    /// The L2 norm of each target neuron's present edges in a dense (rows, cols) matrix over
+    /// block (a, b), e.g. a weight gradient restricted to the kept weights: float32, one per row.
+    /// Read in place when C-contiguous float32 (a CPU tensor's `.numpy()`), without the GIL.
+    fn row_norms<'py>(
+        &self,
+        py: Python<'py>,
+        a: &Bound<'py, PyAny>,
+        b: &Bound<'py, PyAny>,
+        values: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let key = self.block_key(a, b)?;
+        let shape = {
+            let g = self.inner.read();
+            [g.layer_size(key.1) as usize, g.layer_size(key.0) as usize]
+        };
+        let values = dense_f32::<numpy::Ix2>(values, "values", &shape)?;
+        let values = values.as_slice()?;
+        let norms = py
+            .detach(|| self.inner.read().block(key)?.row_norms(values))
+            .or_raise()?;
+        Ok(norms.into_pyarray(py))
     }
 
     /// Bias-corrected statistics of `layer`, with stagnation and fitness.

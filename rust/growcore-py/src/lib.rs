@@ -7,6 +7,7 @@ mod graph;
 mod growth;
 mod lifecycle;
 mod state;
+mod stats;
 
 use pyo3::prelude::*;
 
@@ -22,6 +23,8 @@ mod _core {
     use super::growth::saturation_thresholds;
     #[pymodule_export]
     use super::lifecycle::{diversity, redundant_pairs, PySenescence};
+    #[pymodule_export]
+    use super::stats::add_activation_sums;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
