@@ -46,9 +46,11 @@ pub fn add_activation_sums(
             ),
         ));
     }
-    let sums = sums
-        .as_slice_mut()
-        .map_err(|_| invalid("sums", "must be C-contiguous"))?;
+    // Row-major: a Fortran-ordered array would also give a slice, with the rows interleaved.
+    if !sums.is_c_contiguous() {
+        return Err(invalid("sums", "must be C-contiguous"));
+    }
+    let sums = sums.as_slice_mut()?;
     py.detach(|| growcore_core::stats::add_activation_sums(x, (neurons, inner), (low, high), sums))
         .or_raise()
 }
