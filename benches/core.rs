@@ -1,5 +1,6 @@
 //! Criterion benches of the core: building a graph, one batch mutation (drop 10% of the edges,
-//! grow as many), folding one observation into the statistics, and one exact Katz pass.
+//! grow as many), folding one observation into the statistics, the per-step reductions that feed
+//! it (activation sums, gradient norms over a block's edges), and one exact Katz pass.
 //!
 //! Run: `cargo bench -p growcore-core --bench core`
 
@@ -7,6 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use growcore_core::stats::add_activation_sums;
 use growcore_core::{katz, Beta, Direction, Distribution, Graph, InitSpec, Observation};
 use rand::{seq::index, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -124,6 +126,36 @@ fn bench_observe(c: &mut Criterion) {
     group.finish();
 }
 
+/// The per-step reductions behind the torch statistics: a batch of 128 outputs of a
+/// 1024-neuron layer, and the gradient norms over a 1024 x 1024 block at 10%.
+fn bench_step_reductions(c: &mut Criterion) {
+    let (rows, neurons) = (128, 1024);
+    let x: Vec<f32> = (0..rows * neurons)
+        .map(|i| (i as f32 * 0.37).sin())
+        .collect();
+    let mut sums = vec![0.0f64; 4 * neurons];
+    let mut group = c.benchmark_group("step_reductions");
+    group.throughput(Throughput::Elements(x.len() as u64));
+    group.bench_function("activation_sums_128x1024", |b| {
+        b.iter(|| add_activation_sums(&x, (neurons, 1), (0.0, 2.0), &mut sums).unwrap())
+    });
+    let g = Graph::new(
+        &[1024, 1024],
+        &InitSpec {
+            density: 0.1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let block = g.block((0, 1)).unwrap();
+    let grad: Vec<f32> = (0..1024 * 1024).map(|i| (i as f32 * 0.11).cos()).collect();
+    group.throughput(Throughput::Elements(block.nnz() as u64));
+    group.bench_function("row_norms_1024x1024_10pct", |b| {
+        b.iter(|| block.row_norms(&grad).unwrap())
+    });
+    group.finish();
+}
+
 /// One Katz pass ("in", unweighted, normalised) over the MLP shape,
 /// 784 -> 4096 x 3 -> 10 at 20% density (about 7.4M edges).
 fn bench_katz(c: &mut Criterion) {
@@ -153,6 +185,7 @@ criterion_group!(
     bench_build,
     bench_mutate,
     bench_observe,
+    bench_step_reductions,
     bench_katz
 );
 criterion_main!(benches);
