@@ -34,10 +34,11 @@ pub(crate) fn meta_frozen(m: u32) -> bool {
 const PARALLEL_MIN_EDGES: usize = 1 << 16;
 
 /// Edges from which the per-step reductions of a training loop run on all cores. It is higher
-/// than [`PARALLEL_MIN_EDGES`] because they run between torch operations, whose OpenMP threads
+/// than `PARALLEL_MIN_EDGES` because they run between torch operations, whose OpenMP threads
 /// keep spinning on the cores for a while after each one: a pool thread started then waits for
 /// one of those cores, and below about a millisecond of work that wait costs more than it saves.
 pub const PARALLEL_STEP_WORK: usize = 1 << 20;
+
 /// A batch is grouped through a bitmap of the block when the bitmap has at most this many bits
 /// per pair (then it costs no more memory than the radix sort's buffer).
 const BITMAP_MAX_BITS_PER_PAIR: usize = 64;

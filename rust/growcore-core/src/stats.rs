@@ -306,9 +306,6 @@ impl LayerStats {
 
 // ---------------------------------------------------------------- reducing a batch
 
-/// Rows of the per-neuron sums that [`add_activation_sums`] accumulates, in this order.
-pub const ACTIVATION_SUMS: [&str; 4] = ["sum", "sq_sum", "count_high", "count_low"];
-
 /// Elements per piece of work: pieces are summed in f32 and folded into f64 in order; large
 /// batches (see [`crate::csr::PARALLEL_STEP_WORK`]) reduce their pieces on all cores.
 const PIECE: usize = 1 << 16;
@@ -317,9 +314,8 @@ const PIECE: usize = 1 << 16;
 ///
 /// `x` is row-major `(outer, neurons, inner)` as `layout = (neurons, inner)`: `(batch, neurons,
 /// 1)` for a linear layer's output, `(batch, channels, height * width)` for a convolution's;
-/// every (outer, inner) pair is one sample. `sums` is `(4, neurons)` row-major, the rows named by
-/// [`ACTIVATION_SUMS`]: the sum, the sum of squares, and the numbers of samples at or above `high`
-/// and at or below `low`. Returns the number of samples added. Nothing changes on error.
+/// every (outer, inner) pair is one sample. `sums` is `(4, neurons)` row-major, its rows the sum,
+/// the sum of squares, and the numbers of samples at or above `high` and at or below `low`. Returns the number of samples added. Nothing changes on error.
 ///
 /// The result depends only on the input, not on the number of threads: each piece of about
 /// [`PIECE`] elements is reduced alone and the pieces are added in order.
@@ -428,7 +424,7 @@ impl Lanes {
         }
     }
 
-    /// Lane `k` of the four quantities, in the order of [`ACTIVATION_SUMS`].
+    /// Lane `k` of the four quantities, in the order of the rows of the sums.
     fn lane(&self, k: usize) -> [f64; 4] {
         [
             f64::from(self.sum[k]),
