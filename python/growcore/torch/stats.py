@@ -137,9 +137,10 @@ class ActivationStats:
                     summary.update(zip(_SUMMARIES, (sums / self._samples[name]).astype(np.float32)))
                 elif sums is not None:
                     on_device.append(sums / self._samples[name])
+                norm_on_device = name in grads and name not in grad_norms
                 if name in grad_norms:
                     summary["grad_norm"] = np.asarray(grad_norms[name], dtype=np.float32)
-                elif name in grads:
+                elif norm_on_device:
                     mask = masks.get(name) if masks is not None else None
                     g = grads[name] if mask is None else grads[name] * mask
                     on_device.append(g.float().norm(dim=1)[None, :])
@@ -147,7 +148,7 @@ class ActivationStats:
                     host = torch.cat(on_device).cpu().numpy().astype(np.float32, copy=False)
                     if isinstance(sums, torch.Tensor):
                         summary.update(zip(_SUMMARIES, host))
-                    if name in grads and name not in grad_norms:
+                    if norm_on_device:
                         summary["grad_norm"] = host[-1]
                 out[name] = summary
         self._sums.clear()

@@ -213,10 +213,6 @@ impl PyGraph {
                 )),
             };
         }
-        let shape = {
-            let g = self.inner.read();
-            (g.layer_size(key.1) as usize, g.layer_size(key.0) as usize)
-        };
         if let Ok(tuple) = obj.cast::<PyTuple>() {
             if tuple.len() != 3 {
                 return Err(invalid(
@@ -233,7 +229,17 @@ impl PyGraph {
             let values = f32_vec(&tuple.get_item(2)?, &format!("{arg}.values"))?;
             return Ok(ScoresArg::Listed(rows, cols, values));
         }
-        Ok(ScoresArg::Dense(dense_f32(obj, arg, &[shape.0, shape.1])?))
+        Ok(ScoresArg::Dense(dense_f32(
+            obj,
+            arg,
+            &self.block_shape(key),
+        )?))
+    }
+
+    /// A block's matrix shape, (rows, cols) = (size of its target layer, size of its source).
+    fn block_shape(&self, key: BlockKey) -> [usize; 2] {
+        let g = self.inner.read();
+        [g.layer_size(key.1) as usize, g.layer_size(key.0) as usize]
     }
 
     fn edge_args(
@@ -1272,11 +1278,7 @@ impl PyGraph {
         values: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let key = self.block_key(a, b)?;
-        let shape = {
-            let g = self.inner.read();
-            [g.layer_size(key.1) as usize, g.layer_size(key.0) as usize]
-        };
-        let values = dense_f32::<numpy::Ix2>(values, "values", &shape)?;
+        let values = dense_f32::<numpy::Ix2>(values, "values", &self.block_shape(key))?;
         let values = values.as_slice()?;
         let norms = py
             .detach(|| self.inner.read().block(key)?.row_norms(values))
