@@ -238,6 +238,33 @@ def test_edge_index_out_of_range(g, op, arg, bad):
     )
 
 
+@pytest.mark.parametrize("arg", ["drop_rows", "drop_cols", "grow_rows", "grow_cols"])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_large_rewire_index_out_of_range(arg, contiguous):
+    """Batches large enough to be converted in parallel name the right argument and position."""
+    g = Graph([300, 400], 0.5, seed=1)
+    mask = g.to_dense(0, 1)
+    present, absent = np.nonzero(mask), np.nonzero(~mask)
+    k = 40_000  # four lists of 40k: above the bindings' parallel threshold
+    lists = {
+        "drop_rows": present[0][:k].copy(), "drop_cols": present[1][:k].copy(),
+        "grow_rows": absent[0][:k].copy(), "grow_cols": absent[1][:k].copy(),
+    }
+    bad_at, bad = 31_234, (400 if arg.endswith("rows") else -3)
+    lists[arg][bad_at] = bad
+    if not contiguous:  # a strided view of the same values
+        lists = {name: np.repeat(v, 2)[::2] for name, v in lists.items()}
+        assert not lists[arg].flags.c_contiguous
+    raises_unchanged(
+        g,
+        lambda: g.rewire(0, 1, lists["drop_rows"], lists["drop_cols"], lists["grow_rows"], lists["grow_cols"]),
+        OutOfRangeError,
+        builtin=IndexError,
+        words=(f"{arg}[{bad_at}]",),
+        patterns=(num_pattern(bad),),
+    )
+
+
 @pytest.mark.parametrize("op", EDGE_OPS + ("has_edges",))
 def test_edge_lengths_differ(g, op):
     raises_unchanged(

@@ -385,6 +385,10 @@ impl CsrBlock {
     }
 
     fn check_range(&self, arg: &str, values: &[u32], bound: u32, layer: u32) -> Result<()> {
+        // A vectorisable scan first; the position is searched for only when there is one.
+        if !values.iter().fold(false, |out, &v| out | (v >= bound)) {
+            return Ok(());
+        }
         match values.iter().position(|&v| v >= bound) {
             Some(i) => Err(GrowError::out_of_range(
                 format!("{arg}[{i}]"),

@@ -5,8 +5,11 @@ use numpy::{
     PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
     PyUntypedArrayMethods,
 };
+use std::borrow::Cow;
+
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use rayon::prelude::*;
 
 use crate::errors::{invalid, to_pyerr};
 use growcore_core::GrowError;
@@ -81,41 +84,95 @@ pub fn int_vec(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec<i64>> {
 
 /// Any 1-D integer array-like as indices below `bound`, read in one pass.
 pub fn index_vec(obj: &Bound<'_, PyAny>, arg: &str, bound: u32, what: &str) -> PyResult<Vec<u32>> {
-    let Some(arr) = int64_array(obj, arg)? else {
-        return Ok(Vec::new());
+    let mut out = index_vecs(&[IndexArg {
+        obj,
+        arg,
+        bound,
+        what,
+    }])?;
+    Ok(out.pop().unwrap())
+}
+
+/// One index argument: the object, its name, the (exclusive) bound and what the bound is.
+pub struct IndexArg<'a, 'py> {
+    pub obj: &'a Bound<'py, PyAny>,
+    pub arg: &'a str,
+    pub bound: u32,
+    pub what: &'a str,
+}
+
+/// Index arguments adding up to this many values are narrowed in parallel.
+const PARALLEL_MIN_INDICES: usize = 1 << 16;
+
+/// Several index arguments as u32 vectors, in order. Each is read as int64 under the GIL (in
+/// place when contiguous); large ones are then checked and narrowed in parallel. The pool's
+/// threads only read the arrays, and the GIL, held throughout, keeps Python from changing them.
+pub fn index_vecs(args: &[IndexArg<'_, '_>]) -> PyResult<Vec<Vec<u32>>> {
+    let arrays = args
+        .iter()
+        .map(|a| int64_array(a.obj, a.arg))
+        .collect::<PyResult<Vec<_>>>()?;
+    let readonly: Vec<_> = arrays
+        .iter()
+        .map(|a| a.as_ref().map(|a| a.readonly()))
+        .collect();
+    let values: Vec<Cow<'_, [i64]>> = readonly
+        .iter()
+        .map(|r| match r {
+            None => Cow::Borrowed(&[][..]),
+            Some(r) => match r.as_slice() {
+                Ok(s) => Cow::Borrowed(s),
+                Err(_) => Cow::Owned(r.as_array().to_vec()),
+            },
+        })
+        .collect();
+    let jobs: Vec<(&[i64], u32)> = values
+        .iter()
+        .zip(args)
+        .map(|(v, a)| (&v[..], a.bound))
+        .collect();
+    let narrowed: Vec<_> = if values.iter().map(|v| v.len()).sum::<usize>() >= PARALLEL_MIN_INDICES
+    {
+        jobs.into_par_iter()
+            .map(|(v, bound)| narrow(v, bound))
+            .collect()
+    } else {
+        jobs.into_iter()
+            .map(|(v, bound)| narrow(v, bound))
+            .collect()
     };
-    let ro = arr.readonly();
-    if let Ok(values) = ro.as_slice() {
-        // Contiguous: check and narrow a cache-sized chunk at a time, both vectorisable (a
-        // negative value wraps above any bound), so the input is read from memory once.
-        let mut out = Vec::with_capacity(values.len());
-        for (k, chunk) in values.chunks(4096).enumerate() {
-            let largest = chunk.iter().fold(0u64, |m, &v| m.max(v as u64));
-            if largest >= u64::from(bound) {
-                let i = k * 4096
-                    + chunk
-                        .iter()
-                        .position(|&v| v as u64 >= u64::from(bound))
-                        .unwrap();
-                let msg =
-                    GrowError::out_of_range(format!("{arg}[{i}]"), values[i], bound as u64, what);
-                return Err(to_pyerr(msg));
-            }
-            out.extend(chunk.iter().map(|&v| v as u32));
+    narrowed
+        .into_iter()
+        .zip(args.iter().zip(&values))
+        .map(|(out, (a, v))| {
+            out.map_err(|i| {
+                let msg = GrowError::out_of_range(
+                    format!("{}[{i}]", a.arg),
+                    v[i],
+                    a.bound as u64,
+                    a.what,
+                );
+                to_pyerr(msg)
+            })
+        })
+        .collect()
+}
+
+/// `values` as u32, or the position of the first one outside `0..bound`. A cache-sized chunk at
+/// a time is checked, then narrowed, both vectorisable (a negative value wraps above any
+/// bound), so the input is read from memory once.
+fn narrow(values: &[i64], bound: u32) -> Result<Vec<u32>, usize> {
+    let mut out = Vec::with_capacity(values.len());
+    for (k, chunk) in values.chunks(4096).enumerate() {
+        let largest = chunk.iter().fold(0u64, |m, &v| m.max(v as u64));
+        if largest >= u64::from(bound) {
+            let i = chunk
+                .iter()
+                .position(|&v| v as u64 >= u64::from(bound))
+                .unwrap();
+            return Err(k * 4096 + i);
         }
-        return Ok(out);
-    }
-    let mut out = Vec::with_capacity(ro.len());
-    for (i, &v) in ro.as_array().iter().enumerate() {
-        if v < 0 || v >= bound as i64 {
-            return Err(to_pyerr(GrowError::out_of_range(
-                format!("{arg}[{i}]"),
-                v,
-                bound as u64,
-                what,
-            )));
-        }
-        out.push(v as u32);
+        out.extend(chunk.iter().map(|&v| v as u32));
     }
     Ok(out)
 }

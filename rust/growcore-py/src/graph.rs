@@ -12,8 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::convert::{
-    bool_matrix, dense_f32, describe, f32_vec, f64_vec, index_vec, int_arg, int_vec, non_negative,
-    step_arg,
+    bool_matrix, dense_f32, describe, f32_vec, f64_vec, index_vec, index_vecs, int_arg, int_vec,
+    non_negative, step_arg, IndexArg,
 };
 use crate::errors::{invalid, OrRaise};
 use crate::growth;
@@ -262,24 +262,52 @@ impl PyGraph {
         rows: &Bound<'_, PyAny>,
         cols: &Bound<'_, PyAny>,
     ) -> PyResult<(Vec<u32>, Vec<u32>)> {
+        Ok(self
+            .block_edge_lists(key, &[(arg, rows, cols)])?
+            .pop()
+            .unwrap())
+    }
+
+    /// Several (rows, cols) lists of edges of a known block, range-checked, read together (so
+    /// that large ones are converted in parallel). Each `arg` names the rows; "rows" in it
+    /// becomes "cols" for the columns.
+    fn block_edge_lists(
+        &self,
+        key: BlockKey,
+        lists: &[(&str, &Bound<'_, PyAny>, &Bound<'_, PyAny>)],
+    ) -> PyResult<Vec<(Vec<u32>, Vec<u32>)>> {
         let (size_a, size_b) = {
             let g = self.inner.read();
             (g.layer_size(key.0), g.layer_size(key.1))
         };
-        let cols_arg = arg.replace("rows", "cols");
-        let rows = index_vec(
-            rows,
-            arg,
-            size_b,
-            &format!("target layer {} of size {size_b}", key.1),
-        )?;
-        let cols = index_vec(
-            cols,
-            &cols_arg,
-            size_a,
-            &format!("source layer {} of size {size_a}", key.0),
-        )?;
-        Ok((rows, cols))
+        let (target, source) = (
+            format!("target layer {} of size {size_b}", key.1),
+            format!("source layer {} of size {size_a}", key.0),
+        );
+        let cols_args: Vec<String> = lists
+            .iter()
+            .map(|(arg, ..)| arg.replace("rows", "cols"))
+            .collect();
+        let mut args = Vec::with_capacity(2 * lists.len());
+        for (&(arg, rows, cols), cols_arg) in lists.iter().zip(&cols_args) {
+            args.push(IndexArg {
+                obj: rows,
+                arg,
+                bound: size_b,
+                what: &target,
+            });
+            args.push(IndexArg {
+                obj: cols,
+                arg: cols_arg,
+                bound: size_a,
+                what: &source,
+            });
+        }
+        let mut vecs = index_vecs(&args)?.into_iter();
+        Ok(lists
+            .iter()
+            .map(|_| (vecs.next().unwrap(), vecs.next().unwrap()))
+            .collect())
     }
 
     fn slot_args(
@@ -696,8 +724,15 @@ impl PyGraph {
         grow_rows: &Bound<'_, PyAny>,
         grow_cols: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let (key, dr, dc) = self.edge_args((a, b), "drop_rows", drop_rows, drop_cols)?;
-        let (_, gr, gc) = self.edge_args((a, b), "grow_rows", grow_rows, grow_cols)?;
+        let key = self.block_key(a, b)?;
+        let mut lists = self.block_edge_lists(
+            key,
+            &[
+                ("drop_rows", drop_rows, drop_cols),
+                ("grow_rows", grow_rows, grow_cols),
+            ],
+        )?;
+        let ((gr, gc), (dr, dc)) = (lists.pop().unwrap(), lists.pop().unwrap());
         py.detach(|| self.inner.write().rewire(key, (&dr, &dc), (&gr, &gc)))
             .or_raise()
     }
