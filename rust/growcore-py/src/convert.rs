@@ -1,12 +1,12 @@
 //! Python inputs to plain Rust vectors, with errors that name the argument. Inputs are copied
 //! while the GIL is held so that the work after it can run without it.
 
+use std::borrow::Cow;
+
 use numpy::{
     PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
     PyUntypedArrayMethods,
 };
-use std::borrow::Cow;
-
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use rayon::prelude::*;
