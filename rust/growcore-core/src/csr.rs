@@ -782,7 +782,18 @@ impl RowMerge<'_> {
     /// anything) and returns `Some`, or returns `None` as soon as anything is wrong (then
     /// `diagnose_row` says what).
     fn merge(&self, out_i: &mut [Slot], out_m: &mut [Slot], out_len: usize) -> Option<()> {
-        let (old, old_meta, old_len) = (self.old, self.old_meta, self.old_len);
+        let (old_len, room) = (self.old_len, out_i.len().min(out_m.len()));
+        // The bounds that make the unchecked accesses below sound (see `fits`).
+        assert!(self.fits(room) && self.old_meta.len() >= self.old.len());
+        let (old, old_meta) = (self.old.as_ptr(), self.old_meta.as_ptr());
+        let (out_i, out_m) = (
+            out_i.as_mut_ptr().cast::<u32>(),
+            out_m.as_mut_ptr().cast::<u32>(),
+        );
+        // `p` old columns read, `w` slots written: always `p <= old_len` (a window advances
+        // `p` by at most `old_len - p`, a drop only past a present column) and
+        // `w <= p + g <= old_len + grown.len()`, so every window read ends within `old` and
+        // every window written within the output, by `fits`.
         let (mut p, mut w, mut d, mut g) = (0usize, 0usize, 0usize, 0usize);
         // One step per dropped or grown column, in column order.
         for _ in 0..self.dropped.len() + self.grown.len() {
@@ -790,33 +801,35 @@ impl RowMerge<'_> {
             let next_grow = self.grown.get(g).copied().unwrap_or(u32::MAX);
             let is_drop = next_drop < next_grow;
             let col = next_drop.min(next_grow);
-            // Copy the old columns below `col`.
-            loop {
-                let n = copy_window_below(
-                    &old[p..],
-                    &old_meta[p..],
-                    &mut out_i[w..],
-                    &mut out_m[w..],
-                    col,
-                )
-                .min(old_len - p);
+            // Copy the old columns below `col`, a window at a time.
+            let present = loop {
+                // SAFETY: `p + WINDOW <= old.len()` and `w + WINDOW <= room` (see above).
+                let (below, equal) = unsafe {
+                    std::ptr::copy_nonoverlapping(old.add(p), out_i.add(w), WINDOW);
+                    std::ptr::copy_nonoverlapping(old_meta.add(p), out_m.add(w), WINDOW);
+                    scan_window(old.add(p), col)
+                };
+                let n = below.min(old_len - p);
                 p += n;
                 w += n;
                 if n < WINDOW {
-                    break;
+                    // `old[p]` is the first old column at or past `col`, if `p < old_len`.
+                    break (p < old_len) & ((equal >> n) & 1 != 0);
                 }
-            }
-            // `old[p]` is the first old column at or past `col` (or past the row's end).
-            let present = (p < old_len) & (old[p] == col);
-            let wrong = (is_drop & (!present | meta_frozen(old_meta[p])))
-                | (!is_drop & present)
-                | (next_drop == next_grow);
+            };
+            // SAFETY: `p <= old_len < old_meta.len()`.
+            let frozen = meta_frozen(unsafe { *old_meta.add(p) });
+            let wrong =
+                (is_drop & (!present | frozen)) | (!is_drop & present) | (next_drop == next_grow);
             if wrong {
                 return None;
             }
             // Written either way; a drop's slot is overwritten by what comes next.
-            out_i[w].write(col);
-            out_m[w].write(self.born);
+            // SAFETY: `w < room` (see above).
+            unsafe {
+                *out_i.add(w) = col;
+                *out_m.add(w) = self.born;
+            }
             w += usize::from(!is_drop);
             g += usize::from(!is_drop);
             p += usize::from(is_drop);
@@ -826,8 +839,11 @@ impl RowMerge<'_> {
         if w + rest != out_len {
             return None; // more drops than the row has edges
         }
-        write_slots(&mut out_i[w..out_len], &old[p..old_len]);
-        write_slots(&mut out_m[w..out_len], &old_meta[p..old_len]);
+        // SAFETY: `w + rest = out_len <= room` and `p + rest = old_len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(old.add(p), out_i.add(w), rest);
+            std::ptr::copy_nonoverlapping(old_meta.add(p), out_m.add(w), rest);
+        }
         Some(())
     }
 
@@ -853,33 +869,41 @@ impl RowMerge<'_> {
     }
 }
 
-/// Copies a window of old columns and their meta to the output and returns how many of them,
-/// from the first, are below `col`.
+/// Where `col` falls in a window of `WINDOW` old columns: how many of them, from the first, are
+/// below it, and a bit mask of those equal to it.
+///
+/// # Safety
+/// `old` must be valid for reading `WINDOW` values.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn copy_window_below(
-    old: &[u32],
-    old_meta: &[u32],
-    out_i: &mut [Slot],
-    out_m: &mut [Slot],
-    col: u32,
-) -> usize {
-    let old: &[u32; WINDOW] = old[..WINDOW].try_into().unwrap();
-    let old_meta: &[u32; WINDOW] = old_meta[..WINDOW].try_into().unwrap();
-    let out_i: &mut [Slot; WINDOW] = (&mut out_i[..WINDOW]).try_into().unwrap();
-    let out_m: &mut [Slot; WINDOW] = (&mut out_m[..WINDOW]).try_into().unwrap();
-    let mut below = 0u32;
-    for k in 0..WINDOW {
-        out_i[k].write(old[k]);
-        out_m[k].write(old_meta[k]);
-        below |= u32::from(old[k] < col) << k;
-    }
-    below.trailing_ones() as usize
+unsafe fn scan_window(old: *const u32, col: u32) -> (usize, u32) {
+    use std::arch::x86_64::*;
+    // SSE2 (part of x86_64) compares signed lanes: flipping the top bit orders unsigned ones.
+    let flip = _mm_set1_epi32(i32::MIN);
+    let col = _mm_xor_si128(_mm_set1_epi32(col as i32), flip);
+    let lo = _mm_xor_si128(_mm_loadu_si128(old.cast()), flip);
+    let hi = _mm_xor_si128(_mm_loadu_si128(old.add(4).cast()), flip);
+    let below = _mm_packs_epi32(_mm_cmplt_epi32(lo, col), _mm_cmplt_epi32(hi, col));
+    let equal = _mm_packs_epi32(_mm_cmpeq_epi32(lo, col), _mm_cmpeq_epi32(hi, col));
+    // One byte per lane: the low 8 bits of the mask say below, the high 8 equal.
+    let mask = _mm_movemask_epi8(_mm_packs_epi16(below, equal)) as u32;
+    ((mask & 0xff).trailing_ones() as usize, mask >> 8)
 }
 
-fn write_slots(out: &mut [Slot], values: &[u32]) {
-    for (o, &v) in out.iter_mut().zip(values) {
-        o.write(v);
+/// Where `col` falls in a window of `WINDOW` old columns (see the x86_64 version).
+///
+/// # Safety
+/// `old` must be valid for reading `WINDOW` values.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn scan_window(old: *const u32, col: u32) -> (usize, u32) {
+    let old = &*old.cast::<[u32; WINDOW]>();
+    let (mut below, mut equal) = (0u32, 0u32);
+    for (k, &c) in old.iter().enumerate() {
+        below |= u32::from(c < col) << k;
+        equal |= u32::from(c == col) << k;
     }
+    (below.trailing_ones() as usize, equal)
 }
 
 /// The first problem of a row that `RowMerge::merge` refused: drops are checked before grows.
