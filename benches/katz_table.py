@@ -176,7 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edges", type=float, nargs="+", default=[1e4, 1e5, 1e6], help="approximate edge counts")
     parser.add_argument("--full", action="store_true", help="1e4 .. 1e7 edges and the issue's MLP shape")
-    parser.add_argument("--issue-shape", action="store_true", help=f"add {ISSUE_SHAPE} at {DENSITY:.0%} density")
+    parser.add_argument("--issue-shape", action="store_true", help=f"add {ISSUE_SHAPE} at {DENSITY * 100:.0f}%% density")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per method (median reported)")
     parser.add_argument("--nx-max-edges", type=float, default=1e5, help="skip networkx above this many edges")
     parser.add_argument("--threads", type=int, default=0, help="growcore's threads (default: all cores); peers use one")
