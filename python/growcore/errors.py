@@ -31,7 +31,8 @@ class FrozenEdgeError(EdgeError):
 
 
 class NonFiniteError(GrowcoreError, ValueError):
-    """NaN or inf in the statistics fed to the core while strict mode is on."""
+    """NaN or inf where a finite number is needed: prune/grow scores, or statistics fed to the
+    core while strict mode is on."""
 
 
 class StateDictError(GrowcoreError, ValueError):
@@ -48,3 +49,9 @@ __all__ = [
     "OutOfRangeError",
     "StateDictError",
 ]
+
+
+def is_real(value: object) -> bool:
+    """Whether ``value`` is a real number for an argument check (a bool, which Python counts as
+    an int, is not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

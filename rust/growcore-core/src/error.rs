@@ -45,12 +45,14 @@ pub enum GrowError {
         col: u32,
     },
 
-    /// NaN or inf in statistics while strict mode is on.
-    #[error("{arg}[{index}]: non-finite value {value} (strict mode is on)")]
+    /// NaN or inf where a finite number is needed: scores, or statistics in strict mode.
+    #[error("{arg}[{index}]: non-finite value {value}{why}")]
     NonFinite {
         arg: String,
         index: usize,
         value: f32,
+        /// Why it is refused, when that is not obvious (" (strict mode is on)"), or "".
+        why: &'static str,
     },
 
     /// A state dict or byte string that is malformed or inconsistent.

@@ -242,6 +242,7 @@ fn first_nonfinite(arg: &str, values: &[f32]) -> Result<()> {
                 arg: arg.to_string(),
                 index,
                 value: values[index],
+                why: "",
             })
         }
         None => Ok(()),

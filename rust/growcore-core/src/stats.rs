@@ -503,6 +503,7 @@ fn check_input(name: &str, values: &[f32], n: usize, strict: bool) -> Result<()>
                     arg: name.to_string(),
                     index: i,
                     value: v,
+                    why: " (strict mode is on)",
                 });
             }
             continue;
