@@ -183,6 +183,9 @@ def test_bad_checkpoints_raise_and_change_nothing() -> None:
         {**good, "policy": RigL().to_dict()},
         {**good, "step": -1},
         {**good, "graph": growcore.Graph([3, 4]).to_bytes()},
+        {**good, "total_steps": "abc"},
+        {**good, "total_steps": 11},
+        {**good, "total_steps": True},
         "not a dict",
     ]
     for state in bad:
@@ -202,6 +205,8 @@ def test_bad_checkpoints_raise_and_change_nothing() -> None:
         ({"layer_density": {"0": 2.0}}, growcore.InvalidArgumentError, ["layer_density['0']", "2.0"]),
         ({"total_steps": 0}, growcore.InvalidArgumentError, ["total_steps", "0"]),
         ({"distribution": "bogus"}, growcore.InvalidArgumentError, ["distribution", "bogus"]),
+        ({"layers": "0"}, TypeError, ["layers", "'0'", "['0']"]),
+        ({"dense": "4"}, TypeError, ["dense", "'4'"]),
     ],
 )
 def test_bad_arguments_name_themselves_and_touch_nothing(kwargs, error, words) -> None:
@@ -274,3 +279,94 @@ def test_statistics_reach_the_graph() -> None:
     assert (stats["grad_norm"] > 0).all()
     ctl.remove()
     assert not model[0]._forward_hooks
+
+
+def snapshot(model, opt, ctl) -> tuple:
+    return (
+        ctl.graph.copy(),
+        ctl.step_count,
+        [l.mask.clone() for l in ctl.layers],
+        [p.detach().clone() for p in model.parameters()],
+        [{k: v.clone() for k, v in s.items() if isinstance(v, torch.Tensor)} for s in opt.state.values()],
+        list(ctl.events),
+    )
+
+
+def same(a: tuple, b: tuple) -> bool:
+    graph, step, masks, params, states, events = a
+    return (
+        graph == b[0]
+        and step == b[1]
+        and all(torch.equal(x, y) for x, y in zip(masks, b[2]))
+        and all(torch.equal(x, y) for x, y in zip(params, b[3]))
+        and all(x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x) for x, y in zip(states, b[4]))
+        and events == b[5]
+    )
+
+
+def test_a_failed_update_changes_nothing() -> None:
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    ctl = SparseController(model, opt, density=0.3, total_steps=100, policy=RigL(interval=2))
+    train(model, opt, ctl, 1)
+    x, y = data()
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    before = snapshot(model, opt, ctl)
+    # The last layer's weights turn non-finite: its decision fails after the first two layers'.
+    with torch.no_grad():
+        model[4].weight[0, 0] = float("nan")
+    with pytest.raises(growcore.NonFiniteError, match=r"drop_scores\[\d+\]: non-finite value NaN$"):
+        ctl.step()
+    with torch.no_grad():
+        model[4].weight[0, 0] = before[3][4][0, 0]
+    assert same(snapshot(model, opt, ctl), before)
+    # No gradient for the second layer: refused before anything changes.
+    model[2].weight.grad = None
+    with pytest.raises(RuntimeError, match="'2'.*no gradient"):
+        ctl.step()
+    assert same(snapshot(model, opt, ctl), before)
+
+
+def test_shared_parametrized_and_empty_weights_are_refused_by_name() -> None:
+    torch.manual_seed(0)
+    enc, dec = nn.Linear(8, 8), nn.Linear(8, 8)
+    dec.weight = enc.weight
+    tied = nn.Sequential(enc, nn.ReLU(), dec)
+    normed = nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Linear(8, 16)), nn.ReLU(), nn.Linear(16, 3))
+    with pytest.warns(UserWarning):  # torch: "Initializing zero-element tensors is a no-op"
+        empty = nn.Sequential(nn.Linear(8, 0), nn.Linear(0, 3))
+    for model, words in [(tied, ["'0'", "'2'", "share"]), (normed, ["'0'", "parametrized"]), (empty, ["'0'", "(0, 8)"])]:
+        with pytest.raises(growcore.InvalidArgumentError) as info:
+            SparseController(model, torch.optim.SGD(model.parameters(), lr=0.1), density=0.5, total_steps=10)
+        for word in words:
+            assert word in str(info.value)
+    # The tied model works with one of the two modules sparsified.
+    ctl = SparseController(tied, torch.optim.SGD(tied.parameters(), lr=0.1), density=0.5, total_steps=10, layers=["0"])
+    assert ctl.active_params() == int(enc.weight.count_nonzero()) + 16
+
+
+def test_channels_last_convolutions_train_in_place() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(288, 3))
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    ctl = SparseController(model, opt, density=0.3, total_steps=40, policy=RigL(interval=2), distribution="uniform")
+    x = torch.randn(6, 3, 8, 8).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 3, (6,))
+    for _ in range(6):
+        previous = ctl.masks()["0"].clone()
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        ctl.step()
+    conv = model[0].weight
+    assert not conv.is_contiguous()  # still channels_last: masked in place
+    check_sync(model, ctl)
+    assert sum(e["layer"] == "0" for e in ctl.events) == 3
+    # The last step was an update: its grown coordinates start at zero, optimizer state too.
+    grown = ctl.masks()["0"] & ~previous
+    assert grown.any()
+    for t in (conv, opt.state[conv]["exp_avg"], opt.state[conv]["exp_avg_sq"]):
+        assert torch.count_nonzero(t.detach()[grown]) == 0

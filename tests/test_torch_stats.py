@@ -30,6 +30,12 @@ CASES = {
     "linear": (lambda: nn.Linear(6, 5), [(7, 6), (3, 6)], lambda y: y),
     "linear on sequences": (lambda: nn.Linear(6, 5), [(2, 4, 6), (1, 3, 6)], lambda y: y.reshape(-1, 5)),
     "conv": (lambda: nn.Conv2d(2, 4, 3), [(3, 2, 5, 6), (1, 2, 5, 6)], lambda y: y.movedim(1, -1).reshape(-1, 4)),
+    # torch also takes one unbatched sample (channels, height, width)
+    "conv, unbatched": (
+        lambda: nn.Conv2d(2, 4, 3),
+        [(2, 5, 6), (1, 2, 5, 6)],
+        lambda y: (y if y.dim() == 4 else y[None]).movedim(1, -1).reshape(-1, 4),
+    ),
 }
 
 
@@ -61,7 +67,10 @@ def test_host_and_device_reductions_agree(case):
     host = ActivationStats([("m", module)], (0.0, 0.5))
     module(x)
     device = ActivationStats([], (0.0, 0.5))  # the path taken for tensors off the CPU
-    device._add_on_device("m", module(x).detach(), isinstance(module, nn.Conv2d))
+    y = module(x).detach()
+    if isinstance(module, nn.Conv2d) and y.dim() == 3:
+        y = y[None]  # as the hook does before either path: one unbatched sample
+    device._add_on_device("m", y, isinstance(module, nn.Conv2d))
     a, b = host.collect({})["m"], device.collect({})["m"]
     host.remove()
     for key in SUMMARIES:

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 import growcore
 from growcore.errors import InvalidArgumentError, StateDictError
 from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.distributed import broadcast_graph, broadcast_plan, is_distributed
-from growcore.torch.optim import zero_state
+from growcore.torch.optim import fill_at, zero_state
 from growcore.torch.policies import Policy, RigL
 from growcore.torch.stats import ActivationStats
 
@@ -52,8 +53,9 @@ class SparseLayer:
         return _weight(self.module)
 
     def matrix(self, t: torch.Tensor) -> torch.Tensor:
-        """``t`` (weight-shaped) as the block's (out, in * kh * kw) matrix view."""
-        return t.view(t.shape[0], -1)
+        """``t`` (weight-shaped) as the block's (out, in * kh * kw) matrix: a view when the
+        memory layout allows (a copy for e.g. a channels_last convolution)."""
+        return t.reshape(t.shape[0], -1)
 
 
 class SparseController:
@@ -172,12 +174,24 @@ class SparseController:
         them is exactly zero, and feeds the step's statistics to the graph. Returns the
         structural events of this step.
         """
-        self._step += 1
-        self.graph.advance(1)
+        fraction = self.policy.fraction(self._step + 1, self.total_steps)
         events: list[Event] = []
-        fraction = self.policy.fraction(self._step, self.total_steps)
         if fraction > 0.0:
-            events = self._update(fraction)
+            self._check_gradients()
+            # An update decides every layer before applying any plan; if a decision fails
+            # (e.g. non-finite weights after a diverged step) the graph and clock are put back.
+            before = self.graph.copy()
+            self._step += 1
+            self.graph.advance(1)
+            try:
+                plans = self._decide_all(fraction)
+            except BaseException:
+                self.graph, self._step = before, self._step - 1
+                raise
+            events = self._apply_all(fraction, plans)
+        else:
+            self._step += 1
+            self.graph.advance(1)
         self.apply_masks()
         if self.stats is not None:
             self._observe()
@@ -191,19 +205,30 @@ class SparseController:
 
     # ------------------------------------------------------------------ structural updates
 
-    @torch.no_grad()
-    def _update(self, fraction: float) -> list[Event]:
-        events = []
+    def _check_gradients(self) -> None:
+        if self.policy.grow != "gradient":
+            return
         for layer in self.layers:
-            count = round(fraction * self.graph.block_nnz(*layer.block))
-            if count == 0:
-                continue
-            if layer.weight.grad is None and self.policy.grow == "gradient":
+            if layer.weight.grad is None:
                 raise RuntimeError(
                     f"{self.policy.name}: layer {layer.name!r} has no gradient; call "
                     "controller.step() after loss.backward() and optimizer.step(), before zero_grad()"
                 )
-            plan = self._decide(layer, count)
+
+    @torch.no_grad()
+    def _decide_all(self, fraction: float) -> list[tuple[SparseLayer, dict[str, np.ndarray]]]:
+        """Every layer's plan (the graph is updated as each is decided)."""
+        plans = []
+        for layer in self.layers:
+            count = round(fraction * self.graph.block_nnz(*layer.block))
+            if count > 0:
+                plans.append((layer, self._decide(layer, count)))
+        return plans
+
+    @torch.no_grad()
+    def _apply_all(self, fraction: float, plans: list[tuple[SparseLayer, dict[str, np.ndarray]]]) -> list[Event]:
+        events = []
+        for layer, plan in plans:
             self._apply(layer, plan)
             event = {
                 "kind": "rewire",
@@ -301,12 +326,16 @@ class SparseController:
             raise StateDictError(f"state['layers']: saved for {list(state['layers'])}, this controller has {names}")
         if state["policy"] != self.policy.to_dict():
             raise StateDictError(f"state['policy']: saved {state['policy']}, this controller has {self.policy.to_dict()}")
+        if state["total_steps"] != self.total_steps or isinstance(state["total_steps"], bool):
+            raise StateDictError(
+                f"state['total_steps']: saved {state['total_steps']!r}, this controller has {self.total_steps} "
+                "(the schedule depends on it, so a resumed run would not continue the saved one)"
+            )
         graph = load_graph(state["graph"], self.graph)
         masks = [self._mask_of(l.block, l.weight, graph) for l in self.layers]
         # Everything checked: swap in.
         self.graph = graph
         self._step = step
-        self.total_steps = int(state["total_steps"])
         for layer, mask in zip(self.layers, masks):
             layer.mask = mask
         self.apply_masks()
@@ -365,9 +394,8 @@ def apply_rewire(
     flat_mask = mask.view(-1)
     flat_mask.index_fill_(0, dropped, False)
     flat_mask.index_fill_(0, grown, True)
-    flat = weight.view(-1)
     for changed in (dropped, grown):
-        flat.index_fill_(0, changed, 0.0)
+        fill_at(weight, changed, 0.0)
         zero_state(optimizer, weight, changed)
 
 
@@ -377,6 +405,9 @@ def _select(
     candidates: list[tuple[str, nn.Module]] = [
         (n, m) for n, m in model.named_modules() if isinstance(m, SPARSIFIABLE)
     ]
+    if isinstance(layers, str) or isinstance(dense, str):
+        which, value = ("layers", layers) if isinstance(layers, str) else ("dense", dense)
+        raise TypeError(f"{which}: expected a list of name patterns, got the string {value!r}; write [{value!r}]")
     if layers is None:
         chosen = candidates
     else:
@@ -398,6 +429,22 @@ def _select(
             f"layers: no nn.Linear or nn.Conv2d module matches {layers!r} (dense={skip!r}); "
             f"the model has {[n for n, _ in candidates]}"
         )
+    owner: dict[int, str] = {}
+    for name, module in chosen:
+        if parametrize.is_parametrized(module, "weight"):
+            raise InvalidArgumentError(
+                f"layers: module {name!r} has a parametrized weight (e.g. weight_norm), which the "
+                "controller cannot mask in place; leave it out with dense=[...]"
+            )
+        w = _weight(module)
+        if w.numel() == 0:
+            raise InvalidArgumentError(f"layers: module {name!r} has an empty weight of shape {tuple(w.shape)}")
+        if id(w) in owner:
+            raise InvalidArgumentError(
+                f"layers: modules {owner[id(w)]!r} and {name!r} share one weight; sparsify one of them "
+                "(layers=[...] or dense=[...])"
+            )
+        owner[id(w)] = name
     return chosen
 
 

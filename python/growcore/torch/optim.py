@@ -25,10 +25,16 @@ def zero_state(optimizer: torch.optim.Optimizer, param: torch.Tensor, flat_index
     touched = 0
     for value in state.values():
         if isinstance(value, torch.Tensor) and value.shape == param.shape and value.dim() > 0:
-            index = flat_index.to(value.device)
-            if value.is_contiguous():
-                value.view(-1)[index] = 0
-            else:  # still in place: index through the unravelled coordinates
-                value[torch.unravel_index(index, value.shape)] = 0
+            fill_at(value, flat_index.to(value.device), 0.0)
             touched += 1
     return touched
+
+
+@torch.no_grad()
+def fill_at(t: torch.Tensor, flat_index: torch.Tensor, value: float) -> None:
+    """Writes ``value`` at the flat (row-major) coordinates of ``t``, in place whatever its
+    memory layout."""
+    if t.is_contiguous():
+        t.view(-1).index_fill_(0, flat_index, value)
+    else:  # e.g. channels_last: index through the unravelled coordinates
+        t[torch.unravel_index(flat_index, t.shape)] = value

@@ -62,12 +62,18 @@ class ActivationStats:
     def _hook(self, name: str, module: nn.Module) -> Any:
         # Neurons are a convolution's channels (dimension 1) and a linear layer's features (last).
         channels_first = isinstance(module, nn.modules.conv._ConvNd)
+        # A convolution also takes one unbatched sample (channels, *spatial).
+        weight = module.weight
+        assert isinstance(weight, torch.Tensor)
+        unbatched_dims = weight.dim() - 1 if channels_first else -1
 
         def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
             if not module.training:
                 return
             with torch.no_grad():
                 x = output.detach()
+                if x.dim() == unbatched_dims:
+                    x = x.unsqueeze(0)
                 if x.device.type == "cpu":
                     self._add_on_host(name, x, channels_first)
                 else:
