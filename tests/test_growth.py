@@ -288,6 +288,21 @@ def test_a_state_dict_from_another_model_is_refused():
         model.load_state_dict(bad)
 
 
+def test_a_failed_load_leaves_the_model_as_it_was():
+    saved = GrowingMLP([4, 6, 2], activation="relu").state_dict()
+    del saved["params.b1"]
+    model = GrowingMLP([4, 3, 2], activation="relu")
+    before = {k: v.clone() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
+    graph = model.graph.copy()
+    with pytest.raises(RuntimeError, match="b1"):
+        model.load_state_dict(saved)
+    assert model.graph == graph and model.sizes == [4, 3, 2]
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+    x = torch.randn(5, 4)
+    assert model(x).shape == (5, 2)
+
+
 # ---------------------------------------------------------------------------- Braess guard
 
 
@@ -348,12 +363,16 @@ def test_a_helpful_growth_event_is_kept_and_growth_waits_for_the_verdict():
         ({"extrema": {"q": 2.0}}, "q"),
         ({"selection": "best"}, "selection"),
         ({"braess": {"window": 0}}, "window"),
+        ({"trigger": "interval"}, "trigger"),
+        ({"katz": {"bogus": 1}}, "katz.*bogus"),
+        ({"katz": {"alpha": "x"}}, "katz"),
+        ({"katz": {"direction": "sideways"}}, "katz.*direction"),
     ],
 )
 def test_bad_grower_options_are_named(options, match):
     model = GrowingMLP([4, 5, 5, 2], activation="tanh")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):  # TypeError: a wrong kind of value
         Grower(model, opt, **options)
 
 

@@ -403,6 +403,11 @@ def test_specialization_profiles_redundancy_and_diversity() -> None:
         ({"specialization": 1}, ["specialization", "1"]),
         ({"fitness": "vibes"}, ["fitness", "vibes"]),
         ({"senior_age": -3}, ["senior_age", "-3"]),
+        ({"strategy": "mutation", "noise": float("inf")}, ["noise", "inf"]),
+        ({"threshold": "abc"}, ["threshold", "abc"]),
+        ({"end": "10"}, ["end", "10"]),
+        ({"strategy": "crossover", "alpha": (5.0, -3.0)}, ["alpha", "(5.0, -3.0)"]),
+        ({"layer_options": {"hidden1": {"strategy": "crossover", "alpha": (0.8, 0.2)}}}, ["layer_options['hidden1'].alpha"]),
     ],
 )
 def test_bad_lifecycle_options(kwargs, words) -> None:

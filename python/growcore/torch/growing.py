@@ -249,18 +249,27 @@ class GrowingMLP(nn.Module):
                 f"state['_extra_state']['graph']: {len(graph.layer_sizes)} layers, this model has {self.num_layers}"
             )
         device = self.bias(1).device
-        self.graph = graph
         params = nn.ParameterDict()
-        for name in extra["order"]:
-            if name.startswith("b"):
-                shape: tuple[int, ...] = (graph.layer_sizes[int(name[1:])],)
-            else:
-                a, b = (int(x) for x in name[1:].split("_"))
-                shape = (graph.layer_sizes[b], graph.layer_sizes[a])
-            params[name] = nn.Parameter(torch.zeros(shape, device=device))
-        self.params = params
+        try:
+            for name in extra["order"]:
+                if name.startswith("b"):
+                    shape: tuple[int, ...] = (graph.layer_sizes[int(name[1:])],)
+                else:
+                    a, b = (int(x) for x in name[1:].split("_"))
+                    shape = (graph.layer_sizes[b], graph.layer_sizes[a])
+                params[name] = nn.Parameter(torch.zeros(shape, device=device))
+        except (ValueError, IndexError, TypeError, AttributeError) as err:
+            raise StateDictError(f"state['_extra_state']['order']: malformed parameter list {extra['order']!r}") from err
+        # Swap the structure in for loading the tensors; put the old one back if that fails.
+        before = self.graph, self.params
+        self.graph, self.params = graph, params
         self.refresh_masks()
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except BaseException:
+            self.graph, self.params = before
+            self.refresh_masks()
+            raise
 
 
 def _relaid(t: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:

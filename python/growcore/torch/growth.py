@@ -147,6 +147,9 @@ class Grower:
             raise InvalidArgumentError(f"selection: expected one of {SELECTIONS}, got {selection!r}")
         if policy is not None and policy.grow != "none" and total_steps is None:
             raise InvalidArgumentError(f"total_steps: the {policy.name} policy needs the run's total_steps")
+        if trigger is not None and not isinstance(trigger, Trigger):
+            raise TypeError(f"trigger: expected a Trigger (e.g. Interval(500), or make_trigger(name)), got {trigger!r}")
+        katz_options = _katz_options(katz)
         self.model = model
         self.optimizer = optimizer
         self.trigger = trigger if trigger is not None else Interval(500)
@@ -168,9 +171,7 @@ class Grower:
             "load": load,
         }
         self.extrema_options = dict(extrema or {})
-        self.katz_options: dict[str, Any] | None = (
-            None if katz is False else ({} if katz is True else dict(katz))
-        )
+        self.katz_options = katz_options
         low, high = saturation if saturation is not None else (None, None)
         self.saturation = growcore.saturation_thresholds(model.activation, epsilon, low=low, high=high)  # type: ignore[arg-type]
         braess_options: dict[str, Any] = {"window": 50, "threshold": 0.05}
@@ -560,3 +561,26 @@ def _plain(plan: Mapping[str, Any]) -> dict[str, Any]:
         "routes": {k: np.asarray(v).tolist() for k, v in plan["routes"].items()},
         "new_blocks": [tuple(int(x) for x in k) for k in plan["new_blocks"]],
     }
+
+
+def _katz_options(katz: bool | Mapping[str, Any]) -> dict[str, Any] | None:
+    """The options of :func:`growcore.katz` that Katz guidance passes (the weights are |W|),
+    checked on a two-neuron graph now rather than at the first growth event."""
+    if katz is False:
+        return None
+    if katz is True:
+        return {}
+    if not isinstance(katz, Mapping):
+        raise TypeError(f"katz: expected True, False or a mapping of growcore.katz options, got {katz!r}")
+    allowed = {"alpha", "beta", "direction", "normalized"}
+    unknown = sorted(set(katz) - allowed)
+    if unknown:
+        raise InvalidArgumentError(f"katz: unknown options {unknown}; expected some of {sorted(allowed)}")
+    options = dict(katz)
+    if "beta" in options and not np.isscalar(options["beta"]):
+        raise InvalidArgumentError(f"katz['beta']: expected one number (layer sizes change as the model grows), got {options['beta']!r}")
+    try:
+        growcore.katz(growcore.Graph([1, 1], 1.0), **options)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"katz: {err}") from err
+    return options

@@ -65,7 +65,7 @@ from torch import nn
 
 import growcore
 from growcore import lineage
-from growcore.errors import InvalidArgumentError, StateDictError
+from growcore.errors import InvalidArgumentError, StateDictError, is_real
 from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.optim import zero_state
 from growcore.torch.stats import ActivationStats
@@ -195,6 +195,8 @@ class Lifecycle:
             merged = {**defaults, **overrides}
             _check_options(f"layer_options[{name!r}].", merged)
             self.options[names[name]] = merged
+        if end is not None and (not isinstance(end, int) or isinstance(end, bool) or end < 0):
+            raise InvalidArgumentError(f"end: must be a non-negative integer step or None, got {end!r}")
         self.senescence = _senescence_options(senescence, interval)
         if (
             not isinstance(objective_weights, (tuple, list))
@@ -659,10 +661,20 @@ def _check_options(prefix: str, o: Mapping[str, Any]) -> None:
     for age in ("maturity_age", "senior_age"):
         if not isinstance(o[age], int) or isinstance(o[age], bool) or not 0 <= o[age] < 2**31:
             raise InvalidArgumentError(f"{prefix}{age}: must be an integer in [0, 2**31), got {o[age]!r}")
-    if o["alpha"] is not None and o["strategy"] != "crossover":
+    alpha = o["alpha"]
+    if alpha is not None and o["strategy"] != "crossover":
         raise InvalidArgumentError(f"{prefix}alpha: only applies to the crossover strategy, not {o['strategy']!r}")
-    if not isinstance(o["noise"], (int, float)) or not o["noise"] >= 0.0:
-        raise InvalidArgumentError(f"{prefix}noise: must be non-negative, got {o['noise']!r}")
+    if alpha is not None and alpha != "fitness" and not (
+        isinstance(alpha, (tuple, list))
+        and len(alpha) == 2
+        and all(is_real(a) for a in alpha)
+        and 0.0 <= alpha[0] <= alpha[1] <= 1.0
+    ):
+        raise InvalidArgumentError(f'{prefix}alpha: expected "fitness" or (low, high) with 0 <= low <= high <= 1, got {alpha!r}')
+    if not is_real(o["noise"]) or not 0.0 <= o["noise"] < math.inf:
+        raise InvalidArgumentError(f"{prefix}noise: must be a finite non-negative number, got {o['noise']!r}")
+    if o["threshold"] is not None and (not is_real(o["threshold"]) or math.isnan(o["threshold"])):
+        raise InvalidArgumentError(f"{prefix}threshold: must be a number or None, got {o['threshold']!r}")
     if o["fitness"] not in FITNESS:
         raise InvalidArgumentError(f"{prefix}fitness: unknown fitness {o['fitness']!r}; expected one of {list(FITNESS)}")
 

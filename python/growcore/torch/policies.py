@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal
 
-from growcore.errors import InvalidArgumentError
+from growcore.errors import InvalidArgumentError, is_real
 
 Decay = Literal["cosine", "linear", "constant"]
 
@@ -37,14 +37,16 @@ class Policy:
     def __post_init__(self) -> None:
         if not isinstance(self.interval, int) or isinstance(self.interval, bool) or self.interval < 1:
             raise InvalidArgumentError(f"interval: must be a positive integer, got {self.interval!r}")
-        if not 0.0 <= self.drop_fraction <= 1.0:
-            raise InvalidArgumentError(f"drop_fraction: must be in [0, 1], got {self.drop_fraction!r}")
+        for name in ("drop_fraction", "end"):
+            value = getattr(self, name)
+            if not is_real(value) or not 0.0 <= value <= 1.0:
+                raise InvalidArgumentError(f"{name}: must be a number in [0, 1], got {value!r}")
         if self.decay not in ("cosine", "linear", "constant"):
             raise InvalidArgumentError(
                 f'decay: must be "cosine", "linear" or "constant", got {self.decay!r}'
             )
-        if not 0.0 <= self.end <= 1.0:
-            raise InvalidArgumentError(f"end: must be in [0, 1], got {self.end!r}")
+        if not isinstance(self.regrow_dropped, bool):
+            raise InvalidArgumentError(f"regrow_dropped: must be True or False, got {self.regrow_dropped!r}")
 
     #: How absent positions are ranked for growth: "gradient" (|dL/dW|) or "random".
     grow: ClassVar[str] = "none"
