@@ -126,6 +126,14 @@ def test_mnist_folder_in_idx_format(tmp_path: Path) -> None:
         (["--policy", "magic"], ["magic"]),
         (["--hidden", "a,b"], ["--hidden", "a,b"]),
         (["--seeds", "0"], ["--seeds"]),
+        (["--limit", "0"], ["--limit", "0"]),
+        (["--limit", "-1"], ["--limit", "-1"]),
+        (["--policy", ",,"], ["--policy", ",,"]),
+        (["--policy", "apoptosis", "--strategy", ","], ["--strategy"]),
+        (["--policy", "dense,rigl", "--interval", "0"], ["interval", "0"]),
+        (["--policy", "dense,set", "--drop-fraction", "2"], ["drop_fraction", "2"]),
+        (["--json", "."], ["--json", "folder"]),
+        (["--json", "/nonexistent/folder/x.json"], ["--json", "/nonexistent/folder"]),
     ],
 )
 def test_bad_options_fail_clearly_before_writing(tmp_path: Path, capsys, args, words) -> None:
@@ -267,3 +275,13 @@ def test_unknown_grow_choices_are_refused_by_the_parser(tmp_path: Path, capsys, 
     assert exit_.value.code == 2
     assert option in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_json_copy_writes_non_finite_numbers_as_null_and_records_the_command(tmp_path: Path) -> None:
+    out, copy = tmp_path / "diverged", tmp_path / "diverged.json"
+    args = ["run", *TINY, "--policy", "dense", "--epochs", "1", "--lr", "1e30", "--out", str(out), "--json", str(copy)]
+    assert main(args) == 0
+    summary = json.loads(copy.read_text())
+    assert copy.read_text() == (out / "summary.json").read_text()
+    assert summary["test_loss"] is None  # NaN after the step that diverged
+    assert summary["command"] == ["growcore", *args]

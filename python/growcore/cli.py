@@ -25,7 +25,9 @@ FIELDS = ("test_accuracy", "test_loss", "density", "final_density", "active_para
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # for the summary's "command"
     if args.command is None:
         parser.print_help()
         return 2
@@ -91,6 +93,12 @@ def _run(args: argparse.Namespace) -> int:
 
     # A method listed twice would log two runs under one name: once is enough.
     methods = list(dict.fromkeys(m.strip() for m in args.policy.split(",") if m.strip()))
+    if not methods:
+        raise ValueError(f"--policy: expected at least one method, got {args.policy!r}")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit: must be at least 1, got {args.limit}")
+    if args.json is not None:
+        _check_writable("--json", Path(args.json))
     try:
         hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
     except ValueError:
@@ -107,6 +115,8 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--start-hidden: expected comma-separated integers, got {args.start_hidden!r}") from None
     strategies = [x.strip() for x in args.strategy.split(",") if x.strip()]
+    if not strategies and "apoptosis" in methods:
+        raise ValueError(f"--strategy: expected at least one strategy for the apoptosis policy, got {args.strategy!r}")
     selections = [x.strip() for x in args.selection.split(",") if x.strip()]
     if not selections:
         raise ValueError(f"--selection: expected extrema and/or random, got {args.selection!r}")
@@ -123,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         """The runs of one method and seed: one per apoptosis strategy or grow selection."""
         if method == "apoptosis":
             return [{"strategy": x, "senescence": args.senescence} for x in strategies]
-        first = {"strategy": strategies[0] if strategies else ""}
+        first = {"strategy": strategies[0] if strategies else "function_preserving"}
         if method == "grow":
             return [{**first, "selection": x, "braess": args.braess, "katz": args.katz} for x in selections]
         return [first]
@@ -154,10 +164,19 @@ def _run(args: argparse.Namespace) -> int:
         if any(r["policy"] == "grow" for r in runs):
             log.plot_growth()
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        # The same cleaned JSON as the run folder's (non-finite numbers written as null).
+        Path(args.json).write_text((out / "summary.json").read_text())
     if not args.quiet:
         _print_table(summary, out)
     return 0
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    """Fails now, before any training, if ``path`` cannot be written as a file later."""
+    if path.is_dir():
+        raise ValueError(f"{flag}: {str(path)!r} is a folder; expected a file name")
+    if not path.parent.is_dir():
+        raise ValueError(f"{flag}: the folder {str(path.parent)!r} of {str(path)!r} does not exist")
 
 
 def _summary(args: argparse.Namespace, dataset: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -181,8 +200,8 @@ def _summary(args: argparse.Namespace, dataset: str, runs: list[dict[str, Any]])
             by_method[method]["growth"] = _mean_growth([r["growth"] for r in mine])
     summary: dict[str, Any] = {
         "dataset": dataset,
-        "command": ["growcore", "run", *sys.argv[2:]] if sys.argv[1:2] == ["run"] else None,
-        "options": {k: v for k, v in vars(args).items() if k != "func"},
+        "command": ["growcore", *args.argv],
+        "options": {k: v for k, v in vars(args).items() if k not in ("func", "argv")},
         "runs": runs,
         "by_policy": by_method,
     }

@@ -120,6 +120,10 @@ class RunConfig:
             raise InvalidArgumentError(f"hidden: layer sizes must be at least 1, got {list(self.hidden)}")
         if self.method == "grow":
             self._check_grow()
+        elif self.method in POLICIES:
+            make_policy(self.method, interval=self.interval, drop_fraction=self.drop_fraction, **self.policy_options)
+        elif self.method == "apoptosis" and self.interval < 1:
+            raise InvalidArgumentError(f"interval: must be at least 1, got {self.interval!r}")
 
     def _check_grow(self) -> None:
         """The grow options, checked before any training (the growth limits by
