@@ -186,6 +186,7 @@ def test_bad_checkpoints_raise_and_change_nothing() -> None:
         {**good, "total_steps": "abc"},
         {**good, "total_steps": 11},
         {**good, "total_steps": True},
+        {**good, "step": 3},  # the graph was saved at step 0
         "not a dict",
     ]
     for state in bad:
@@ -206,6 +207,8 @@ def test_bad_checkpoints_raise_and_change_nothing() -> None:
         ({"total_steps": 0}, growcore.InvalidArgumentError, ["total_steps", "0"]),
         ({"distribution": "bogus"}, growcore.InvalidArgumentError, ["distribution", "bogus"]),
         ({"layers": "0"}, TypeError, ["layers", "'0'", "['0']"]),
+        ({"density": True}, growcore.InvalidArgumentError, ["density", "True"]),
+        ({"total_steps": True}, growcore.InvalidArgumentError, ["total_steps", "True"]),
         ({"dense": "4"}, TypeError, ["dense", "'4'"]),
     ],
 )

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import growcore
-from growcore.errors import InvalidArgumentError, StateDictError
+from growcore.errors import InvalidArgumentError, StateDictError, is_real
 from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.distributed import broadcast_graph, broadcast_plan, is_distributed
 from growcore.torch.optim import fill_at, zero_state
@@ -103,9 +103,9 @@ class SparseController:
         saturation: tuple[float, float] = (0.0, 2.0),
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
-        if not isinstance(density, (int, float)) or not 0.0 < density <= 1.0:
+        if not is_real(density) or not 0.0 < density <= 1.0:
             raise InvalidArgumentError(f"density: must be in (0, 1], got {density!r}")
-        if not isinstance(total_steps, int) or total_steps < 1:
+        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
             raise InvalidArgumentError(f"total_steps: must be a positive integer, got {total_steps!r}")
         self.model = model
         self.optimizer = optimizer
@@ -133,7 +133,7 @@ class SparseController:
         blocks = [(2 * i, 2 * i + 1) for i in range(len(chosen))]
         block_density = {blocks[i]: overrides[name] for i, (name, _) in enumerate(chosen) if name in overrides}
         for name, d in overrides.items():
-            if not isinstance(d, (int, float)) or not 0.0 < d <= 1.0:
+            if not is_real(d) or not 0.0 < d <= 1.0:
                 raise InvalidArgumentError(f"layer_density[{name!r}]: must be in (0, 1], got {d!r}")
         given = _check_masks(masks or {}, chosen)
         self.graph = growcore.Graph(
@@ -332,6 +332,8 @@ class SparseController:
                 "(the schedule depends on it, so a resumed run would not continue the saved one)"
             )
         graph = load_graph(state["graph"], self.graph)
+        if graph.step != step:
+            raise StateDictError(f"state['step']: {step}, but the saved graph is at step {graph.step}")
         masks = [self._mask_of(l.block, l.weight, graph) for l in self.layers]
         # Everything checked: swap in.
         self.graph = graph

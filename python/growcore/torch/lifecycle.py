@@ -170,7 +170,7 @@ class Lifecycle:
                     f"layers: not a chain: linear {i} has in_features={linears[i].in_features} but "
                     f"linear {i - 1} has out_features={linears[i - 1].out_features}"
                 )
-        if not isinstance(interval, int) or interval < 1:
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
             raise InvalidArgumentError(f"interval: must be a positive integer, got {interval!r}")
         defaults = {
             "strategy": strategy,
