@@ -63,9 +63,11 @@ class ActivationStats:
         # Neurons are a convolution's channels (dimension 1) and a linear layer's features (last).
         channels_first = isinstance(module, nn.modules.conv._ConvNd)
         # A convolution also takes one unbatched sample (channels, *spatial).
-        weight = module.weight
-        assert isinstance(weight, torch.Tensor)
-        unbatched_dims = weight.dim() - 1 if channels_first else -1
+        unbatched_dims = -1
+        if channels_first:
+            weight = module.weight
+            assert isinstance(weight, torch.Tensor)
+            unbatched_dims = weight.dim() - 1
 
         def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
             if not module.training:
