@@ -64,46 +64,80 @@ fn layer_sizes_arg(layer_sizes: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
         .collect()
 }
 
+/// One statistics option, read from its Python value: it sets one field of a `StatsConfig`.
+type StatsOption = Box<dyn Fn(&mut StatsConfig) + Send>;
+
+/// Reads statistics options from Python values (no graph lock is held: reading a value may run
+/// Python code, which may use the graph).
+fn stats_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<StatsOption>> {
+    let mut parsed: Vec<StatsOption> = Vec::new();
+    for (key, value) in options.map(|o| o.iter()).into_iter().flatten() {
+        let key: String = key.extract()?;
+        let real = |v: &Bound<'_, PyAny>| -> PyResult<f64> {
+            v.extract().map_err(|_| {
+                PyTypeError::new_err(format!("{key}: expected a number, got {}", describe(v)))
+            })
+        };
+        parsed.push(match key.as_str() {
+            "decay" => {
+                let x = real(&value)?;
+                Box::new(move |c| c.decay = x)
+            }
+            "fast_decay" => {
+                let x = real(&value)?;
+                Box::new(move |c| c.fast_decay = x)
+            }
+            "alpha" => {
+                let x = real(&value)?;
+                Box::new(move |c| c.alpha = x)
+            }
+            "beta" => {
+                let x = real(&value)?;
+                Box::new(move |c| c.beta = x)
+            }
+            "gamma" => {
+                let x = real(&value)?;
+                Box::new(move |c| c.gamma = x)
+            }
+            "stagnation_warmup" => {
+                let n = non_negative(&value, "stagnation_warmup")?;
+                let n = u32::try_from(n).map_err(|_| {
+                    invalid("stagnation_warmup", format!("must be below 2**32, got {n}"))
+                })?;
+                Box::new(move |c| c.stagnation_warmup = n)
+            }
+            "strict" => {
+                let on: bool = value.extract().map_err(|_| {
+                    PyTypeError::new_err(format!("strict: expected a bool, got {}", describe(&value)))
+                })?;
+                Box::new(move |c| c.strict = on)
+            }
+            other => {
+                return Err(invalid(
+                    other,
+                    "unknown statistics option; expected decay, fast_decay, alpha, beta, gamma, stagnation_warmup or strict",
+                ))
+            }
+        });
+    }
+    Ok(parsed)
+}
+
+/// `base` with the options applied, checked.
+fn with_options(base: StatsConfig, options: &[StatsOption]) -> PyResult<StatsConfig> {
+    let mut config = base;
+    for set in options {
+        set(&mut config);
+    }
+    config.validate().or_raise()?;
+    Ok(config)
+}
+
 fn stats_config_arg(
     base: StatsConfig,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<StatsConfig> {
-    let mut config = base;
-    if let Some(options) = options {
-        for (key, value) in options.iter() {
-            let key: String = key.extract()?;
-            let real = |v: &Bound<'_, PyAny>| -> PyResult<f64> {
-                v.extract().map_err(|_| {
-                    PyTypeError::new_err(format!("{key}: expected a number, got {}", describe(v)))
-                })
-            };
-            match key.as_str() {
-                "decay" => config.decay = real(&value)?,
-                "fast_decay" => config.fast_decay = real(&value)?,
-                "alpha" => config.alpha = real(&value)?,
-                "beta" => config.beta = real(&value)?,
-                "gamma" => config.gamma = real(&value)?,
-                "stagnation_warmup" => {
-                    let n = non_negative(&value, "stagnation_warmup")?;
-                    config.stagnation_warmup = u32::try_from(n)
-                        .map_err(|_| invalid("stagnation_warmup", format!("must be below 2**32, got {n}")))?;
-                }
-                "strict" => {
-                    config.strict = value
-                        .extract()
-                        .map_err(|_| PyTypeError::new_err(format!("strict: expected a bool, got {}", describe(&value))))?
-                }
-                other => {
-                    return Err(invalid(
-                        other,
-                        "unknown statistics option; expected decay, fast_decay, alpha, beta, gamma, stagnation_warmup or strict",
-                    ))
-                }
-            }
-        }
-    }
-    config.validate().or_raise()?;
-    Ok(config)
+    with_options(base, &stats_options(options)?)
 }
 
 pub(crate) fn block_key_arg(key: &Bound<'_, PyAny>, arg: &str) -> PyResult<BlockKey> {
@@ -1373,8 +1407,9 @@ impl PyGraph {
     #[pyo3(signature = (**options))]
     /// Changes some statistics options; an invalid value changes none.
     fn set_stats_config(&self, options: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        let options = stats_options(options)?;
         let mut g = self.inner.write();
-        let config = stats_config_arg(*g.stats_config(), options)?;
+        let config = with_options(*g.stats_config(), &options)?;
         g.set_stats_config(config).or_raise()
     }
 
@@ -1431,8 +1466,18 @@ impl PyGraph {
             return py.NotImplemented();
         };
         let other = other.get();
-        let equal =
-            std::ptr::eq(self, other) || py.detach(|| *self.inner.read() == *other.inner.read());
+        // Both locks in one global order (by address): two threads comparing a == b and b == a
+        // while writers wait would otherwise each hold one read lock and wait for the other.
+        let (first, second) = if (self as *const Self) < (other as *const Self) {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        let equal = std::ptr::eq(self, other)
+            || py.detach(|| {
+                let first = first.inner.read();
+                *first == *second.inner.read()
+            });
         equal
             .into_pyobject(py)
             .map_or_else(|_| py.None(), |b| b.to_owned().into_any().unbind())

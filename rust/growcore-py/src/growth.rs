@@ -1,7 +1,7 @@
 //! Growth bindings: extrema detection, cloning and routing (`Graph.extrema`, `Graph.grow`,
 //! which delegate here) and the saturation presets.
 
-use growcore_core::{Activation, CloneType, ExtremaSpec, GrowSpec, Load};
+use growcore_core::{Activation, CloneType, ExtremaSpec, GrowError, GrowSpec, Load};
 use numpy::IntoPyArray;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -105,14 +105,20 @@ fn per_layer(graph: &PyGraph, obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<Vec
             describe(obj)
         ))
     })?;
-    let g = graph.graph();
-    let mut out = vec![Vec::new(); g.num_layers()];
+    // The sizes are copied out: reading the keys and slots may run Python code that uses the
+    // graph, so no lock is held meanwhile (the core checks the slots again under its lock).
+    let sizes = graph.graph().layer_sizes();
+    let mut out = vec![Vec::new(); sizes.len()];
     for item in mapping.items()?.iter() {
         let (key, slots): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
-        let layer = g
-            .check_layer(&format!("{arg} key"), int_arg(&key, &format!("{arg} key"))?)
-            .or_raise()?;
-        let size = g.layer_size(layer);
+        let key_arg = format!("{arg} key");
+        let layer = int_arg(&key, &key_arg)?;
+        if layer < 0 || layer >= sizes.len() as i64 {
+            let n = sizes.len() as u64;
+            return Err(GrowError::out_of_range(key_arg, layer, n, "the layers")).or_raise();
+        }
+        let layer = layer as u32;
+        let size = sizes[layer as usize];
         out[layer as usize] = index_vec(
             &slots,
             &format!("{arg}[{layer}]"),
