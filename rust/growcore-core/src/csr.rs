@@ -606,6 +606,14 @@ impl CsrBlock {
 
     // ---------------------------------------------------------------- neuron-level changes
 
+    /// Reserves room for `count` more rows (see `push_rows`).
+    pub(crate) fn try_reserve_rows(
+        &mut self,
+        count: u32,
+    ) -> std::result::Result<(), std::collections::TryReserveError> {
+        self.indptr.try_reserve_exact(count as usize)
+    }
+
     pub(crate) fn push_rows(&mut self, count: u32) {
         let last = *self.indptr.last().unwrap();
         self.indptr

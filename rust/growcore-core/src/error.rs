@@ -15,7 +15,8 @@ pub enum GrowError {
     #[error("{arg}: {value} is out of range for {what} (valid: 0..{bound})")]
     OutOfRange {
         arg: String,
-        value: i64,
+        /// Wide enough for any 64-bit value, signed or not.
+        value: i128,
         bound: u64,
         what: String,
     },
@@ -70,13 +71,13 @@ impl GrowError {
 
     pub fn out_of_range(
         arg: impl Into<String>,
-        value: i64,
+        value: impl Into<i128>,
         bound: u64,
         what: impl Into<String>,
     ) -> Self {
         GrowError::OutOfRange {
             arg: arg.into(),
-            value,
+            value: value.into(),
             bound,
             what: what.into(),
         }

@@ -193,18 +193,31 @@ impl Graph {
                 "every layer needs at least one neuron, got 0",
             ));
         }
+        let total: u64 = layer_sizes.iter().map(|&n| u64::from(n)).sum();
         let mut g = Graph {
             layers: Vec::with_capacity(layer_sizes.len()),
             neurons: Vec::new(),
             blocks: BTreeMap::new(),
-            stats: layer_sizes
-                .iter()
-                .map(|&n| LayerStats::zeros(n as usize))
-                .collect(),
+            stats: vec![LayerStats::default(); layer_sizes.len()],
             stats_config: StatsConfig::default(),
             step: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
         };
+        let no_memory = || {
+            GrowError::invalid(
+                "layer_sizes",
+                format!("cannot allocate memory for {total} neurons"),
+            )
+        };
+        g.neurons
+            .try_reserve_exact(total as usize)
+            .map_err(|_| no_memory())?;
+        for (stats, &n) in g.stats.iter_mut().zip(layer_sizes) {
+            stats
+                .try_reserve_total(n as usize)
+                .map_err(|_| no_memory())?;
+            stats.resize(n as usize);
+        }
         for (layer, &n) in layer_sizes.iter().enumerate() {
             let first = g.neurons.len() as NeuronId;
             g.layers.push((first..first + n as NeuronId).collect());
@@ -515,7 +528,7 @@ impl Graph {
                 ),
             ));
         }
-        let mut lineage = Vec::with_capacity(count as usize);
+        let mut lineage = Vec::with_capacity(parents.len());
         for (i, p) in parents.iter().enumerate() {
             if p.len() > 2 {
                 return Err(GrowError::invalid(
@@ -527,7 +540,7 @@ impl Graph {
             let mut generation = 0;
             for (j, &id) in p.iter().enumerate() {
                 let parent = self.record(&format!("parents[{i}][{j}]"), id)?;
-                generation = generation.max(parent.generation + 1);
+                generation = generation.max(parent.generation.saturating_add(1));
                 pair[j] = Some(id as NeuronId);
             }
             lineage.push((pair, generation));
@@ -537,6 +550,17 @@ impl Graph {
             return Err(GrowError::invalid(
                 "count",
                 format!("{count} more neurons would overflow layer {layer}"),
+            ));
+        }
+        self.reserve_neurons(layer, count)?;
+        let mut ids = Vec::new();
+        let extra = count as usize - lineage.len();
+        if ids.try_reserve_exact(count as usize).is_err()
+            || lineage.try_reserve_exact(extra).is_err()
+        {
+            return Err(GrowError::invalid(
+                "count",
+                format!("cannot allocate memory for {count} more neurons"),
             ));
         }
         lineage.resize(count as usize, ([None, None], 0));
@@ -561,7 +585,34 @@ impl Graph {
             }
         }
         self.stats[layer as usize].resize((size + count) as usize);
-        Ok((first..first + count as NeuronId).collect())
+        ids.extend(first..first + count as NeuronId);
+        Ok(ids)
+    }
+
+    /// Reserves the memory `count` new neurons of `layer` need, so that adding them cannot fail
+    /// half-way (and a request too large for the machine is an error, not an abort).
+    fn reserve_neurons(&mut self, layer: u32, count: u32) -> Result<()> {
+        let no_memory = |_| {
+            GrowError::invalid(
+                "count",
+                format!("cannot allocate memory for {count} more neurons"),
+            )
+        };
+        let n = count as usize;
+        self.neurons.try_reserve_exact(n).map_err(no_memory)?;
+        self.layers[layer as usize]
+            .try_reserve_exact(n)
+            .map_err(no_memory)?;
+        let size = self.layer_size(layer) as usize;
+        self.stats[layer as usize]
+            .try_reserve_total(size + n)
+            .map_err(no_memory)?;
+        for ((_, b), block) in self.blocks.iter_mut() {
+            if *b == layer {
+                block.try_reserve_rows(count).map_err(no_memory)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes neurons and their edges, compacting the slots of the layer. Returns `kept`: new
@@ -641,7 +692,7 @@ impl Graph {
         let mut new_ids = Vec::with_capacity(slots.len());
         for &s in slots {
             let old = self.layers[layer as usize][s as usize];
-            let generation = self.neurons[old as usize].generation + 1;
+            let generation = self.neurons[old as usize].generation.saturating_add(1);
             self.neurons[old as usize].die(step, Fate::Reset);
             let id = self.neurons.len() as NeuronId;
             self.neurons.push(NeuronRecord::newborn(

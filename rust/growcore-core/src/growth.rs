@@ -443,7 +443,7 @@ impl Graph {
             } else {
                 spec.routes_per_source
             };
-            let reach = layer + 1..=(layer + spec.radius).min(last_hidden);
+            let reach = layer + 1..=layer.saturating_add(spec.radius).min(last_hidden);
             for _ in 0..wanted {
                 if routes.len() >= budget {
                     return routes;

@@ -334,7 +334,7 @@ fn topological_order(adj: &Adjacency) -> Option<Vec<usize>> {
 
 /// Divides by `sign(sum x) * ||x||_2`, as networkx does; an all-zero vector stays zero.
 fn normalize(x: &mut [f64]) {
-    let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let norm = crate::numeric::l2_norm(x);
     let sum: f64 = x.iter().sum();
     let scale = if sum < 0.0 { -norm } else { norm };
     if scale != 0.0 && scale.is_finite() {

@@ -16,6 +16,7 @@ pub mod init;
 pub mod katz;
 pub mod lifecycle;
 pub mod neurons;
+mod numeric;
 pub mod profiles;
 pub mod prune_grow;
 pub mod senescence;

@@ -509,7 +509,7 @@ impl Graph {
             };
             let generation = parent_ids
                 .iter()
-                .map(|&p| self.neurons[p as usize].generation + 1)
+                .map(|&p| self.neurons[p as usize].generation.saturating_add(1))
                 .max()
                 .unwrap_or(0);
             let fate = if doomed[slot as usize] {
@@ -546,9 +546,14 @@ impl Graph {
 /// `(x - mean) / std` over the values; all zeros when they do not vary.
 pub(crate) fn zscores(values: &[f64]) -> Vec<f64> {
     let n = values.len() as f64;
-    if values.is_empty() {
-        return Vec::new();
+    // z-scores do not change with the scale; bringing the values to at most 1 first keeps the
+    // squares below finite for huge values.
+    let m = crate::numeric::max_abs(values);
+    if m == 0.0 || !m.is_finite() {
+        return vec![0.0; values.len()];
     }
+    let scaled: Vec<f64> = values.iter().map(|v| v / m).collect();
+    let values = &scaled[..];
     let mean = values.iter().sum::<f64>() / n;
     let var = values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
     let std = var.sqrt();

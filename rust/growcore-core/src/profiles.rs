@@ -40,7 +40,7 @@ impl<'a> Profiles<'a> {
     fn unit_rows(&self) -> Vec<f64> {
         let mut out = self.values.to_vec();
         for row in out.chunks_mut(self.k.max(1)) {
-            let norm = row.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let norm = crate::numeric::l2_norm(row);
             if norm > 0.0 {
                 row.iter_mut().for_each(|x| *x /= norm);
             }

@@ -135,6 +135,20 @@ impl LayerStats {
     }
 
     /// Grows (new neurons start at zero) or shrinks to `n` slots.
+    /// Reserves room for `n` neurons in every column; fails instead of aborting when the memory
+    /// is not there.
+    pub(crate) fn try_reserve_total(
+        &mut self,
+        n: usize,
+    ) -> std::result::Result<(), std::collections::TryReserveError> {
+        let extra = n.saturating_sub(self.len());
+        for v in self.f64_columns_mut() {
+            v.try_reserve_exact(extra)?;
+        }
+        self.act_count.try_reserve_exact(extra)?;
+        self.grad_count.try_reserve_exact(extra)
+    }
+
     pub(crate) fn resize(&mut self, n: usize) {
         for v in self.f64_columns_mut() {
             v.resize(n, 0.0);

@@ -57,9 +57,15 @@ fn int64_array<'py>(
     if kind == b'u' && arr.dtype().itemsize() == 8 {
         let max: u64 = arr.call_method0("max")?.extract()?;
         if max > i64::MAX as u64 {
+            // Name the first such value (the array may be non-native-endian: then read as a list).
+            let values: Vec<u64> = arr.call_method0("tolist")?.extract()?;
+            let i = values
+                .iter()
+                .position(|&v| v > i64::MAX as u64)
+                .unwrap_or(0);
             return Err(to_pyerr(GrowError::out_of_range(
-                arg,
-                i64::MAX,
+                format!("{arg}[{i}]"),
+                values[i],
                 i64::MAX as u64,
                 "64-bit signed integers",
             )));
@@ -263,14 +269,16 @@ pub fn int_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<i64> {
             describe(obj)
         )));
     }
-    obj.extract::<i64>().map_err(|_| {
-        to_pyerr(GrowError::out_of_range(
-            arg,
-            i64::MAX,
-            i64::MAX as u64,
-            "64-bit integers",
-        ))
-    })
+    obj.extract::<i64>()
+        .map_err(|_| match obj.extract::<i128>() {
+            Ok(value) => to_pyerr(GrowError::out_of_range(
+                arg,
+                value,
+                i64::MAX as u64,
+                "64-bit integers",
+            )),
+            Err(_) => invalid(arg, format!("{} does not fit in 64 bits", describe(obj))),
+        })
 }
 
 /// A non-negative integer argument.
@@ -360,7 +368,9 @@ pub fn dense_f32<'py, D: numpy::ndarray::Dimension>(
     }
     let np = obj.py().import("numpy")?;
     let arr = np.call_method1("ascontiguousarray", (arr, "float32"))?;
-    Ok(arr.cast_into::<numpy::PyArray<f32, D>>()?.readonly())
+    arr.cast_into::<numpy::PyArray<f32, D>>()?
+        .try_readonly()
+        .map_err(|_| invalid(arg, "shares memory with an array this call writes to"))
 }
 
 /// A shape written as Python writes it: `(5, 6)`, `(5,)`.
