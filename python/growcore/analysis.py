@@ -80,8 +80,12 @@ def katz(
         )
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise InvalidArgumentError(f"graph: the adjacency matrix must be square, got shape {matrix.shape}")
-    csr = sp.csr_array(matrix)
-    csr.sum_duplicates()
+    csr = sp.csr_array(matrix)  # may share the caller's arrays: never changed in place
+    if np.iscomplexobj(csr.data):
+        raise TypeError(f"graph: expected real edge weights, got dtype {csr.dtype}")
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
     data = np.asarray(csr.data, dtype=np.float64)
     return _core.katz_adjacency(
         csr.shape[0], csr.indptr, csr.indices, data, alpha, beta, direction, normalized, tol, max_iter

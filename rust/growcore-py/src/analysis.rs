@@ -6,10 +6,11 @@ use growcore_core::{
     katz as core_katz, katz_general, Adjacency, Beta, BlockKey, Direction, Iteration,
 };
 use numpy::{IntoPyArray, PyArray1};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt};
 
-use crate::convert::{f64_vec, int_vec};
+use crate::convert::{describe, f64_vec, int_vec};
 use crate::errors::OrRaise;
 use crate::graph::{block_key_arg, PyGraph};
 
@@ -31,8 +32,17 @@ impl BetaArg {
 fn beta_arg(beta: Option<&Bound<'_, PyAny>>) -> PyResult<BetaArg> {
     Ok(match beta {
         None => BetaArg::Scalar(1.0),
-        Some(b) if b.is_instance_of::<PyFloat>() || b.is_instance_of::<PyInt>() => {
-            BetaArg::Scalar(b.extract()?)
+        // A number, a numpy scalar or a 0-d array is one beta for every neuron.
+        Some(b)
+            if b.is_instance_of::<PyFloat>()
+                || b.is_instance_of::<PyInt>()
+                || b.getattr("ndim")
+                    .and_then(|n| n.extract::<usize>())
+                    .is_ok_and(|n| n == 0) =>
+        {
+            BetaArg::Scalar(b.extract().map_err(|_| {
+                PyTypeError::new_err(format!("beta: expected a real number, got {}", describe(b)))
+            })?)
         }
         Some(b) => BetaArg::PerNeuron(f64_vec(b, "beta")?),
     })
