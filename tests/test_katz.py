@@ -255,3 +255,15 @@ def test_networkx_results_follow_node_order():
     x = growcore.katz(G, alpha=1.0, weights="w", normalized=False)
     assert list(G) == ["b", "a", "c"]
     np.testing.assert_array_equal(x, [1.0, 3.0, 1.0])
+
+
+def test_reachability_of_a_graph_with_more_paths_than_float64_counts():
+    # 320 fully connected layers of 10: 10**319 paths, beyond float64; one neuron cut off.
+    g = Graph([10] * 320, 1.0)
+    g.remove_edges(100, 101, np.full(10, 3), np.arange(10))  # neuron 3 of layer 101: no inputs
+    reach = growcore.reachability(g)
+    v = 101 * 10 + 3
+    assert reach["to_outputs"].all() and not reach["dead"].any()
+    assert reach["from_inputs"].sum() == g.num_neurons - 1 and not reach["from_inputs"][v]
+    with pytest.raises(growcore.InvalidArgumentError, match="graph: more paths than float64 can count"):
+        growcore.path_counts(g)

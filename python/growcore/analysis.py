@@ -115,8 +115,11 @@ def path_counts(graph: Graph) -> dict[str, npt.NDArray[np.float64]]:
     1e-16 per layer beyond that.
     """
     first, last = 0, graph.num_layers - 1
-    forward = _core.katz(graph, 1.0, _indicator(graph, first), None, "in", False)
-    backward = _core.katz(graph, 1.0, _indicator(graph, last), None, "out", False)
+    try:
+        forward = _core.katz(graph, 1.0, _indicator(graph, first), None, "in", False)
+        backward = _core.katz(graph, 1.0, _indicator(graph, last), None, "out", False)
+    except InvalidArgumentError as err:  # the pass names alpha, which the caller did not give
+        raise InvalidArgumentError(f"graph: more paths than float64 can count ({err})") from None
     return {"from_inputs": forward, "to_outputs": backward, "through": forward * backward}
 
 
@@ -126,9 +129,18 @@ def reachability(graph: Graph) -> dict[str, npt.NDArray[np.bool_]]:
     Returns boolean arrays in global slot order: ``from_inputs``, ``to_outputs`` and ``dead``
     (neither). An input counts as reached from the inputs, an output as reaching the outputs.
     """
-    counts = path_counts(graph)
-    from_inputs = counts["from_inputs"] > 0
-    to_outputs = counts["to_outputs"] > 0
+    # One boolean pass each way (path counts could overflow on deep dense graphs): blocks in the
+    # order of their target layer forward, of their source layer backward.
+    sizes, blocks = graph.layer_sizes, graph.blocks
+    forward = [np.zeros(n, dtype=bool) for n in sizes]
+    backward = [np.zeros(n, dtype=bool) for n in sizes]
+    forward[0][:] = True
+    backward[-1][:] = True
+    for a, b in sorted(blocks, key=lambda k: k[1]):
+        forward[b] |= graph.to_scipy(a, b).astype(np.int64) @ forward[a].astype(np.int64) > 0
+    for a, b in sorted(blocks, key=lambda k: -k[0]):
+        backward[a] |= graph.to_scipy(a, b).T.astype(np.int64) @ backward[b].astype(np.int64) > 0
+    from_inputs, to_outputs = np.concatenate(forward), np.concatenate(backward)
     return {"from_inputs": from_inputs, "to_outputs": to_outputs, "dead": ~from_inputs & ~to_outputs}
 
 
