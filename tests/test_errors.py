@@ -785,3 +785,43 @@ def test_equality_covers_the_whole_state():
         h = base.copy()
         mutate(h)
         assert h != base and not (h == base)
+
+
+def _lineage_graph():
+    """Ids 0-5 in layers [2, 2, 2]; id 6 resets id 2 at step 3 (generation 1, parent 2)."""
+    g = Graph([2, 2, 2], 1.0)
+    g.advance(3)
+    g.reset_neurons(1, [0])
+    g.advance(2)
+    return g
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "words"),
+    [
+        (("stats", 1, "mean", 0), np.nan, ["stats", "mean[0] = NaN is not finite"]),
+        (("stats", 1, "sq_mean", 1), -1.0, ["stats", "sq_mean[1] = -1 is not finite and non-negative"]),
+        (("stats", 0, "frac_high", 0), 1.5, ["stats", "frac_high[0] = 1.5 is not in [0, 1]"]),
+        (("stats", 2, "grad_norm", 0), np.inf, ["stats", "grad_norm[0] = inf"]),
+        (("neurons", "death", 2), 99, ["neurons", "id 2", "after the graph's step"]),
+        (("neurons", "birth", 2), 4, ["neurons", "id 2", "before its birth"]),
+        (("neurons", "generation", 6), 5, ["neurons", "id 6", "generation 5"]),
+        (("neurons", "generation", 2), 2**32 - 1, ["neurons", "id 6", "generation 1"]),
+        (("neurons", "parent_b", 6), 3, ["neurons", "id 6"]),
+    ],
+)
+def test_state_dict_values_that_no_graph_could_hold(where, value, words):
+    g = _lineage_graph()
+    state = g.state_dict()
+    assert state["neurons"]["parent_a"][6] == 2 and state["neurons"]["death"][2] == 3
+    bad = copy.deepcopy(state)
+    array = np.array(_get(bad, where[:-1]), copy=True)
+    array[where[-1]] = value
+    _set(bad, where[:-1], array)
+    if where[0] == "neurons" and where[1] == "parent_b":
+        bad["neurons"]["parent_a"] = np.where(np.arange(7) == 6, -1, bad["neurons"]["parent_a"])
+    target = _lineage_graph()
+    err = raises_unchanged(target, lambda: target.load_state_dict(bad), StateDictError, builtin=ValueError)
+    for word in words:
+        assert word in str(err), (word, str(err))
+    assert Graph.from_bytes(g.to_bytes()) == g  # the good state still loads

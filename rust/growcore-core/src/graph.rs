@@ -821,6 +821,37 @@ impl Graph {
                     format!("id {id} has an impossible layer or birth step"),
                 );
             }
+            if record
+                .death
+                .is_some_and(|d| d < record.birth || d > self.step)
+            {
+                return bad(
+                    "neurons",
+                    format!("id {id} dies before its birth or after the graph's step"),
+                );
+            }
+            if record.parents[0].is_none() && record.parents[1].is_some() {
+                return bad(
+                    "neurons",
+                    format!("id {id} has a second parent but no first"),
+                );
+            }
+            let parent_generation = record
+                .parents
+                .iter()
+                .flatten()
+                .map(|&p| self.neurons[p as usize].generation.saturating_add(1))
+                .max();
+            if record.generation != parent_generation.unwrap_or(record.generation) {
+                return bad(
+                    "neurons",
+                    format!(
+                        "id {id} has generation {}, one more than its parents' would be {}",
+                        record.generation,
+                        parent_generation.unwrap_or(0)
+                    ),
+                );
+            }
         }
         for (i, (&(a, b), block)) in self.blocks.iter().enumerate() {
             let field = format!("blocks[{i}]");

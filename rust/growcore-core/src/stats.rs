@@ -314,6 +314,34 @@ impl LayerStats {
         if !ok {
             return Err("statistics columns differ in length".into());
         }
+        // The accumulators only ever hold finite values (non-finite inputs are skipped), means
+        // of squares and norms are non-negative, and fractions lie in [0, 1].
+        let any_finite = |v: &f64| v.is_finite();
+        let non_negative = |v: &f64| v.is_finite() && *v >= 0.0;
+        let fraction = |v: &f64| (0.0..=1.0).contains(v);
+        let columns: [(&str, &Vec<f64>, &dyn Fn(&f64) -> bool, &str); 6] = [
+            ("mean", &self.mean, &any_finite, "finite"),
+            ("fast_mean", &self.fast_mean, &any_finite, "finite"),
+            (
+                "sq_mean",
+                &self.sq_mean,
+                &non_negative,
+                "finite and non-negative",
+            ),
+            (
+                "grad_norm",
+                &self.grad_norm,
+                &non_negative,
+                "finite and non-negative",
+            ),
+            ("frac_high", &self.frac_high, &fraction, "in [0, 1]"),
+            ("frac_low", &self.frac_low, &fraction, "in [0, 1]"),
+        ];
+        for (name, values, ok, rule) in columns {
+            if let Some(i) = values.iter().position(|v| !ok(v)) {
+                return Err(format!("{name}[{i}] = {} is not {rule}", values[i]));
+            }
+        }
         Ok(())
     }
 }
