@@ -316,28 +316,19 @@ impl LayerStats {
         }
         // The accumulators only ever hold finite values (non-finite inputs are skipped), means
         // of squares and norms are non-negative, and fractions lie in [0, 1].
-        let any_finite = |v: &f64| v.is_finite();
-        let non_negative = |v: &f64| v.is_finite() && *v >= 0.0;
-        let fraction = |v: &f64| (0.0..=1.0).contains(v);
-        let columns: [(&str, &Vec<f64>, &dyn Fn(&f64) -> bool, &str); 6] = [
-            ("mean", &self.mean, &any_finite, "finite"),
-            ("fast_mean", &self.fast_mean, &any_finite, "finite"),
-            (
-                "sq_mean",
-                &self.sq_mean,
-                &non_negative,
-                "finite and non-negative",
-            ),
-            (
-                "grad_norm",
-                &self.grad_norm,
-                &non_negative,
-                "finite and non-negative",
-            ),
-            ("frac_high", &self.frac_high, &fraction, "in [0, 1]"),
-            ("frac_low", &self.frac_low, &fraction, "in [0, 1]"),
+        type Rule = (fn(&f64) -> bool, &'static str);
+        let finite: Rule = (|v| v.is_finite(), "finite");
+        let non_negative: Rule = (|v| v.is_finite() && *v >= 0.0, "finite and non-negative");
+        let fraction: Rule = (|v| (0.0..=1.0).contains(v), "in [0, 1]");
+        let columns = [
+            ("mean", &self.mean, finite),
+            ("fast_mean", &self.fast_mean, finite),
+            ("sq_mean", &self.sq_mean, non_negative),
+            ("grad_norm", &self.grad_norm, non_negative),
+            ("frac_high", &self.frac_high, fraction),
+            ("frac_low", &self.frac_low, fraction),
         ];
-        for (name, values, ok, rule) in columns {
+        for (name, values, (ok, rule)) in columns {
             if let Some(i) = values.iter().position(|v| !ok(v)) {
                 return Err(format!("{name}[{i}] = {} is not {rule}", values[i]));
             }
