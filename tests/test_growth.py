@@ -399,6 +399,27 @@ def test_bad_graph_growth_input_changes_nothing():
 # ---------------------------------------------------------------------------- triggers
 
 
+def test_trigger_state_loads_only_into_the_same_trigger_and_must_be_well_formed():
+    t = Plateau(window=2, patience=1)
+    for loss in [3.0, 2.0, 2.0, 2.0, 2.0]:
+        t.update(0, loss, None)
+    saved = t.state_dict()
+    fresh = Plateau(window=2, patience=1)
+    fresh.load_state_dict(dict(saved))
+    assert fresh.state_dict() == saved
+    for bad, word in [
+        ({**saved, "window": 3}, "window"),
+        ({**saved, "_losses": ["x"]}, "_losses"),
+        ({**saved, "_bad": -1}, "_bad"),
+        ({**saved, "_best": "low"}, "_best"),
+        ({**saved, "trigger": "interval"}, "trigger"),
+    ]:
+        target = Plateau(window=2, patience=1)
+        with pytest.raises(growcore.StateDictError, match=word):
+            target.load_state_dict(bad)
+        assert target.state_dict() == Plateau(window=2, patience=1).state_dict()
+
+
 def test_interval_trigger_fires_on_multiples():
     t = Interval(3)
     assert [t.update(s, None, None) for s in range(1, 8)] == [False, False, True, False, False, True, False]

@@ -148,7 +148,7 @@ def test_state_dict_round_trip_and_strictness() -> None:
     for bad in ({**state, "graph": b"junk"}, {"version": 2}, {**state, "version": 1},
                 {**state, "graph": growcore.Graph([3, 4]).to_bytes()},
                 {**state, "senescence": b"junk"}, {**state, "events": "none"},
-                {**state, "class_sum": {1: torch.zeros(3, 10)}}):
+                {**state, "class_sum": {1: torch.zeros(3, 10)}}, {**state, "step": 11}):
         with pytest.raises(growcore.StateDictError):
             other.load_state_dict(bad)
         assert other.graph == before and other.events == lc.events

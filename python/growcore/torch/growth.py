@@ -63,7 +63,7 @@ import numpy as np
 import torch
 
 import growcore
-from growcore.errors import InvalidArgumentError, StateDictError
+from growcore.errors import InvalidArgumentError, StateDictError, is_real
 from growcore.torch.checkpoint import check_state
 from growcore.torch.controller import apply_rewire, decide_rewire
 from growcore.torch.distributed import all_reduce_mean, is_distributed
@@ -511,9 +511,12 @@ class Grower:
         pending = state["pending"]
         if pending is not None and (not isinstance(pending, Mapping) or set(pending) != {"step", "plan", "before", "after"}):
             raise StateDictError(f"state['pending']: malformed {type(pending).__name__}")
+        recent = state["recent"]
+        if not isinstance(recent, (list, tuple)) or not all(is_real(x) for x in recent):
+            raise StateDictError(f"state['recent']: expected a list of losses, got {type(recent).__name__}")
         self.trigger.load_state_dict(dict(state["trigger"]))
         self._step = step
-        self._recent = deque((float(x) for x in state["recent"]), maxlen=self._recent.maxlen)
+        self._recent = deque((float(x) for x in recent), maxlen=self._recent.maxlen)
         self._pending = None if pending is None else {**pending, "after": list(pending["after"])}
         self.events = list(state["events"])
 

@@ -619,6 +619,8 @@ class Lifecycle:
         keys = {"version", "graph", "step", "senescence", "events", "class_sum", "class_count"}
         step = check_state(state, keys, STATE_VERSION)
         graph = load_graph(state["graph"], self.graph)
+        if graph.step != step:
+            raise StateDictError(f"state['step']: {step}, but the saved graph is at step {graph.step}")
         try:
             tracker = growcore.Senescence.from_bytes(state["senescence"])
         except (growcore.GrowcoreError, TypeError) as e:

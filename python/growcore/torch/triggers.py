@@ -20,7 +20,17 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from growcore.errors import InvalidArgumentError, StateDictError
+from growcore.errors import InvalidArgumentError, StateDictError, is_real
+
+
+def _well_formed(like: Any, value: Any) -> bool:
+    """Whether a saved running-state field has the kind of ``like`` (a list of numbers, a count,
+    or a number or None)."""
+    if isinstance(like, list):
+        return isinstance(value, list) and all(is_real(v) for v in value)
+    if isinstance(like, int) and not isinstance(like, bool):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value is None or is_real(value)
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -41,12 +51,22 @@ class Trigger:
         return {"trigger": self.name, **asdict(self)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Strict: the saved trigger must be this kind with these options (its ``every``,
+        ``window``, ...), and its running state well formed; otherwise nothing changes."""
         mine = self.state_dict()
-        if set(state) != set(mine) or state["trigger"] != self.name:
-            raise StateDictError(f"state['trigger']: expected the fields of {self.name} {sorted(mine)}, got {sorted(state)}")
+        if not isinstance(state, dict) or set(state) != set(mine) or state["trigger"] != self.name:
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise StateDictError(f"state['trigger']: expected the fields of {self.name} {sorted(mine)}, got {got}")
+        for key, value in state.items():
+            if key == "trigger":
+                continue
+            if not key.startswith("_") and value != mine[key]:
+                raise StateDictError(f"state[{key!r}]: saved {value!r}, this trigger has {mine[key]!r}")
+            if key.startswith("_") and not _well_formed(mine[key], value):
+                raise StateDictError(f"state[{key!r}]: malformed {value!r}")
         for key, value in state.items():
             if key != "trigger":
-                setattr(self, key, value)
+                setattr(self, key, list(value) if isinstance(value, list) else value)
 
 
 @dataclass
