@@ -167,3 +167,21 @@ def test_a_radius_past_the_last_layer_reaches_every_layer_ahead() -> None:
     assert len(routes[0]["dst_slot"]) > 0
     for key in routes[0]:
         np.testing.assert_array_equal(routes[0][key], routes[1][key])
+
+
+@pytest.mark.parametrize(
+    ("call", "arg"),
+    [
+        (lambda g: g.grow({}, {}, radius=2**70), "radius"),
+        (lambda g: g.grow({}, {}, clone_budget=-1), "clone_budget"),
+        (lambda g: g.extrema(1, "relu", min_observations=2**70), "min_observations"),
+        (lambda g: growcore.Senescence().update(g, 1, flat_steps=2**70), "flat_steps"),
+        (lambda g: growcore.katz(sp.csr_array(np.array([[0, 1.0], [1.0, 0]])), max_iter=-1), "max_iter"),
+    ],
+)
+def test_integers_beyond_64_bits_or_negative_name_their_argument(call, arg: str) -> None:
+    g = Graph([3, 4, 4, 2], 1.0)
+    before = g.copy()
+    with pytest.raises(growcore.InvalidArgumentError, match=rf"^{arg}: must be an integer in \[0, 2\*\*3[12]\)"):
+        call(g)
+    assert g == before

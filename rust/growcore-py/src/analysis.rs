@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt};
 
 use crate::convert::{describe, f64_vec, int_vec};
-use crate::errors::OrRaise;
+use crate::errors::{invalid, OrRaise};
 use crate::graph::{block_key_arg, PyGraph};
 
 /// `beta` as read from Python, owned so the computation can run without the GIL.
@@ -102,8 +102,14 @@ pub fn katz_adjacency<'py>(
     direction: &str,
     normalized: bool,
     tol: f64,
-    max_iter: u32,
+    max_iter: i128,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let max_iter = u32::try_from(max_iter).map_err(|_| {
+        invalid(
+            "max_iter",
+            format!("must be an integer in [0, 2**32), got {max_iter}"),
+        )
+    })?;
     let direction = Direction::parse(direction).or_raise()?;
     let beta = beta_arg(beta)?;
     let indptr = int_vec(indptr, "indptr")?;

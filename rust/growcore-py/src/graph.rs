@@ -1157,7 +1157,7 @@ impl PyGraph {
         dead_fraction: f64,
         fraction: f64,
         high_z: f64,
-        min_observations: i64,
+        min_observations: i128,
     ) -> PyResult<Bound<'py, PyDict>> {
         let layer = self.layer(layer)?;
         let options = growth::ExtremaOptions {
@@ -1182,13 +1182,13 @@ impl PyGraph {
         low: &Bound<'py, PyAny>,
         katz: Option<&Bound<'py, PyAny>>,
         clone_type: &str,
-        clone_budget: i64,
-        max_layer_size: Option<i64>,
-        max_params: Option<i64>,
-        radius: i64,
-        routes_per_source: i64,
-        max_routes: Option<i64>,
-        fan_in_cap: Option<i64>,
+        clone_budget: i128,
+        max_layer_size: Option<i128>,
+        max_params: Option<i128>,
+        radius: i128,
+        routes_per_source: i128,
+        max_routes: Option<i128>,
+        fan_in_cap: Option<i128>,
         load: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
         let options = growth::GrowOptions {

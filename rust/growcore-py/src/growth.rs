@@ -34,7 +34,7 @@ pub struct ExtremaOptions {
     pub dead_fraction: f64,
     pub fraction: f64,
     pub high_z: f64,
-    pub min_observations: i64,
+    pub min_observations: i128,
 }
 
 pub fn extrema<'py>(
@@ -72,18 +72,18 @@ pub fn extrema<'py>(
 pub struct GrowOptions<'a, 'py> {
     pub katz: Option<&'a Bound<'py, PyAny>>,
     pub clone_type: &'a str,
-    pub clone_budget: i64,
-    pub max_layer_size: Option<i64>,
-    pub max_params: Option<i64>,
-    pub radius: i64,
-    pub routes_per_source: i64,
-    pub max_routes: Option<i64>,
-    pub fan_in_cap: Option<i64>,
+    pub clone_budget: i128,
+    pub max_layer_size: Option<i128>,
+    pub max_params: Option<i128>,
+    pub radius: i128,
+    pub routes_per_source: i128,
+    pub max_routes: Option<i128>,
+    pub fan_in_cap: Option<i128>,
     pub load: &'a str,
 }
 
 /// A count argument: an integer in [0, 2**32).
-fn count32(value: i64, arg: &str) -> PyResult<u32> {
+fn count32(value: i128, arg: &str) -> PyResult<u32> {
     u32::try_from(value).map_err(|_| {
         invalid(
             arg,
@@ -93,7 +93,7 @@ fn count32(value: i64, arg: &str) -> PyResult<u32> {
 }
 
 /// A non-negative 64-bit count argument.
-fn count64(value: i64, arg: &str) -> PyResult<u64> {
+fn count64(value: i128, arg: &str) -> PyResult<u64> {
     u64::try_from(value).map_err(|_| invalid(arg, format!("must be non-negative, got {value}")))
 }
 

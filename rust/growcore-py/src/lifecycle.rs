@@ -75,12 +75,12 @@ impl PySenescence {
         graph: &Bound<'py, PyGraph>,
         layer: &Bound<'py, PyAny>,
         fitness: Option<&Bound<'py, PyAny>>,
-        window: i64,
+        window: i128,
         epsilon: f64,
-        flat_steps: i64,
-        escalate_after: i64,
+        flat_steps: i128,
+        escalate_after: i128,
         max_fraction: f64,
-        min_age: i64,
+        min_age: i128,
     ) -> PyResult<Bound<'py, PyDict>> {
         let layer = int_arg(layer, "layer")?;
         let spec = SenescenceSpec {
@@ -92,9 +92,9 @@ impl PySenescence {
                 )
             })?,
             epsilon,
-            flat_steps: step_value(flat_steps.into(), "flat_steps")?,
-            min_age: step_value(min_age.into(), "min_age")?,
-            escalate_after: step_value(escalate_after.into(), "escalate_after")?,
+            flat_steps: step_value(flat_steps, "flat_steps")?,
+            min_age: step_value(min_age, "min_age")?,
+            escalate_after: step_value(escalate_after, "escalate_after")?,
             max_fraction,
         };
         let fitness = fitness.map(|f| f64_vec(f, "fitness")).transpose()?;
