@@ -73,32 +73,22 @@ fn stats_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<StatsOptio
     let mut parsed: Vec<StatsOption> = Vec::new();
     for (key, value) in options.map(|o| o.iter()).into_iter().flatten() {
         let key: String = key.extract()?;
-        let real = |v: &Bound<'_, PyAny>| -> PyResult<f64> {
-            v.extract().map_err(|_| {
-                PyTypeError::new_err(format!("{key}: expected a number, got {}", describe(v)))
-            })
+        // A real-valued option: read now, stored by `set` later.
+        let real = |set: fn(&mut StatsConfig, f64)| -> PyResult<StatsOption> {
+            let x: f64 = value.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{key}: expected a number, got {}",
+                    describe(&value)
+                ))
+            })?;
+            Ok(Box::new(move |c| set(c, x)))
         };
         parsed.push(match key.as_str() {
-            "decay" => {
-                let x = real(&value)?;
-                Box::new(move |c| c.decay = x)
-            }
-            "fast_decay" => {
-                let x = real(&value)?;
-                Box::new(move |c| c.fast_decay = x)
-            }
-            "alpha" => {
-                let x = real(&value)?;
-                Box::new(move |c| c.alpha = x)
-            }
-            "beta" => {
-                let x = real(&value)?;
-                Box::new(move |c| c.beta = x)
-            }
-            "gamma" => {
-                let x = real(&value)?;
-                Box::new(move |c| c.gamma = x)
-            }
+            "decay" => real(|c, x| c.decay = x)?,
+            "fast_decay" => real(|c, x| c.fast_decay = x)?,
+            "alpha" => real(|c, x| c.alpha = x)?,
+            "beta" => real(|c, x| c.beta = x)?,
+            "gamma" => real(|c, x| c.gamma = x)?,
             "stagnation_warmup" => {
                 let n = non_negative(&value, "stagnation_warmup")?;
                 let n = u32::try_from(n).map_err(|_| {
