@@ -175,23 +175,21 @@ class SparseController:
         structural events of this step.
         """
         fraction = self.policy.fraction(self._step + 1, self.total_steps)
-        events: list[Event] = []
         if fraction > 0.0:
             self._check_gradients()
+            before = self.graph.copy()
+        self._step += 1
+        self.graph.advance(1)
+        events: list[Event] = []
+        if fraction > 0.0:
             # An update decides every layer before applying any plan; if a decision fails
             # (e.g. non-finite weights after a diverged step) the graph and clock are put back.
-            before = self.graph.copy()
-            self._step += 1
-            self.graph.advance(1)
             try:
                 plans = self._decide_all(fraction)
             except BaseException:
                 self.graph, self._step = before, self._step - 1
                 raise
             events = self._apply_all(fraction, plans)
-        else:
-            self._step += 1
-            self.graph.advance(1)
         self.apply_masks()
         if self.stats is not None:
             self._observe()
