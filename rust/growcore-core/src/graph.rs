@@ -203,19 +203,12 @@ impl Graph {
             step: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
         };
-        let no_memory = || {
-            GrowError::invalid(
-                "layer_sizes",
-                format!("cannot allocate memory for {total} neurons"),
-            )
-        };
+        let no_memory = |_| no_memory("layer_sizes", format!("{total} neurons"));
         g.neurons
             .try_reserve_exact(total as usize)
-            .map_err(|_| no_memory())?;
+            .map_err(no_memory)?;
         for (stats, &n) in g.stats.iter_mut().zip(layer_sizes) {
-            stats
-                .try_reserve_total(n as usize)
-                .map_err(|_| no_memory())?;
+            stats.try_reserve_total(n as usize).map_err(no_memory)?;
             stats.resize(n as usize);
         }
         for (layer, &n) in layer_sizes.iter().enumerate() {
@@ -558,10 +551,7 @@ impl Graph {
         if ids.try_reserve_exact(count as usize).is_err()
             || lineage.try_reserve_exact(extra).is_err()
         {
-            return Err(GrowError::invalid(
-                "count",
-                format!("cannot allocate memory for {count} more neurons"),
-            ));
+            return Err(no_memory("count", format!("{count} more neurons")));
         }
         lineage.resize(count as usize, ([None, None], 0));
 
@@ -592,12 +582,7 @@ impl Graph {
     /// Reserves the memory `count` new neurons of `layer` need, so that adding them cannot fail
     /// half-way (and a request too large for the machine is an error, not an abort).
     fn reserve_neurons(&mut self, layer: u32, count: u32) -> Result<()> {
-        let no_memory = |_| {
-            GrowError::invalid(
-                "count",
-                format!("cannot allocate memory for {count} more neurons"),
-            )
-        };
+        let no_memory = |_| no_memory("count", format!("{count} more neurons"));
         let n = count as usize;
         self.neurons.try_reserve_exact(n).map_err(no_memory)?;
         self.layers[layer as usize]
@@ -918,4 +903,10 @@ fn shape_error(
             "has shape {got:?}, expected {expected:?} = (size of layer {b}, size of layer {a}): rows are targets, columns sources"
         ),
     )
+}
+
+/// The error for a request the machine has no memory for: reserving fallibly turns what would
+/// be an allocation failure (a process abort in Rust) into this.
+fn no_memory(arg: &str, what: String) -> GrowError {
+    GrowError::invalid(arg, format!("cannot allocate memory for {what}"))
 }
