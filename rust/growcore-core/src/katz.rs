@@ -61,6 +61,24 @@ pub fn katz(
     check_alpha(alpha)?;
     let mut x = beta_vector(beta, g.num_neurons(), "neuron")?;
     check_weights(g, weights)?;
+    // The whole pass runs on a pool thread: the blocks' parallel loops then start from inside
+    // the pool, without handing each block over from the caller's thread and waiting for a
+    // sleeping worker to wake (slow on VMs, where it cost the second core on most blocks).
+    if g.nnz() >= 2 * PARALLEL_MIN_EDGES {
+        rayon::scope(|_| katz_pass(g, alpha, &mut x, weights, direction));
+    } else {
+        katz_pass(g, alpha, &mut x, weights, direction);
+    }
+    finish(x, normalized, "neuron")
+}
+
+fn katz_pass(
+    g: &Graph,
+    alpha: f64,
+    x: &mut [f64],
+    weights: &BTreeMap<BlockKey, Vec<f64>>,
+    direction: Direction,
+) {
     let sizes = g.layer_sizes();
     let offsets = g.layer_offsets();
     match direction {
@@ -141,7 +159,6 @@ pub fn katz(
             }
         }
     }
-    finish(x, normalized, "neuron")
 }
 
 /// `sum_k weight(k) * sources[cols[k]]` with four independent partial sums. A single running
