@@ -18,6 +18,8 @@ use crate::graph::{BlockKey, Graph};
 const ROWS_PER_TASK: usize = 256;
 /// Blocks with fewer edges than this are computed on one thread.
 const PARALLEL_MIN_EDGES: usize = 1 << 15;
+/// Graphs with at least this many edges run their pass inside the thread pool.
+const SCOPED_MIN_EDGES: usize = 1 << 21;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -61,10 +63,11 @@ pub fn katz(
     check_alpha(alpha)?;
     let mut x = beta_vector(beta, g.num_neurons(), "neuron")?;
     check_weights(g, weights)?;
-    // The whole pass runs on a pool thread: the blocks' parallel loops then start from inside
-    // the pool, without handing each block over from the caller's thread and waiting for a
-    // sleeping worker to wake (slow on VMs, where it cost the second core on most blocks).
-    if g.nnz() >= 2 * PARALLEL_MIN_EDGES {
+    // A long pass runs on a pool thread: the blocks' parallel loops then start from inside the
+    // pool, without handing each block over from the caller's thread and waiting for a sleeping
+    // worker to wake (slow on VMs). The hand-over of the whole pass costs about as much, so a
+    // short pass (under about a millisecond) stays on the caller's thread.
+    if g.nnz() >= SCOPED_MIN_EDGES {
         rayon::scope(|_| katz_pass(g, alpha, &mut x, weights, direction));
     } else {
         katz_pass(g, alpha, &mut x, weights, direction);
