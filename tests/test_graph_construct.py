@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import types
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from _model import (
     erk_targets,
     round_half_away,
 )
+import growcore
 from growcore import GrowcoreError, Graph, InvalidArgumentError, OutOfRangeError
 
 sizes_st = st.lists(st.integers(1, 12), min_size=2, max_size=5)
@@ -556,3 +560,42 @@ def test_csr_to_scipy_to_dense_after_mutations_agree():
         assert np.array_equal(dense, g.to_dense(a, b))
         assert np.array_equal(g.to_scipy(a, b).toarray(), dense)
         assert g.block_nnz(a, b) == dense.sum()
+
+
+class _Blocks(Mapping):  # type: ignore[type-arg]
+    """A read-only mapping that is not a dict."""
+
+    def __init__(self, items: dict[Any, Any]) -> None:
+        self._items = items
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@pytest.mark.parametrize("wrap", [types.MappingProxyType, _Blocks], ids=["mappingproxy", "abc-mapping"])
+def test_mapping_arguments_need_not_be_dicts(wrap: Any) -> None:
+    as_dict = Graph([6, 4, 3], 0.5, seed=1, block_density={(0, 1): 0.25}, stats_config={"decay": 0.5})
+    as_mapping = Graph([6, 4, 3], 0.5, seed=1, block_density=wrap({(0, 1): 0.25}), stats_config=wrap({"decay": 0.5}))
+    assert as_mapping == as_dict
+    blocks = {(0, 1): as_dict.to_dense(0, 1), (1, 2): as_dict.to_dense(1, 2)}
+    assert Graph.from_blocks([6, 4, 3], wrap(blocks)) == Graph.from_blocks([6, 4, 3], blocks)
+    weights = {(0, 1): np.linspace(1.0, 2.0, as_dict.block_nnz(0, 1))}
+    np.testing.assert_array_equal(
+        growcore.katz(as_dict, weights=wrap(weights)), growcore.katz(as_dict, weights=weights)
+    )
+
+
+@pytest.mark.parametrize("arg", ["block_density", "stats_config"])
+def test_a_mapping_argument_that_is_not_a_mapping_is_named(arg: str) -> None:
+    with pytest.raises(TypeError, match=rf"^{arg}: expected a mapping .*got list"):
+        Graph([3, 2], 0.5, **{arg: [((0, 1), 0.5)]})
+    with pytest.raises(TypeError, match=r"^blocks: expected a mapping .*got list"):
+        Graph.from_blocks([3, 2], [((0, 1), np.ones((2, 3), bool))])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^weights: expected a mapping .*got list"):
+        growcore.katz(Graph([3, 2], 1.0), weights=[np.ones(6)])  # type: ignore[arg-type]

@@ -8,9 +8,9 @@ use growcore_core::{
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyInt};
+use pyo3::types::{PyFloat, PyInt};
 
-use crate::convert::{describe, f64_vec, int_vec};
+use crate::convert::{describe, dict_arg, f64_vec, int_vec};
 use crate::errors::{invalid, OrRaise};
 use crate::graph::{block_key_arg, PyGraph};
 
@@ -57,7 +57,7 @@ pub fn katz<'py>(
     graph: &Bound<'py, PyGraph>,
     alpha: f64,
     beta: Option<&Bound<'py, PyAny>>,
-    weights: Option<&Bound<'py, PyDict>>,
+    weights: Option<&Bound<'py, PyAny>>,
     direction: &str,
     normalized: bool,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
@@ -65,6 +65,11 @@ pub fn katz<'py>(
     let beta = beta_arg(beta)?;
     let mut per_block: BTreeMap<BlockKey, Vec<f64>> = BTreeMap::new();
     if let Some(weights) = weights {
+        let weights = dict_arg(
+            weights,
+            "weights",
+            "a mapping of (a, b) blocks to per-edge weights",
+        )?;
         for (key, value) in weights.iter() {
             let key = block_key_arg(&key, "weights")?;
             per_block.insert(key, f64_vec(&value, &format!("weights[{key:?}]"))?);

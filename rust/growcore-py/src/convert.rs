@@ -9,6 +9,7 @@ use numpy::{
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyMapping};
 use rayon::prelude::*;
 
 use crate::errors::{invalid, to_pyerr};
@@ -20,6 +21,27 @@ fn asarray<'py>(obj: &Bound<'py, PyAny>, arg: &str) -> PyResult<Bound<'py, PyUnt
         .call_method1("asarray", (obj,))
         .map_err(|e| PyTypeError::new_err(format!("{arg}: cannot be read as an array ({e})")))?;
     Ok(arr.cast_into::<PyUntypedArray>()?)
+}
+
+/// A dict argument, or the items of any other mapping in a new dict; a `TypeError` naming `arg`
+/// (and what it should be) for anything else.
+pub fn dict_arg<'py>(
+    obj: &Bound<'py, PyAny>,
+    arg: &str,
+    expected: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        return Ok(dict.clone());
+    }
+    let mapping = obj.cast::<PyMapping>().map_err(|_| {
+        PyTypeError::new_err(format!("{arg}: expected {expected}, got {}", describe(obj)))
+    })?;
+    let dict = PyDict::new(obj.py());
+    for item in mapping.items()?.iter() {
+        let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item.extract()?;
+        dict.set_item(key, value)?;
+    }
+    Ok(dict)
 }
 
 fn dtype_kind(arr: &Bound<'_, PyUntypedArray>) -> u8 {

@@ -12,8 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::convert::{
-    bool_matrix, dense_f32, describe, f32_vec, f64_vec, index_vec, index_vecs, int_arg, int_vec,
-    non_negative, step_arg, IndexArg,
+    bool_matrix, dense_f32, describe, dict_arg, f32_vec, f64_vec, index_vec, index_vecs, int_arg,
+    int_vec, non_negative, step_arg, IndexArg,
 };
 use crate::errors::{invalid, OrRaise};
 use crate::growth;
@@ -69,9 +69,12 @@ type StatsOption = Box<dyn Fn(&mut StatsConfig) + Send>;
 
 /// Reads statistics options from Python values (no graph lock is held: reading a value may run
 /// Python code, which may use the graph).
-fn stats_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<StatsOption>> {
+fn stats_options(options: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<StatsOption>> {
+    let options = options
+        .map(|o| dict_arg(o, "stats_config", "a mapping of option names to values"))
+        .transpose()?;
     let mut parsed: Vec<StatsOption> = Vec::new();
-    for (key, value) in options.map(|o| o.iter()).into_iter().flatten() {
+    for (key, value) in options.iter().flat_map(|o| o.iter()) {
         let key: String = key.extract()?;
         // A real-valued option: read now, stored by `set` later.
         let real = |set: fn(&mut StatsConfig, f64)| -> PyResult<StatsOption> {
@@ -125,7 +128,7 @@ fn with_options(base: StatsConfig, options: &[StatsOption]) -> PyResult<StatsCon
 
 fn stats_config_arg(
     base: StatsConfig,
-    options: Option<&Bound<'_, PyDict>>,
+    options: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<StatsConfig> {
     with_options(base, &stats_options(options)?)
 }
@@ -366,8 +369,8 @@ impl PyGraph {
         density: f64,
         seed: i128,
         distribution: &str,
-        block_density: Option<&Bound<'_, PyDict>>,
-        stats_config: Option<&Bound<'_, PyDict>>,
+        block_density: Option<&Bound<'_, PyAny>>,
+        stats_config: Option<&Bound<'_, PyAny>>,
         blocks: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let sizes = layer_sizes_arg(layer_sizes)?;
@@ -393,6 +396,11 @@ impl PyGraph {
             blocks,
         };
         if let Some(overrides) = block_density {
+            let overrides = dict_arg(
+                overrides,
+                "block_density",
+                "a mapping of (a, b) blocks to densities",
+            )?;
             for (key, value) in overrides.iter() {
                 let key = block_key_arg(&key, "block_density")?;
                 let d: f64 = value.extract().map_err(|_| {
@@ -417,13 +425,18 @@ impl PyGraph {
     fn from_blocks(
         py: Python<'_>,
         layer_sizes: &Bound<'_, PyAny>,
-        blocks: &Bound<'_, PyDict>,
+        blocks: &Bound<'_, PyAny>,
         seed: i128,
-        stats_config: Option<&Bound<'_, PyDict>>,
+        stats_config: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let sizes = layer_sizes_arg(layer_sizes)?;
         let seed = u64_arg("seed", seed)?;
         let config = stats_config_arg(StatsConfig::default(), stats_config)?;
+        let blocks = dict_arg(
+            blocks,
+            "blocks",
+            "a mapping of (a, b) blocks to their edges",
+        )?;
         let mut owned = Vec::with_capacity(blocks.len());
         for (key, value) in blocks.iter() {
             let key = block_key_arg(&key, "blocks")?;
@@ -1397,7 +1410,7 @@ impl PyGraph {
     #[pyo3(signature = (**options))]
     /// Changes some statistics options; an invalid value changes none.
     fn set_stats_config(&self, options: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
-        let options = stats_options(options)?;
+        let options = stats_options(options.map(|o| o.as_any()))?;
         let mut g = self.inner.write();
         let config = with_options(*g.stats_config(), &options)?;
         g.set_stats_config(config).or_raise()
