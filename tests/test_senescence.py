@@ -3,6 +3,8 @@ redundancy against numpy; the error contract. No torch needed."""
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -142,3 +144,17 @@ def test_profile_errors() -> None:
         growcore.diversity(np.array([[0.0, np.inf]]))
     with pytest.raises(growcore.InvalidArgumentError, match="threshold"):
         growcore.redundant_pairs(np.ones((2, 2)), 1.5)
+
+
+def test_a_state_with_a_non_finite_fitness_sample_is_refused() -> None:
+    g = growcore.Graph([2, 2, 1], 1.0, seed=0)
+    tracker = growcore.Senescence()
+    g.advance(5)
+    tracker.update(g, 1, np.array([1234.5, 1.0]))
+    data = tracker.to_bytes()
+    sample = struct.pack("<d", 1234.5)
+    assert data.count(sample) == 1
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(growcore.StateDictError, match="not finite"):
+            growcore.Senescence.from_bytes(data.replace(sample, struct.pack("<d", bad)))
+    assert growcore.Senescence.from_bytes(data) == tracker

@@ -231,6 +231,13 @@ impl Senescence {
                     format!("neuron {id}: fitness samples are not in step order"),
                 ));
             }
+            // `update` takes only finite fitness; a NaN sample would make every slope NaN.
+            if let Some(&(at, value)) = t.samples.iter().find(|(_, v)| !v.is_finite()) {
+                return Err(GrowError::state(
+                    "bytes",
+                    format!("neuron {id}: fitness sample at step {at} is {value}, not finite"),
+                ));
+            }
         }
         Ok(state)
     }
