@@ -26,6 +26,7 @@ class Model:
         alive = {int(i) for l in range(graph.num_layers) for i in graph.ids(l)}
         self.tracks = {i: t for i, t in self.tracks.items() if i in alive}
         spread = float(np.std(fitness))
+        spread = spread if spread > 1e-12 * float(np.max(np.abs(fitness), initial=0.0)) else 0.0
         ids, ages = graph.ids(layer).tolist(), graph.ages(layer)
         slope = np.full(len(ids), np.nan)
         flat_for = [None] * len(ids)
@@ -36,7 +37,7 @@ class Model:
                 x = np.array([p[0] for p in t["samples"]], float)
                 y = np.array([p[1] for p in t["samples"]])
                 sxx = ((x - x.mean()) ** 2).sum()
-                r = 0.0 if sxx <= 0 or spread <= 1e-12 else (
+                r = 0.0 if sxx <= 0 or spread <= 0 else (
                     ((x - x.mean()) * (y - y.mean())).sum() / sxx * (x[-1] - x[0]) / spread)
                 slope[s] = r
                 if abs(r) < o["epsilon"]:
@@ -158,3 +159,64 @@ def test_a_state_with_a_non_finite_fitness_sample_is_refused() -> None:
         with pytest.raises(growcore.StateDictError, match="not finite"):
             growcore.Senescence.from_bytes(data.replace(sample, struct.pack("<d", bad)))
     assert growcore.Senescence.from_bytes(data) == tracker
+
+
+OPTS = dict(epsilon=0.1, flat_steps=100, escalate_after=10**6, max_fraction=1.0)
+
+
+def test_a_smaller_window_keeps_only_the_last_samples() -> None:
+    base = np.array([1.0, 2.0, 3.0, 4.0])
+    g, shrunk = growcore.Graph([2, 4, 2], 1.0, seed=0), growcore.Senescence()
+    for _ in range(5):
+        g.advance(10)
+        shrunk.update(g, 1, base, window=5, **OPTS)
+    fresh_g, fresh = growcore.Graph([2, 4, 2], 1.0, seed=0), growcore.Senescence()
+    fresh_g.advance(50)
+    for i in range(12):
+        g.advance(10)
+        fresh_g.advance(10)
+        got = shrunk.update(g, 1, base * (1 + i) ** 2, window=3, **OPTS)
+        want = fresh.update(fresh_g, 1, base * (1 + i) ** 2, window=3, **OPTS)
+    np.testing.assert_allclose(got["slope"], want["slope"])
+    assert np.isfinite(got["slope"]).all() and got["senescent"].tolist() == want["senescent"].tolist() == []
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-13, 1e160, 1e300])
+def test_the_relative_slope_does_not_depend_on_the_scale_of_fitness(scale: float) -> None:
+    slopes = []
+    for factor in (1.0, scale):
+        g, tracker = growcore.Graph([2, 4, 2], 1.0, seed=0), growcore.Senescence()
+        for i in range(5):
+            g.advance(10)
+            out = tracker.update(g, 1, factor * np.array([1.0, 2.0, 3.0, 4.0]) * (1 + i), window=3,
+                                 flat_steps=0, escalate_after=10**6, max_fraction=1.0)
+        slopes.append(out["slope"])
+        assert out["senescent"].tolist() == []
+    np.testing.assert_allclose(slopes[1], slopes[0], rtol=1e-9)
+    assert (slopes[0] > 0.1).all()
+
+
+def test_a_graph_behind_the_tracker_is_refused_and_changes_nothing() -> None:
+    g, tracker = growcore.Graph([2, 3, 2], 1.0, seed=0), growcore.Senescence()
+    g.advance(10)
+    earlier = g.copy()
+    g.advance(10)
+    tracker.update(g, 1, [1.0, 2.0, 3.0])
+    saved = tracker.to_bytes()
+    with pytest.raises(growcore.InvalidArgumentError, match=r"graph: its step 10 is before .*step 20"):
+        tracker.update(earlier, 1, [1.0, 2.0, 3.0])
+    assert tracker.to_bytes() == saved
+    assert growcore.Senescence.from_bytes(saved) == tracker
+
+
+def test_a_state_with_a_repeated_neuron_is_refused() -> None:
+    g, tracker = growcore.Graph([2, 4, 2], 1.0, seed=0), growcore.Senescence()
+    for i in range(3):
+        g.advance(3)
+        tracker.update(g, 1, [1.0, 2.0, 3.0, 4.0 + i], window=3)
+    data = bytearray(tracker.to_bytes())
+    ids = g.ids(1).tolist()
+    assert data[1] == ids[0]  # entry count, then the first track's id (varints below 128)
+    data[1] = ids[1]
+    with pytest.raises(growcore.StateDictError, match="not strictly increasing"):
+        growcore.Senescence.from_bytes(bytes(data))

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{GrowError, Result};
 use crate::graph::Graph;
 use crate::neurons::NeuronId;
+use crate::numeric::{l2_norm, max_abs};
 use crate::Step;
 
 /// When flatness turns into senescence and senescence into death.
@@ -114,7 +115,28 @@ impl Senescence {
             None => graph.stats(layer).fitness,
         };
         let step = graph.step();
-        let spread = std_dev(&values);
+        // The layer's spread, 0 when its fitness does not vary beyond rounding (at any scale).
+        let spread = match std_dev(&values) {
+            sd if sd > 1e-12 * max_abs(&values) => sd,
+            _ => 0.0,
+        };
+        // A graph restored to an earlier step would put samples out of order: refuse it before
+        // anything changes.
+        if let Some(last) = ids
+            .iter()
+            .filter_map(|id| self.tracks.get(id)?.samples.last())
+            .map(|&(at, _)| at)
+            .max()
+            .filter(|&last| last > step)
+        {
+            return Err(GrowError::invalid(
+                "graph",
+                format!(
+                    "its step {step} is before this tracker's last sample (step {last}); \
+                     a tracker follows one graph forward in time"
+                ),
+            ));
+        }
         // Forget the dead (ids are never reused, so a dead id's track can only mislead).
         let lineage = graph.lineage();
         self.tracks
@@ -128,9 +150,9 @@ impl Senescence {
                 track.samples.pop(); // sampled twice in one step: the later value wins
             }
             track.samples.push((step, value));
-            if track.samples.len() > spec.window {
-                track.samples.remove(0);
-            }
+            // The last `window` samples (more than one may go when the window shrank).
+            let excess = track.samples.len().saturating_sub(spec.window);
+            track.samples.drain(..excess);
             if track.samples.len() == spec.window {
                 let r = relative_slope(&track.samples, spread);
                 slope[s] = r;
@@ -216,7 +238,13 @@ impl Senescence {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (state, rest): (Senescence, &[u8]) = postcard::take_from_bytes(bytes)
+        // The map's entries as a list (the same bytes), so that a repeated id is seen rather
+        // than silently collapsed into one history.
+        #[derive(Deserialize)]
+        struct Entries {
+            tracks: Vec<(NeuronId, Track)>,
+        }
+        let (entries, rest): (Entries, &[u8]) = postcard::take_from_bytes(bytes)
             .map_err(|e| GrowError::state("bytes", format!("not a senescence state: {e}")))?;
         if !rest.is_empty() {
             return Err(GrowError::state(
@@ -224,6 +252,18 @@ impl Senescence {
                 format!("{} trailing bytes after the senescence state", rest.len()),
             ));
         }
+        if let Some(w) = entries.tracks.windows(2).find(|w| w[0].0 >= w[1].0) {
+            return Err(GrowError::state(
+                "bytes",
+                format!(
+                    "neuron ids are not strictly increasing ({} then {})",
+                    w[0].0, w[1].0
+                ),
+            ));
+        }
+        let state = Senescence {
+            tracks: entries.tracks.into_iter().collect(),
+        };
         for (id, t) in &state.tracks {
             if t.samples.windows(2).any(|w| w[0].0 >= w[1].0) {
                 return Err(GrowError::state(
@@ -255,17 +295,20 @@ fn relative_slope(samples: &[(Step, f64)], spread: f64) -> f64 {
         .map(|&(x, y)| (x as f64 - mx) * (y - my))
         .sum();
     let span = (samples[samples.len() - 1].0 - samples[0].0) as f64;
-    if sxx <= 0.0 || spread <= 1e-12 {
+    if sxx <= 0.0 || spread <= 0.0 {
         return 0.0;
     }
     sxy / sxx * span / spread
 }
 
+/// Population standard deviation, with the deviations scaled before squaring (finite for values
+/// near 1e300, nonzero for values near 1e-300).
 fn std_dev(values: &[f64]) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
     let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt()
+    let mean = values.iter().map(|x| x / n).sum::<f64>();
+    let deviations: Vec<f64> = values.iter().map(|x| x - mean).collect();
+    l2_norm(&deviations) / n.sqrt()
 }
