@@ -825,3 +825,14 @@ def test_state_dict_values_that_no_graph_could_hold(where, value, words):
     for word in words:
         assert word in str(err), (word, str(err))
     assert Graph.from_bytes(g.to_bytes()) == g  # the good state still loads
+
+
+@pytest.mark.parametrize("word_pos", [2**68, 2**68 + 5, 2**127])
+def test_state_dict_rng_position_beyond_the_generator(g, target, word_pos):
+    bad = g.state_dict()
+    bad["rng"]["word_pos"] = word_pos
+    _load_fails(target, bad, names=("rng.word_pos",))
+    last = g.state_dict()
+    last["rng"]["word_pos"] = 2**68 - 1  # the last position is fine
+    target.load_state_dict(last)
+    assert target.state_dict()["rng"]["word_pos"] == 2**68 - 1

@@ -228,6 +228,16 @@ impl Graph {
         stats_config
             .validate()
             .map_err(|e| e.into_state("stats_config"))?;
+        // ChaCha counts 2^64 blocks of 16 words: a position beyond 2^68 would be wrapped.
+        if state.rng.word_pos >> 68 != 0 {
+            return Err(GrowError::state(
+                "rng.word_pos",
+                format!(
+                    "{} is beyond the generator's 2**68 words",
+                    state.rng.word_pos
+                ),
+            ));
+        }
         let mut rng = ChaCha8Rng::from_seed(state.rng.seed);
         rng.set_stream(state.rng.stream);
         rng.set_word_pos(state.rng.word_pos);
