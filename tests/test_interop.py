@@ -258,6 +258,9 @@ def with_edge(u: int, v: int) -> sp.csr_array:
         (chain_matrix(), [5], InvalidArgumentError, ["layer_sizes", "at least 2 layers", "got 1"]),
         (chain_matrix(), [2, 0, 3], InvalidArgumentError, ["layer_sizes[1]", "positive", "got 0"]),
         (chain_matrix(), [2.0, 3.0], TypeError, ["layer_sizes"]),
+        # Sizes whose int64 sum wraps around to the row count.
+        (chain_matrix(), [2**62] * 4 + [5], InvalidArgumentError, ["layer_sizes", f"add up to {2**64 + 5}"]),
+        (chain_matrix(), np.array([2**63, 2**63, 5], np.uint64), InvalidArgumentError, ["layer_sizes", f"add up to {2**64 + 5}"]),
         (with_edge(4, 0), [2, 2, 1], InvalidArgumentError, ["A: edge 4 -> 0", "A[4, 0]", "layer 2 to layer 0"]),
         (with_edge(2, 3), [2, 2, 1], InvalidArgumentError, ["A: edge 2 -> 3", "layer 1 to layer 1"]),
         (with_edge(1, 1), [2, 2, 1], InvalidArgumentError, ["A: edge 1 -> 1", "layer 0 to layer 0"]),
@@ -302,6 +305,17 @@ def networkx_case(change):
         (networkx_case(lambda G: G.nodes["d"].update(layer=3)), InvalidArgumentError, ["'layer' = 2", "without gaps"]),
         (networkx_case(lambda G: G.nodes["d"].update(layer=9)), InvalidArgumentError, ["node 'd'", "'layer' = 9"]),
         (networkx_case(lambda G: G.nodes["d"].update(layer=-1)), InvalidArgumentError, ["node 'd'", "'layer' = -1"]),
+        (networkx_case(lambda G: G.nodes["d"].update(layer=2**70)), InvalidArgumentError, ["node 'd'", f"'layer' = {2**70}"]),
+        (
+            networkx_case(lambda G: G.nodes["d"].update(layer=np.uint64(2**64 - 1))),
+            InvalidArgumentError,
+            ["node 'd'", f"'layer' = {2**64 - 1}"],
+        ),
+        (
+            networkx_case(lambda G: nx.set_node_attributes(G, {"a": 0, "b": 2**70, "c": 0, "d": 0}, "slot")),
+            InvalidArgumentError,
+            ["node 'b'", f"'slot' = {2**70}", "outside every layer"],
+        ),
         (networkx_case(lambda G: G.nodes["d"].update(layer=1.5)), InvalidArgumentError, ["node 'd'", "'layer' = 1.5"]),
         (networkx_case(lambda G: G.nodes["a"].update(slot=0)), InvalidArgumentError, ["node 'b' has no 'slot'"]),
         (

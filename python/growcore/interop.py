@@ -126,11 +126,13 @@ def _layer_sizes_arg(layer_sizes: Any, n: int) -> list[int]:
     bad = np.flatnonzero(sizes < 1)
     if len(bad):
         raise InvalidArgumentError(f"layer_sizes[{bad[0]}]: must be positive, got {sizes[bad[0]]}")
-    if int(sizes.sum()) != n:
+    sizes_list = [int(s) for s in sizes]
+    total = sum(sizes_list)  # in Python ints: numpy's sum wraps around at 2**63
+    if total != n:
         raise InvalidArgumentError(
-            f"layer_sizes: {sizes.tolist()} add up to {int(sizes.sum())} neurons, but A has {n} rows and columns"
+            f"layer_sizes: {sizes_list} add up to {total} neurons, but A has {n} rows and columns"
         )
-    return [int(s) for s in sizes]
+    return sizes_list
 
 
 class _Backward(Exception):
@@ -322,19 +324,22 @@ def from_networkx(
             raise InvalidArgumentError(f"G: node {node!r} has no {layer!r} attribute")
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
             raise InvalidArgumentError(f"G: node {node!r} has {layer!r} = {value!r}; expected an int >= 0")
+        if value >= len(nodes):  # n nodes fill at most n layers without a gap
+            raise InvalidArgumentError(
+                f"G: node {node!r} has {layer!r} = {value}, but {len(nodes)} nodes cannot fill "
+                f"layers 0..{value} without a gap"
+            )
         layers[i] = value
         s = None if slot is None else data.get(slot)
         if s is not None:
             if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
                 raise InvalidArgumentError(f"G: node {node!r} has {slot!r} = {s!r}; expected an int")
+            if not 0 <= s < len(nodes):  # no layer has more than n slots
+                raise InvalidArgumentError(
+                    f"G: node {node!r} has {slot!r} = {s}, outside every layer of a {len(nodes)}-node graph"
+                )
             slots[i] = s
             slot_given[i] = True
-    if layers.max() >= len(nodes):  # n nodes fill at most n layers without a gap
-        i = int(layers.argmax())
-        raise InvalidArgumentError(
-            f"G: node {nodes[i]!r} has {layer!r} = {layers[i]}, but {len(nodes)} nodes cannot fill "
-            f"layers 0..{layers[i]} without a gap"
-        )
     sizes_arr = np.bincount(layers)
     empty = np.flatnonzero(sizes_arr == 0)
     if len(empty):
