@@ -240,8 +240,14 @@ def test_divergent_power_iteration_says_why():
 def test_general_graph_bad_input():
     with pytest.raises(InvalidArgumentError, match="square"):
         growcore.katz(sp.csr_array(np.ones((2, 3))))
-    with pytest.raises(InvalidArgumentError, match="weights"):
-        growcore.katz(sp.csr_array(np.array([[0.0, np.nan], [0.0, 0.0]])))
+    # A stored weight is named by its place in the caller's matrix or graph, not as `weights`.
+    with pytest.raises(InvalidArgumentError, match=r"^graph: A\[1, 2\] is nan; edge weights must be finite"):
+        growcore.katz(sp.csr_array(np.array([[0.0, 1.0, 0.0], [0.0, 0.0, np.nan], [0.0, 0.0, 0.0]])))
+    G = nx.DiGraph()
+    G.add_edge("x", "y", w=1.0)
+    G.add_edge("y", "z", w=np.inf)
+    with pytest.raises(InvalidArgumentError, match=r"^graph: edge 'y' -> 'z' \('w'\) is inf"):
+        growcore.katz(G, weights="w")
     with pytest.raises(InvalidArgumentError, match="weights: must be None"):
         growcore.katz(sp.identity(2, format="csr"), weights={(0, 1): [1.0]})
     with pytest.raises(TypeError, match="graph: expected"):

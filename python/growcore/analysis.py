@@ -63,6 +63,7 @@ def katz(
     """
     if isinstance(graph, Graph):
         return _core.katz(graph, alpha, beta, weights, direction, normalized)
+    nodes: list[Any] = []  # a networkx graph's nodes, in matrix order
     if sp.issparse(graph):
         if weights is not None:
             raise InvalidArgumentError(
@@ -72,7 +73,8 @@ def katz(
     elif _is_networkx(graph):
         import networkx as nx  # type: ignore[import-untyped]
 
-        matrix = nx.to_scipy_sparse_array(graph, nodelist=list(graph), weight=weights, format="csr")
+        nodes = list(graph)
+        matrix = nx.to_scipy_sparse_array(graph, nodelist=nodes, weight=weights, format="csr")
     else:
         raise TypeError(
             f"graph: expected a growcore.Graph, a scipy.sparse matrix or a networkx graph, "
@@ -87,6 +89,13 @@ def katz(
         csr = csr.copy()
         csr.sum_duplicates()
     data = np.asarray(csr.data, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(data))
+    if len(bad):
+        # Named as the caller knows the edge: by matrix position, or by nodes and attribute.
+        k = int(bad[0])
+        u, v = int(np.searchsorted(csr.indptr, k, side="right") - 1), int(csr.indices[k])
+        edge = f"A[{u}, {v}]" if sp.issparse(graph) else f"edge {nodes[u]!r} -> {nodes[v]!r} ({weights!r})"
+        raise InvalidArgumentError(f"graph: {edge} is {data[k]}; edge weights must be finite")
     return _core.katz_adjacency(
         csr.shape[0], csr.indptr, csr.indices, data, alpha, beta, direction, normalized, tol, max_iter
     )
