@@ -836,3 +836,14 @@ def test_state_dict_rng_position_beyond_the_generator(g, target, word_pos):
     last["rng"]["word_pos"] = 2**68 - 1  # the last position is fine
     target.load_state_dict(last)
     assert target.state_dict()["rng"]["word_pos"] == 2**68 - 1
+
+
+@pytest.mark.parametrize("value", [-1, 2**31, 2**40, 2**64, 2**200])
+def test_a_step_argument_out_of_range_gives_the_step_range(value):
+    g = Graph([2, 3, 2], 1.0)
+    before = g.copy()
+    with pytest.raises(InvalidArgumentError, match=r"^mature: must be an integer in \[0, 2\*\*31\)"):
+        g.stages(1, value, 2)
+    with pytest.raises(InvalidArgumentError, match=r"^maturity_age: must be an integer in \[0, 2\*\*31\)"):
+        g.apoptosis(1, 0.5, maturity_age=value)
+    assert g == before

@@ -318,7 +318,18 @@ pub fn non_negative(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<u64> {
 
 /// A step count (a step, an age or a number of steps): an integer in [0, 2**31).
 pub fn step_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<growcore_core::Step> {
-    step_value(i128::from(non_negative(obj, arg)?), arg)
+    match obj.extract::<i128>() {
+        Ok(value) => step_value(value, arg),
+        // An integer beyond 128 bits is out of range, not of the wrong type.
+        Err(_) if obj.is_instance_of::<pyo3::types::PyInt>() => Err(invalid(
+            arg,
+            format!("must be an integer in [0, 2**31), got {}", describe(obj)),
+        )),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{arg}: expected an integer, got {}",
+            describe(obj)
+        ))),
+    }
 }
 
 /// `step_arg` for a value already read as an integer.
