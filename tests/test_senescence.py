@@ -138,6 +138,18 @@ def test_diversity_and_redundant_pairs_match_numpy(n, k, values) -> None:
     assert (np.diff(pairs["similarity"]) <= 0).all()
 
 
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False).filter(lambda x: abs(x) > 1e-3), min_size=1, max_size=6),
+       st.integers(2, 4))
+def test_an_exact_duplicate_profile_has_similarity_one_and_diversity_zero(row, copies) -> None:
+    p = np.array([row] * copies + [[1.0] + [0.0] * (len(row) - 1)])
+    assert (growcore.diversity(p)[:copies] == 0.0).all()
+    pairs = growcore.redundant_pairs(p, 1.0)
+    assert [(a, b) for a, b in zip(pairs["a"].tolist(), pairs["b"].tolist()) if b < copies] == [
+        (i, j) for i in range(copies) for j in range(i + 1, copies)
+    ]
+    assert (pairs["similarity"] <= 1.0).all()
+
+
 def test_profile_errors() -> None:
     with pytest.raises(growcore.InvalidArgumentError, match="profiles"):
         growcore.diversity(np.zeros(3))

@@ -48,11 +48,19 @@ impl<'a> Profiles<'a> {
         out
     }
 
-    /// Cosine similarity of rows `i` and `j`, given the unit rows.
+    /// Cosine similarity of rows `i` and `j`, given the unit rows: exactly 1 for equal nonzero
+    /// rows (their rounded dot product can fall just below 1), and never outside [-1, 1].
     fn cosine(&self, unit: &[f64], i: usize, j: usize) -> f64 {
         let k = self.k;
         let (a, b) = (&unit[i * k..(i + 1) * k], &unit[j * k..(j + 1) * k]);
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
+        if a == b && a.iter().any(|&x| x != 0.0) {
+            return 1.0;
+        }
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x * y)
+            .sum::<f64>()
+            .clamp(-1.0, 1.0)
     }
 
     /// Each neuron's diversity, `1 - max_{j != i} cos(p_i, p_j)`: 0 for an exact duplicate of
