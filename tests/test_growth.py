@@ -482,6 +482,45 @@ def test_the_braess_guard_needs_the_loss():
     assert grower.step_count == 0
 
 
+@pytest.mark.parametrize("loss", [torch.ones(3), "0.5x", "0.5", True, object()])
+def test_a_bad_loss_is_named_and_the_step_not_counted(loss):
+    model = GrowingMLP([4, 5, 2])
+    grower = Grower(model, torch.optim.SGD(model.parameters(), lr=0.1), braess=True)
+    with pytest.raises(growcore.InvalidArgumentError, match="^loss: expected"):
+        grower.step(loss)
+    assert grower.step_count == 0 and model.graph.step == 0
+    grower.step(np.float32(0.5))
+    grower.step(torch.tensor([[0.25]]))
+    assert grower.step_count == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [({"total_steps": 0}, "total_steps"), ({"total_steps": -5}, "total_steps"), ({"total_steps": "100"}, "total_steps"),
+     ({"total_steps": True}, "total_steps"), ({"seed": -1}, "seed"), ({"seed": 2**64}, "seed"), ({"seed": 1.5}, "seed")],
+)
+def test_grower_run_options_are_checked_when_given(kwargs, word):
+    model = GrowingMLP([4, 5, 2])
+    with pytest.raises(growcore.InvalidArgumentError, match=f"^{word}: must be"):
+        Grower(model, torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
+
+
+def test_the_braess_guard_compares_the_window_just_before_each_event():
+    torch.manual_seed(0)
+    model = GrowingMLP([5, 6, 6, 3], activation="tanh", seed=0, density=0.7)
+    grower = Grower(model, torch.optim.SGD(model.parameters(), lr=0.0), trigger=Interval(6),
+                    braess={"window": 4, "threshold": 10.0}, extrema={"q": 0.0}, epsilon=0.9)
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    befores = {}
+    for step in range(1, 13):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        grower.step(float(step))  # the loss of step s is s
+        if grower._pending is not None and grower._pending["step"] == step:
+            befores[step] = grower._pending["before"]
+    # Each event's "before" is the mean of the 4 losses before it, a guard in between or not.
+    assert befores == {6: 3.5, 12: 9.5}
+
+
 @pytest.mark.parametrize("policy", ["set", "rigl"])
 def test_prune_and_regrow_runs_on_every_block_of_a_growing_network(policy):
     from growcore.torch import make_policy

@@ -145,6 +145,12 @@ class Grower:
             raise InvalidArgumentError(f"route_init: must be a finite number, got {route_init!r}")
         if selection not in SELECTIONS:
             raise InvalidArgumentError(f"selection: expected one of {SELECTIONS}, got {selection!r}")
+        if total_steps is not None and (
+            not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1
+        ):
+            raise InvalidArgumentError(f"total_steps: must be a positive integer or None, got {total_steps!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+            raise InvalidArgumentError(f"seed: must be an integer in [0, 2**64), got {seed!r}")
         if policy is not None and policy.grow != "none" and total_steps is None:
             raise InvalidArgumentError(f"total_steps: the {policy.name} policy needs the run's total_steps")
         if trigger is not None and not isinstance(trigger, Trigger):
@@ -213,10 +219,10 @@ class Grower:
         step's loss (needed by the Braess guard and the plateau trigger)."""
         if loss is None and self.braess is not None:
             raise InvalidArgumentError("loss: the Braess guard needs the step's loss; call step(loss)")
+        loss_value = None if loss is None else _loss_value(loss)  # checked before anything changes
         self._step += 1
         graph = self.model.graph
         graph.advance(1)
-        loss_value = None if loss is None else float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
         if loss_value is not None and is_distributed():
             loss_value = float(all_reduce_mean(np.array([loss_value]))[0])
         events: list[Event] = []
@@ -234,7 +240,7 @@ class Grower:
                 events += self._judge()
         elif fire:
             events += self.grow(cause=self.trigger.name)
-        if loss_value is not None and self._pending is None:
+        if loss_value is not None:  # the last `window` losses, guard or not
             self._recent.append(loss_value)
         self._emit(events)
         return events
@@ -587,3 +593,17 @@ def _katz_options(katz: bool | Mapping[str, Any]) -> dict[str, Any] | None:
     except (TypeError, ValueError) as err:
         raise type(err)(f"katz: {err}") from err
     return options
+
+
+def _loss_value(loss: Any) -> float:
+    """A step's loss as a float: a number or a one-element tensor."""
+    if isinstance(loss, torch.Tensor):
+        if loss.numel() != 1:
+            raise InvalidArgumentError(f"loss: expected a one-element tensor, got shape {tuple(loss.shape)}")
+        return float(loss.detach())
+    try:
+        if isinstance(loss, (bool, str, bytes)):
+            raise TypeError
+        return float(loss)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"loss: expected a number or a one-element tensor, got {loss!r}") from None
