@@ -449,3 +449,20 @@ def test_normalisation_units_of_newborns_start_afresh() -> None:
     with pytest.raises(growcore.InvalidArgumentError, match="BatchNorm1d"):
         bad = nn.Sequential(nn.Linear(8, 10), nn.BatchNorm1d(7), nn.Linear(10, 3))
         Lifecycle(bad, torch.optim.SGD(bad.parameters(), lr=0.1))
+
+
+def test_lineage_summary_scores_the_living_by_the_configured_fitness(monkeypatch) -> None:
+    model = net((10, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    lc = Lifecycle(model, opt, interval=5, fraction=0.3, strategy="mutation", fitness="utility", maturity_age=0)
+    train(model, opt, lc, 30)
+    seen = {}
+    real = growcore.lineage.evolutionary_fitness
+    monkeypatch.setattr(growcore.lineage, "evolutionary_fitness",
+                        lambda table, fitness, **kw: seen.update(fitness) or real(table, fitness, **kw))
+    lc.lineage_summary()
+    for layer in lc.hidden:
+        want = lc.graph.normalized_fitness(layer, lc._fitness(layer))
+        got = [seen[i] for i in lc.graph.ids(layer).tolist()]
+        np.testing.assert_array_equal(got, want)
+        assert not np.array_equal(want, lc.graph.normalized_fitness(layer))  # the default differs

@@ -11,10 +11,10 @@ Replacing the neuron in slot ``s`` of hidden layer ``l``, by strategy:
 
 - ``random``: fresh incoming weights and bias from ``nn.Linear``'s own initialisation
   (uniform in ``+-1/sqrt(fan_in)``), zero outgoing weights;
-- ``mutation``: a parent's incoming weights and bias plus Gaussian noise of standard deviation
-  ``noise * std(parent's incoming weights)``, zero outgoing weights;
-- ``crossover``: ``alpha * p1 + (1 - alpha) * p2`` (weights and bias) plus the same noise, zero
-  outgoing weights; ``alpha`` is recorded in the event;
+- ``mutation``: a parent's incoming weights plus Gaussian noise of standard deviation
+  ``noise * std(parent's incoming weights)``, the parent's bias unchanged, zero outgoing weights;
+- ``crossover``: ``alpha * p1 + (1 - alpha) * p2`` (weights and bias) plus the same noise on the
+  weights, zero outgoing weights; ``alpha`` is recorded in the event;
 - ``function_preserving``: fresh incoming weights, zero outgoing weights, and the dying neuron's
   mean contribution ``W_out[:, s] * mean_activation[s]`` added to the next layer's bias, so the
   output does not move for inputs at which the neuron sat at its mean activation.
@@ -586,7 +586,9 @@ class Lifecycle:
         hidden = np.isin(table["layer"], self.hidden)
         fitness = lineage.death_fitness(self.events)
         for layer in self.hidden:
-            fitness.update(zip(self.graph.ids(layer).tolist(), self.graph.normalized_fitness(layer).tolist()))
+            # The same measure the events recorded at death: the layer's configured fitness.
+            now = self.graph.normalized_fitness(layer, self._fitness(layer))
+            fitness.update(zip(self.graph.ids(layer).tolist(), now.tolist()))
         counts = lineage.descendants(table, succession=False)[hidden]
         corr = lineage.evolutionary_fitness(table, fitness, succession=False)
         return {
