@@ -303,28 +303,20 @@ pub fn int_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<i64> {
         })
 }
 
-/// A non-negative integer argument.
-pub fn non_negative(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<u64> {
-    let value: i128 = obj.extract().map_err(|_| {
-        PyTypeError::new_err(format!("{arg}: expected an integer, got {}", describe(obj)))
-    })?;
-    u64::try_from(value).map_err(|_| {
-        invalid(
-            arg,
-            format!("must be an integer in [0, 2**64), got {value}"),
-        )
-    })
-}
-
-/// A step count (a step, an age or a number of steps): an integer in [0, 2**31).
-pub fn step_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<growcore_core::Step> {
+/// An integer argument that `fit` converts, or `None` when it is outside `range` (as written in
+/// the error, e.g. "[0, 2**31)"). A non-integer is a type error; an integer beyond 128 bits is
+/// out of range, like any other value `fit` refuses.
+fn int_in<T>(
+    obj: &Bound<'_, PyAny>,
+    arg: &str,
+    range: &str,
+    fit: impl Fn(i128) -> Option<T>,
+) -> PyResult<T> {
+    let out_of_range =
+        |got: String| invalid(arg, format!("must be an integer in {range}, got {got}"));
     match obj.extract::<i128>() {
-        Ok(value) => step_value(value, arg),
-        // An integer beyond 128 bits is out of range, not of the wrong type.
-        Err(_) if obj.is_instance_of::<pyo3::types::PyInt>() => Err(invalid(
-            arg,
-            format!("must be an integer in [0, 2**31), got {}", describe(obj)),
-        )),
+        Ok(value) => fit(value).ok_or_else(|| out_of_range(value.to_string())),
+        Err(_) if obj.is_instance_of::<pyo3::types::PyInt>() => Err(out_of_range(describe(obj))),
         Err(_) => Err(PyTypeError::new_err(format!(
             "{arg}: expected an integer, got {}",
             describe(obj)
@@ -332,17 +324,32 @@ pub fn step_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<growcore_core::St
     }
 }
 
-/// `step_arg` for a value already read as an integer.
-pub fn step_value(value: i128, arg: &str) -> PyResult<growcore_core::Step> {
+/// A non-negative integer argument.
+pub fn non_negative(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<u64> {
+    int_in(obj, arg, "[0, 2**64)", |v| u64::try_from(v).ok())
+}
+
+const STEP_RANGE: &str = "[0, 2**31)";
+
+fn step_fit(value: i128) -> Option<growcore_core::Step> {
     u32::try_from(value)
         .ok()
         .filter(|&v| v <= growcore_core::MAX_STEP)
-        .ok_or_else(|| {
-            invalid(
-                arg,
-                format!("must be an integer in [0, 2**31), got {value}"),
-            )
-        })
+}
+
+/// A step count (a step, an age or a number of steps): an integer in [0, 2**31).
+pub fn step_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<growcore_core::Step> {
+    int_in(obj, arg, STEP_RANGE, step_fit)
+}
+
+/// `step_arg` for a value already read as an integer.
+pub fn step_value(value: i128, arg: &str) -> PyResult<growcore_core::Step> {
+    step_fit(value).ok_or_else(|| {
+        invalid(
+            arg,
+            format!("must be an integer in {STEP_RANGE}, got {value}"),
+        )
+    })
 }
 
 /// A short description of a Python value for error messages.
