@@ -5,6 +5,8 @@ expect (``ValueError`` or ``IndexError``), so ``except ValueError`` keeps workin
 the argument at fault and the bad value. An operation that raises leaves the graph unchanged.
 """
 
+from typing import TypeGuard
+
 
 class GrowcoreError(Exception):
     """Base class of every growcore error."""
@@ -55,3 +57,8 @@ def is_real(value: object) -> bool:
     """Whether ``value`` is a real number for an argument check (a bool, which Python counts as
     an int, is not)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is an integer for an argument check (a bool is not)."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import growcore
-from growcore.errors import StateDictError
+from growcore.errors import StateDictError, is_int
 
 
 def check_state(state: Any, keys: set[str], version: int) -> int:
@@ -18,7 +18,7 @@ def check_state(state: Any, keys: set[str], version: int) -> int:
     if state["version"] != version:
         raise StateDictError(f"state['version']: expected {version}, got {state['version']!r}")
     step = state["step"]
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    if not is_int(step) or step < 0:
         raise StateDictError(f"state['step']: expected a non-negative integer, got {step!r}")
     return step
 

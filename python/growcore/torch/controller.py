@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import growcore
-from growcore.errors import InvalidArgumentError, StateDictError, is_real
+from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.distributed import broadcast_graph, broadcast_plan, is_distributed
 from growcore.torch.optim import fill_at, zero_state
@@ -105,7 +105,7 @@ class SparseController:
     ) -> None:
         if not is_real(density) or not 0.0 < density <= 1.0:
             raise InvalidArgumentError(f"density: must be in (0, 1], got {density!r}")
-        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
+        if not is_int(total_steps) or total_steps < 1:
             raise InvalidArgumentError(f"total_steps: must be a positive integer, got {total_steps!r}")
         self.model = model
         self.optimizer = optimizer

@@ -63,7 +63,7 @@ import numpy as np
 import torch
 
 import growcore
-from growcore.errors import InvalidArgumentError, StateDictError, is_real
+from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_state
 from growcore.torch.controller import apply_rewire, decide_rewire
 from growcore.torch.distributed import all_reduce_mean, is_distributed
@@ -146,10 +146,10 @@ class Grower:
         if selection not in SELECTIONS:
             raise InvalidArgumentError(f"selection: expected one of {SELECTIONS}, got {selection!r}")
         if total_steps is not None and (
-            not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1
+            not is_int(total_steps) or total_steps < 1
         ):
             raise InvalidArgumentError(f"total_steps: must be a positive integer or None, got {total_steps!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        if not is_int(seed) or not 0 <= seed < 2**64:
             raise InvalidArgumentError(f"seed: must be an integer in [0, 2**64), got {seed!r}")
         if policy is not None and policy.grow != "none" and total_steps is None:
             raise InvalidArgumentError(f"total_steps: the {policy.name} policy needs the run's total_steps")
@@ -187,7 +187,7 @@ class Grower:
                 raise InvalidArgumentError(f"braess: unknown options {sorted(extra)}; expected {sorted(braess_options)}")
             braess_options.update(braess if isinstance(braess, Mapping) else {})
             window, threshold = braess_options["window"], braess_options["threshold"]
-            if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+            if not is_int(window) or window < 1:
                 raise InvalidArgumentError(f"braess['window']: must be a positive integer, got {window!r}")
             if not isinstance(threshold, (int, float)) or not threshold >= 0:
                 raise InvalidArgumentError(f"braess['threshold']: must be a non-negative number, got {threshold!r}")

@@ -65,7 +65,7 @@ from torch import nn
 
 import growcore
 from growcore import lineage
-from growcore.errors import InvalidArgumentError, StateDictError, is_real
+from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.optim import zero_state
 from growcore.torch.stats import ActivationStats
@@ -170,7 +170,7 @@ class Lifecycle:
                     f"layers: not a chain: linear {i} has in_features={linears[i].in_features} but "
                     f"linear {i - 1} has out_features={linears[i - 1].out_features}"
                 )
-        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
+        if not is_int(interval) or interval < 1:
             raise InvalidArgumentError(f"interval: must be a positive integer, got {interval!r}")
         defaults = {
             "strategy": strategy,
@@ -195,7 +195,7 @@ class Lifecycle:
             merged = {**defaults, **overrides}
             _check_options(f"layer_options[{name!r}].", merged)
             self.options[names[name]] = merged
-        if end is not None and (not isinstance(end, int) or isinstance(end, bool) or end < 0):
+        if end is not None and (not is_int(end) or end < 0):
             raise InvalidArgumentError(f"end: must be a non-negative integer step or None, got {end!r}")
         self.senescence = _senescence_options(senescence, interval)
         if (
@@ -208,7 +208,7 @@ class Lifecycle:
                 f"stability, energy), got {objective_weights!r}"
             )
         if specialization is not None and (
-            not isinstance(specialization, int) or isinstance(specialization, bool) or specialization < 2
+            not is_int(specialization) or specialization < 2
         ):
             raise InvalidArgumentError(f"specialization: the number of classes must be an integer >= 2, got {specialization!r}")
         for l, mods in norms.items():

@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from growcore.errors import InvalidArgumentError, StateDictError, is_real
+from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 
 
 def _well_formed(like: Any, value: Any) -> bool:
@@ -34,7 +34,7 @@ def _well_formed(like: Any, value: Any) -> bool:
 
 
 def _positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_int(value) or value < 1:
         raise InvalidArgumentError(f"{name}: must be a positive integer, got {value!r}")
 
 
