@@ -347,6 +347,57 @@ def test_a_helpful_growth_event_is_kept_and_growth_waits_for_the_verdict():
     assert model.sizes == sizes
 
 
+def _pending_grower():
+    """A grower with a Braess verdict pending (one loss of its window seen)."""
+    model, opt, grower, x, y = _trained([5, 6, 6, 3], steps=4, extrema={"q": 0.0}, epsilon=0.9, braess={"window": 3, "threshold": 0.5})
+    grower.grow()
+    opt.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    grower.step(loss)
+    assert grower._pending is not None and len(grower._pending["after"]) == 1
+    return model, opt, grower, x, y
+
+
+def test_a_saved_grower_state_does_not_change_as_training_goes_on():
+    model, opt, grower, x, y = _pending_grower()
+    saved = grower.state_dict()
+    frozen = copy.deepcopy(saved)
+    opt.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    grower.step(loss)
+    assert len(grower._pending["after"]) == 2
+    assert saved == frozen
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda p: p.pop("after"),
+        lambda p: p.update(after=[1.0, "x"]),
+        lambda p: p.update(after=None),
+        lambda p: p.update(before="high"),
+        lambda p: p.update(step=1.5),
+        lambda p: p["plan"].pop("routes"),
+        lambda p: p["plan"]["clones"].update(id=[1.5] * len(p["plan"]["clones"]["id"])),
+        lambda p: p["plan"]["clones"]["id"].append(7),
+        lambda p: p["plan"].update(new_blocks=[(1,)]),
+    ],
+)
+def test_a_malformed_pending_verdict_is_refused_and_nothing_changes(corrupt):
+    model, opt, grower, x, y = _pending_grower()
+    saved = grower.state_dict()
+    corrupt(saved["pending"])
+    before = copy.deepcopy(grower.state_dict())
+    trigger = grower.trigger.state_dict()
+    with pytest.raises(growcore.StateDictError, match="pending"):
+        grower.load_state_dict(saved)
+    assert grower.state_dict() == before and grower.trigger.state_dict() == trigger
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

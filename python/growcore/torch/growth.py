@@ -505,7 +505,7 @@ class Grower:
             "step": self._step,
             "trigger": self.trigger.state_dict(),
             "recent": list(self._recent),
-            "pending": self._pending,
+            "pending": _pending_copy(self._pending),
             "events": list(self.events),
         }
 
@@ -514,17 +514,20 @@ class Grower:
         step = check_state(state, {"version", "step", "trigger", "recent", "pending", "events"}, STATE_VERSION)
         if step != self.model.graph.step:
             raise StateDictError(f"state['step']: {step} does not match the model's graph step {self.model.graph.step}")
-        pending = state["pending"]
-        if pending is not None and (not isinstance(pending, Mapping) or set(pending) != {"step", "plan", "before", "after"}):
-            raise StateDictError(f"state['pending']: malformed {type(pending).__name__}")
+        pending = _pending_copy(state["pending"])
         recent = state["recent"]
         if not isinstance(recent, (list, tuple)) or not all(is_real(x) for x in recent):
             raise StateDictError(f"state['recent']: expected a list of losses, got {type(recent).__name__}")
-        self.trigger.load_state_dict(dict(state["trigger"]))
+        events, trigger = state["events"], state["trigger"]
+        if not isinstance(events, (list, tuple)) or not all(isinstance(e, Mapping) for e in events):
+            raise StateDictError(f"state['events']: expected a list of events, got {type(events).__name__}")
+        if not isinstance(trigger, Mapping):
+            raise StateDictError(f"state['trigger']: expected a dict, got {type(trigger).__name__}")
+        self.trigger.load_state_dict(dict(trigger))  # checks it before changing anything
         self._step = step
         self._recent = deque((float(x) for x in recent), maxlen=self._recent.maxlen)
-        self._pending = None if pending is None else {**pending, "after": list(pending["after"])}
-        self.events = list(state["events"])
+        self._pending = pending
+        self.events = [dict(e) for e in events]
 
     def remove(self) -> None:
         """Detaches the statistics hooks."""
@@ -561,6 +564,53 @@ def _by_block(routes: Mapping[str, Any]) -> list[tuple[tuple[int, int], np.ndarr
         cols = np.asarray(routes["src_slot"], dtype=np.int64)[sel]
         out.append(((a, b), rows, cols))
     return out
+
+
+def _pending_copy(pending: Any) -> dict[str, Any] | None:
+    """A fresh copy of a pending Braess verdict (from the grower or a state dict), so a saved
+    state dict does not change as training goes on; anything malformed is a StateDictError."""
+    if pending is None:
+        return None
+    try:
+        if not isinstance(pending, Mapping) or set(pending) != {"step", "plan", "before", "after"}:
+            raise ValueError
+        plan = pending["plan"]
+        if not isinstance(plan, Mapping) or set(plan) != {"clones", "routes", "new_blocks"}:
+            raise ValueError
+        parts = {}
+        for part, keys in (("clones", _CLONE_KEYS), ("routes", _ROUTE_KEYS)):
+            if not isinstance(plan[part], Mapping) or set(plan[part]) != keys:
+                raise ValueError
+            columns = {k: [_plan_value(k, x) for x in plan[part][k]] for k in sorted(keys)}
+            if len({len(c) for c in columns.values()}) > 1:
+                raise ValueError
+            parts[part] = columns
+        new_blocks = [(int(a), int(b)) for a, b in plan["new_blocks"]]
+        step, before, after = pending["step"], pending["before"], pending["after"]
+        if not is_int(step) or not (before is None or is_real(before)) or not all(is_real(x) for x in after):
+            raise ValueError
+    except (ValueError, TypeError, KeyError):
+        raise StateDictError(f"state['pending']: malformed pending Braess verdict {pending!r:.200}") from None
+    return {
+        "step": int(step),
+        "plan": {**parts, "new_blocks": new_blocks},
+        "before": None if before is None else float(before),
+        "after": [float(x) for x in after],
+    }
+
+
+def _plan_value(column: str, x: Any) -> int | bool:
+    """One entry of a saved plan's column: a bool for ``vertical``, an int otherwise."""
+    if column == "vertical" and isinstance(x, bool):
+        return x
+    if not is_int(x):
+        raise ValueError
+    return x
+
+
+#: The columns of a growth plan's clones and routes, as ``Graph.grow`` returns them.
+_CLONE_KEYS = frozenset({"vertical", "source_layer", "source_slot", "source_id", "layer", "slot", "id", "noise_seed"})
+_ROUTE_KEYS = frozenset({"src_layer", "src_slot", "dst_layer", "dst_slot"})
 
 
 def _plain(plan: Mapping[str, Any]) -> dict[str, Any]:
