@@ -303,6 +303,37 @@ def test_a_failed_load_leaves_the_model_as_it_was():
     assert model(x).shape == (5, 2)
 
 
+@pytest.mark.parametrize(
+    ("corrupt", "match"),
+    [
+        (lambda e: e.update(order=[n for n in e["order"] if n != "w1_2"]), "order"),
+        (lambda e: e.update(order=e["order"] + ["w0_2"]), "order"),
+        (lambda e: e.update(order=e["order"][:-1] + e["order"][:1]), "order"),
+        (lambda e: e.update(order="b1"), "order"),
+    ],
+)
+def test_a_malformed_parameter_order_is_refused_and_the_model_kept(corrupt, match):
+    saved = GrowingMLP([4, 6, 5, 2], activation="relu", seed=1).state_dict()
+    extra = dict(saved["_extra_state"])
+    corrupt(extra)
+    saved["_extra_state"] = extra
+    model = GrowingMLP([4, 3, 3, 2], activation="relu")
+    graph, names = model.graph.copy(), list(model.params)
+    with pytest.raises(growcore.StateDictError, match=match):
+        model.load_state_dict(saved)
+    assert model.graph == graph and list(model.params) == names
+    assert model(torch.randn(5, 4)).shape == (5, 2)
+
+
+@pytest.mark.parametrize("sizes", [[5, 6, 2], [4, 6, 3]])
+def test_a_state_dict_with_other_inputs_or_outputs_is_refused(sizes):
+    saved = GrowingMLP(sizes, activation="relu").state_dict()
+    model = GrowingMLP([4, 6, 2], activation="relu")
+    with pytest.raises(growcore.StateDictError, match="inputs and the outputs"):
+        model.load_state_dict(saved)
+    assert model.sizes == [4, 6, 2]
+
+
 # ---------------------------------------------------------------------------- Braess guard
 
 
@@ -414,6 +445,9 @@ def test_a_malformed_pending_verdict_is_refused_and_nothing_changes(corrupt):
         ({"extrema": {"q": 2.0}}, "q"),
         ({"selection": "best"}, "selection"),
         ({"braess": {"window": 0}}, "window"),
+        ({"braess": 5}, "braess: expected True"),
+        ({"braess": 0}, "braess: expected True"),
+        ({"braess": {"threshold": True}}, "threshold"),
         ({"trigger": "interval"}, "trigger"),
         ({"katz": {"bogus": 1}}, "katz.*bogus"),
         ({"katz": {"alpha": "x"}}, "katz"),
@@ -425,6 +459,16 @@ def test_bad_grower_options_are_named(options, match):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises((ValueError, TypeError), match=match):  # TypeError: a wrong kind of value
         Grower(model, opt, **options)
+
+
+@pytest.mark.parametrize("sizes", [[4, 2.5, 2], [4, True, 2], [4, 0, 2], [4, 2], "432", 5, [4, "3", 2]])
+def test_bad_growing_mlp_sizes_are_named(sizes):
+    with pytest.raises(growcore.InvalidArgumentError, match="sizes"):
+        GrowingMLP(sizes)
+
+
+def test_growing_mlp_sizes_may_be_numpy_integers():
+    assert GrowingMLP(np.array([4, 3, 2])).sizes == [4, 3, 2]
 
 
 def test_bad_graph_growth_input_changes_nothing():

@@ -21,7 +21,8 @@ rebuilds the saved structure (sizes and blocks, from the graph in the state dict
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,8 @@ class GrowingMLP(nn.Module):
     Args:
         sizes: layer sizes ``[inputs, hidden..., outputs]`` (at least one hidden layer).
         activation: ``"relu"``, ``"tanh"`` or ``"sigmoid"`` after every hidden layer.
-        density: fraction of each adjacent block's weights present at the start, in (0, 1].
+        density: fraction of each adjacent block's weights present at the start, in [0, 1]
+            (0: no edges; growth adds them).
         skips: skip blocks ``(a, b)``, ``b > a + 1``, to create (empty) at the start.
         seed: fixes the initial structure and weights.
     """
@@ -60,9 +62,10 @@ class GrowingMLP(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 3 or any(s < 1 for s in sizes):
-            raise InvalidArgumentError(f"sizes: expected [inputs, hidden..., outputs] of positive sizes, got {list(sizes)}")
+        given = list(sizes) if isinstance(sizes, Iterable) and not isinstance(sizes, (str, bytes)) else []
+        if len(given) < 3 or not all(_is_positive_int(s) for s in given):
+            raise InvalidArgumentError(f"sizes: expected [inputs, hidden..., outputs] of positive integers, got {sizes!r}")
+        sizes = [operator.index(s) for s in given]
         if activation not in ACTIVATIONS:
             raise InvalidArgumentError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.activation = activation
@@ -244,32 +247,46 @@ class GrowingMLP(nn.Module):
             graph = growcore.Graph.from_bytes(extra["graph"])
         except Exception as err:
             raise StateDictError(f"state['_extra_state']['graph']: {err}") from err
-        if len(graph.layer_sizes) != self.num_layers:
+        saved, mine = [int(n) for n in graph.layer_sizes], self.sizes
+        if len(saved) != len(mine) or (saved[0], saved[-1]) != (mine[0], mine[-1]):
             raise StateDictError(
-                f"state['_extra_state']['graph']: {len(graph.layer_sizes)} layers, this model has {self.num_layers}"
+                f"state['_extra_state']['graph']: layer sizes {saved}, this model's are {mine} "
+                "(the number of layers, the inputs and the outputs must match)"
+            )
+        order = extra["order"]
+        expected = {f"b{layer}" for layer in range(1, len(saved))} | {_block_name(k) for k in graph.blocks}
+        if not isinstance(order, (list, tuple)) or len(order) != len(expected) or set(order) != expected:
+            raise StateDictError(
+                f"state['_extra_state']['order']: expected the parameters {sorted(expected)} of the saved graph, got {order!r}"
             )
         device = self.bias(1).device
         params = nn.ParameterDict()
+        for name in order:
+            if name.startswith("b"):
+                shape: tuple[int, ...] = (saved[int(name[1:])],)
+            else:
+                a, b = (int(x) for x in name[1:].split("_"))
+                shape = (saved[b], saved[a])
+            params[name] = nn.Parameter(torch.zeros(shape, device=device))
+        # Swap the structure in for loading the tensors; put the old one back if anything fails.
+        before = self.graph, self.params, self.masks
         try:
-            for name in extra["order"]:
-                if name.startswith("b"):
-                    shape: tuple[int, ...] = (graph.layer_sizes[int(name[1:])],)
-                else:
-                    a, b = (int(x) for x in name[1:].split("_"))
-                    shape = (graph.layer_sizes[b], graph.layer_sizes[a])
-                params[name] = nn.Parameter(torch.zeros(shape, device=device))
-        except (ValueError, IndexError, TypeError, AttributeError) as err:
-            raise StateDictError(f"state['_extra_state']['order']: malformed parameter list {extra['order']!r}") from err
-        # Swap the structure in for loading the tensors; put the old one back if that fails.
-        before = self.graph, self.params
-        self.graph, self.params = graph, params
-        self.refresh_masks()
-        try:
+            self.graph, self.params = graph, params
+            self.refresh_masks()
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         except BaseException:
-            self.graph, self.params = before
-            self.refresh_masks()
+            self.graph, self.params, self.masks = before
             raise
+
+
+def _is_positive_int(value: object) -> bool:
+    """An integer (Python's or numpy's, not a bool) of at least 1."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        return operator.index(value) >= 1  # type: ignore[arg-type]
+    except TypeError:
+        return False
 
 
 def _relaid(t: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:

@@ -180,18 +180,7 @@ class Grower:
         self.katz_options = katz_options
         low, high = saturation if saturation is not None else (None, None)
         self.saturation = growcore.saturation_thresholds(model.activation, epsilon, low=low, high=high)  # type: ignore[arg-type]
-        braess_options: dict[str, Any] = {"window": 50, "threshold": 0.05}
-        if braess not in (None, False):
-            extra = set(dict(braess if isinstance(braess, Mapping) else {})) - set(braess_options)
-            if extra:
-                raise InvalidArgumentError(f"braess: unknown options {sorted(extra)}; expected {sorted(braess_options)}")
-            braess_options.update(braess if isinstance(braess, Mapping) else {})
-            window, threshold = braess_options["window"], braess_options["threshold"]
-            if not is_int(window) or window < 1:
-                raise InvalidArgumentError(f"braess['window']: must be a positive integer, got {window!r}")
-            if not isinstance(threshold, (int, float)) or not threshold >= 0:
-                raise InvalidArgumentError(f"braess['threshold']: must be a non-negative number, got {threshold!r}")
-        self.braess = braess_options if braess not in (None, False) else None
+        self.braess = _braess_options(braess)
         check_options(model.num_layers, model.activation, self.grow_options, self.extrema_options)
 
         if is_distributed():
@@ -532,6 +521,26 @@ class Grower:
     def remove(self) -> None:
         """Detaches the statistics hooks."""
         self.stats.remove()
+
+
+def _braess_options(braess: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The Braess guard's options: None when off, else the defaults updated by ``braess``."""
+    if braess is None or braess is False:
+        return None
+    if braess is not True and not isinstance(braess, Mapping):
+        raise InvalidArgumentError(f'braess: expected True, False, None or a dict of "window" and "threshold", got {braess!r}')
+    options: dict[str, Any] = {"window": 50, "threshold": 0.05}
+    given = dict(braess) if isinstance(braess, Mapping) else {}
+    extra = set(given) - set(options)
+    if extra:
+        raise InvalidArgumentError(f"braess: unknown options {sorted(extra)}; expected {sorted(options)}")
+    options.update(given)
+    window, threshold = options["window"], options["threshold"]
+    if not is_int(window) or window < 1:
+        raise InvalidArgumentError(f"braess['window']: must be a positive integer, got {window!r}")
+    if not is_real(threshold) or not threshold >= 0:
+        raise InvalidArgumentError(f"braess['threshold']: must be a non-negative number, got {threshold!r}")
+    return options
 
 
 def check_options(
