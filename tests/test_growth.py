@@ -429,6 +429,37 @@ def test_a_malformed_pending_verdict_is_refused_and_nothing_changes(corrupt):
     assert grower.state_dict() == before and grower.trigger.state_dict() == trigger
 
 
+def test_a_failed_rewire_decision_changes_no_block():
+    from growcore.torch import make_policy
+
+    torch.manual_seed(0)
+    model = GrowingMLP([6, 8, 8, 3], density=0.5, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    grower = Grower(model, opt, trigger=Interval(1000), policy=make_policy("rigl", interval=3), total_steps=20)
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    for step in range(3):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if step == 2:  # the update step: the last block's weights diverged
+            with torch.no_grad():
+                rows, cols = np.nonzero(model.graph.to_dense(2, 3))
+                model.weight((2, 3))[rows[0], cols[0]] = float("nan")
+            graph = model.graph.copy()
+            masks = {k: m.clone() for k, m in model.masks.items()}
+            weights = {k: model.weight(k).detach().clone() for k in model.blocks()}
+            with pytest.raises(growcore.NonFiniteError):
+                grower.step(loss)
+        else:
+            grower.step(loss)
+    assert grower.step_count == 2 and model.graph == graph
+    assert not any(e["kind"] == "rewire" for e in grower.events)
+    for key in model.blocks():
+        assert torch.equal(model.masks[key], masks[key]), key
+        assert torch.allclose(model.weight(key).detach(), weights[key], rtol=0, atol=0, equal_nan=True), key
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

@@ -67,7 +67,7 @@ from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_rea
 from growcore.torch.checkpoint import check_state
 from growcore.torch.controller import apply_rewire, decide_rewire
 from growcore.torch.distributed import all_reduce_mean, is_distributed
-from growcore.torch.growing import GrowingMLP
+from growcore.torch.growing import Block, GrowingMLP
 from growcore.torch.optim import zero_state
 from growcore.torch.policies import Policy
 from growcore.torch.stats import ActivationStats
@@ -209,16 +209,24 @@ class Grower:
         if loss is None and self.braess is not None:
             raise InvalidArgumentError("loss: the Braess guard needs the step's loss; call step(loss)")
         loss_value = None if loss is None else _loss_value(loss)  # checked before anything changes
+        fraction = 0.0
+        if self.policy is not None and self.total_steps is not None:
+            fraction = self.policy.fraction(self._step + 1, self.total_steps)
+        before = self.model.graph.copy() if fraction > 0.0 else None
         self._step += 1
-        graph = self.model.graph
-        graph.advance(1)
+        self.model.graph.advance(1)
         if loss_value is not None and is_distributed():
             loss_value = float(all_reduce_mean(np.array([loss_value]))[0])
         events: list[Event] = []
-        if self.policy is not None and self.total_steps is not None:
-            fraction = self.policy.fraction(self._step, self.total_steps)
-            if fraction > 0.0:
-                events += self._rewire(fraction)
+        if before is not None:
+            # Every block is decided before any plan is applied; if a decision fails (e.g.
+            # non-finite weights) the graph and the clock are put back and nothing else changed.
+            try:
+                plans = self._decide_rewires(fraction)
+            except BaseException:
+                self.model.graph, self._step = before, self._step - 1
+                raise
+            events += self._apply_rewires(fraction, plans)
         self.model.apply_masks()
         grad_norm = self._observe()
         fire = self.trigger.update(self._step, loss_value, grad_norm)
@@ -420,21 +428,25 @@ class Grower:
     # ------------------------------------------------------------------ rewiring and statistics
 
     @torch.no_grad()
-    def _rewire(self, fraction: float) -> list[Event]:
+    def _decide_rewires(self, fraction: float) -> list[tuple[Block, dict[str, np.ndarray]]]:
+        """Every block's prune-and-regrow plan (the graph is updated as each is decided)."""
         assert self.policy is not None
-        events = []
+        plans = []
         for key in self.model.blocks():
-            nnz = self.model.graph.block_nnz(*key)
-            count = round(fraction * nnz)
-            if count == 0:
-                continue
+            count = round(fraction * self.model.graph.block_nnz(*key))
             w = self.model.weight(key)
-            if w.grad is None and self.policy.grow == "gradient":
+            if count == 0 or (w.grad is None and self.policy.grow == "gradient"):
                 continue
             g = None if w.grad is None else w.grad.detach()
-            mask = self.model.masks[key]
-            plan = decide_rewire(self.model.graph, key, w.detach(), g, mask, count, self.policy)
-            apply_rewire(plan, mask, w, self.optimizer)
+            plans.append((key, decide_rewire(self.model.graph, key, w.detach(), g, self.model.masks[key], count, self.policy)))
+        return plans
+
+    @torch.no_grad()
+    def _apply_rewires(self, fraction: float, plans: list[tuple[Block, dict[str, np.ndarray]]]) -> list[Event]:
+        assert self.policy is not None
+        events = []
+        for key, plan in plans:
+            apply_rewire(plan, self.model.masks[key], self.model.weight(key), self.optimizer)
             events.append(
                 {
                     "kind": "rewire",
