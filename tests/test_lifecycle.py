@@ -217,6 +217,32 @@ def test_layer_specific_strategies_and_rates() -> None:
     assert len(deep) == 1 and deep[0]["strategy"] == "function_preserving"
 
 
+def test_a_failed_decision_in_a_later_layer_changes_nothing() -> None:
+    model = net((10, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    lc = Lifecycle(
+        model, opt, interval=10, fraction=0.3, maturity_age=0, senescence={"window": 2, "flat_steps": 0},
+        layer_options={"hidden2": {"fitness": "utility"}},
+    )
+    train(model, opt, lc, 9)
+    x, y = batch()
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    with torch.no_grad():
+        model[4].weight[0, 0] = float("nan")  # hidden2's utility can't be scored
+    graph, tracker = lc.graph.copy(), lc.tracker.to_bytes()
+    params = copy.deepcopy(model.state_dict())
+    moments = copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match="out_weight"):
+        lc.step()
+    assert lc.step_count == 9 and lc.graph == graph and lc.tracker.to_bytes() == tracker and lc.events == []
+    for name, value in model.state_dict().items():
+        assert torch.allclose(value, params[name], rtol=0, atol=0, equal_nan=True), name
+    for p, state in opt.state_dict()["state"].items():
+        assert all(torch.equal(v, moments["state"][p][k]) for k, v in state.items()), p
+
+
 @pytest.mark.parametrize("fitness", ["utility", "dormancy"])
 def test_alternative_fitness_kills_the_lowest_scores(fitness) -> None:
     model = net((10,))

@@ -266,22 +266,35 @@ class Lifecycle:
         """Call once after every ``optimizer.step()``: feeds the step's statistics to the graph
         and, every ``interval`` steps, updates senescence (if on) and replaces the least fit
         mature hidden neurons and the escalated senescent ones. ``labels``: the class of each
-        sample of the last forward pass (with ``specialization``). Returns this step's events."""
-        if labels is not None:
-            self._observe_classes(labels)
-        self._step += 1
-        self.graph.advance(1)
-        self._observe()
-        if self._step % self.interval != 0 or (self.end is not None and self._step >= self.end):
+        sample of the last forward pass (with ``specialization``). Returns this step's events.
+
+        At an event every layer is decided on the same weights before any of them changes, so
+        a failed decision (a non-finite fitness, say) leaves the clock, the graph, the tracker,
+        the weights and the optimizer state as they were (the step's statistics are dropped)."""
+        step = self._step + 1
+        if step % self.interval != 0 or (self.end is not None and step >= self.end):
+            self._count(labels)
             return []
+        # An event is decided in the core, every layer, before any weight changes; if anything
+        # fails until then (e.g. a non-finite fitness after a diverged step) the graph, the
+        # clock, the tracker and the class counts are put back.
+        saved = (
+            self.graph.copy(),
+            self.tracker.to_bytes(),
+            {l: t.clone() for l, t in self._class_sum.items()},
+            {l: t.clone() for l, t in self._class_count.items()},
+        )
+        try:
+            self._count(labels)
+            decisions = [self._decide(layer) for layer in self.hidden]
+        except BaseException:
+            self.graph, tracker, self._class_sum, self._class_count = saved
+            self.tracker, self._step = growcore.Senescence.from_bytes(tracker), step - 1
+            raise
         events: list[Event] = []
-        for layer in self.hidden:
-            fitness = self._fitness(layer)
-            escalated: list[int] = []
-            if self.senescence is not None:
-                found, escalated = self._senescence(layer, fitness)
-                events += found
-            events += self._apoptosis(layer, fitness, escalated)
+        for layer, (found, plan, mean_activation) in zip(self.hidden, decisions):
+            events += found
+            events += self._apoptosis(layer, plan, mean_activation)
             if self.senescence is not None:
                 self._senescent[layer] = torch.as_tensor(
                     self.tracker.senescent(self.graph, layer), device=self.linears[layer - 1].weight.device
@@ -291,6 +304,14 @@ class Lifecycle:
             for event in events:
                 self.on_event(event)
         return events
+
+    def _count(self, labels: torch.Tensor | None) -> None:
+        """Advances the clock and feeds the step's statistics (and classes) to the graph."""
+        if labels is not None:
+            self._observe_classes(labels)
+        self._step += 1
+        self.graph.advance(1)
+        self._observe()
 
     def _observe(self) -> None:
         grads = {
@@ -445,10 +466,16 @@ class Lifecycle:
         self._saved = {}
 
     @torch.no_grad()
-    def _apoptosis(self, layer: int, fitness: np.ndarray | None, escalated: list[int]) -> list[Event]:
+    def _decide(self, layer: int) -> tuple[list[Event], dict[str, np.ndarray], np.ndarray]:
+        """The core's decisions for one hidden layer: its senescence events and its apoptosis
+        plan (the graph and the tracker are updated), and the mean activations before it."""
         options = self.options[layer]
+        fitness = self._fitness(layer)
+        found: list[Event] = []
+        escalated: list[int] = []
+        if self.senescence is not None:
+            found, escalated = self._senescence(layer, fitness)
         mean_activation = self.graph.stats(layer)["mean"]  # read before the dead lose their statistics
-        incoming, outgoing = self.linears[layer - 1], self.linears[layer]
         kwargs: dict[str, Any] = {}
         if options["alpha"] is not None:
             kwargs["alpha"] = options["alpha"]
@@ -464,8 +491,15 @@ class Lifecycle:
             maturity_age=options["maturity_age"],
             **kwargs,
         )
+        return found, plan, mean_activation
+
+    @torch.no_grad()
+    def _apoptosis(self, layer: int, plan: Mapping[str, np.ndarray], mean_activation: np.ndarray) -> list[Event]:
+        """Applies a layer's apoptosis plan to the weights, the optimizer state and the norms."""
         if len(plan["slot"]) == 0:
             return []
+        options = self.options[layer]
+        incoming, outgoing = self.linears[layer - 1], self.linears[layer]
         w_in, w_out = incoming.weight, outgoing.weight
         slots = torch.as_tensor(plan["slot"], device=w_in.device)
         table = self.graph.lineage()  # ids index its rows
