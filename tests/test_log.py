@@ -246,6 +246,45 @@ def test_append_continues_both_stores_and_counts(tmp_path):
     assert read_nonfinite_counts(tmp_path) == {"metrics.loss": 2}
 
 
+class _FullDisk:
+    """A JSONL file whose next write half-succeeds and then fails, as on a full disk."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def tell(self):
+        return self.file.tell()
+
+    def write(self, data):
+        self.file.write(data[: len(data) // 2])
+        self.file.flush()
+        raise OSError(28, "No space left on device")
+
+    def close(self):
+        self.file.close()
+
+
+@pytest.mark.parametrize("failing", ["_events_file", "_metrics_file"])
+def test_a_failed_jsonl_write_leaves_both_stores_as_they_were_and_a_retry_writes_once(tmp_path, failing):
+    log = RunLog(tmp_path, run="r", batch_size=100)
+    log.event("rewire", step=1, layer="fc1", dropped=2, grown=2)
+    log.metric(step=1, loss=0.5)
+    log.flush()
+    log.event("rewire", step=2, layer="fc1", dropped=1, grown=1)
+    log.metric(step=2, loss=0.25)
+    setattr(log, failing, _FullDisk(getattr(log, failing)))
+    with pytest.raises(OSError, match="No space"):
+        log.flush()
+    events, metrics = both(tmp_path)
+    assert [e["step"] for e in events] == [1] and [m["step"] for m in metrics] == [1]
+    log.close()  # the retry: the buffered batch is written once
+    events, metrics = both(tmp_path)
+    assert [e["step"] for e in events] == [1, 2] and [m["step"] for m in metrics] == [1, 2]
+    with RunLog(tmp_path, run="r", append=True) as again:  # the stores agree
+        again.metric(step=3, loss=0.125)
+    assert [m["step"] for m in both(tmp_path)[1]] == [1, 2, 3]
+
+
 def test_append_to_an_empty_folder_creates_the_log(tmp_path):
     with RunLog(tmp_path, run="r", append=True) as log:
         log.event("x", step=1)

@@ -32,9 +32,11 @@ the ``with`` block exits through an exception, so a crashed run keeps its log). 
 has been flushed.
 
 **Durability.** Nothing is fsync'd (SQLite runs with ``synchronous=OFF``): a crash or kill of
-the training process loses at most the records not yet flushed and leaves both stores
-consistent; an operating-system crash or power loss may lose or damage the last batches. Syncing
-every batch would cost more than the rest of the logging.
+the training process loses at most the records not yet flushed (a kill in the middle of a flush
+can leave the two stores a batch apart, which ``append=True`` detects and refuses); an
+operating-system crash or power loss may lose or damage the last batches. Syncing every batch
+would cost more than the rest of the logging. A flush that fails (a full disk, say) leaves both
+stores as they were and keeps the batch for the next flush.
 
 **Non-finite numbers.** JSON has no NaN or infinity, so a NaN or +-inf anywhere in a record or
 summary is written as ``null`` (SQL ``NULL``) and counted per field path, e.g.
@@ -309,24 +311,31 @@ class RunLog:
         self._check_open()
         if not (self._pending_events or self._pending_metrics or self._nonfinite_dirty):
             return
-        # SQLite first: a failed transaction rolls back and leaves both stores as they were.
-        with self._db:
-            self._db.executemany(
-                "INSERT INTO events(seq, run, step, kind, layer, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                [row for _, row in self._pending_events],
-            )
-            self._db.executemany(
-                "INSERT INTO metrics(seq, run, step, name, key, value) VALUES (?, ?, ?, ?, ?, ?)",
-                [row for _, rows in self._pending_metrics for row in rows],
-            )
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('nonfinite', ?)",
-                (json.dumps(self._nonfinite, sort_keys=True),),
-            )
-        self._events_file.write(b"".join(line for line, _ in self._pending_events))
-        self._metrics_file.write(b"".join(line for line, _ in self._pending_metrics))
-        self._events_file.flush()
-        self._metrics_file.flush()
+        # The JSONL lines are written inside the SQLite transaction: if either store fails,
+        # the transaction rolls back, the JSONL files are cut back to their old ends, and the
+        # batch stays buffered for the next flush.
+        ends = self._events_file.tell(), self._metrics_file.tell()
+        try:
+            with self._db:
+                self._db.executemany(
+                    "INSERT INTO events(seq, run, step, kind, layer, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                    [row for _, row in self._pending_events],
+                )
+                self._db.executemany(
+                    "INSERT INTO metrics(seq, run, step, name, key, value) VALUES (?, ?, ?, ?, ?, ?)",
+                    [row for _, rows in self._pending_metrics for row in rows],
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('nonfinite', ?)",
+                    (json.dumps(self._nonfinite, sort_keys=True),),
+                )
+                self._events_file.write(b"".join(line for line, _ in self._pending_events))
+                self._metrics_file.write(b"".join(line for line, _ in self._pending_metrics))
+                self._events_file.flush()
+                self._metrics_file.flush()
+        except BaseException:
+            self._cut_jsonl(ends)
+            raise
         self._pending_events.clear()
         self._pending_metrics.clear()
         self._nonfinite_dirty = False
@@ -388,6 +397,17 @@ class RunLog:
         for key, n in counts.items():
             self._nonfinite[key] = self._nonfinite.get(key, 0) + n
             self._nonfinite_dirty = True
+
+    def _cut_jsonl(self, ends: tuple[int, int]) -> None:
+        """Cuts the JSONL files back to ``ends``, dropping anything a failed flush wrote or
+        still buffers (closing the file discards its buffer even when writing it fails)."""
+        for attr, name, end in (("_events_file", EVENTS_FILE, ends[0]), ("_metrics_file", METRICS_FILE, ends[1])):
+            try:
+                getattr(self, attr).close()
+            except OSError:
+                pass
+            os.truncate(self.folder / name, end)
+            setattr(self, attr, open(self.folder / name, "ab"))
 
     def _maybe_flush(self) -> None:
         if len(self._pending_events) + len(self._pending_metrics) >= self.batch_size:
