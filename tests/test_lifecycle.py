@@ -477,6 +477,22 @@ def test_normalisation_units_of_newborns_start_afresh() -> None:
         Lifecycle(bad, torch.optim.SGD(bad.parameters(), lr=0.1))
 
 
+def test_function_preserving_is_refused_where_it_cannot_preserve() -> None:
+    torch.manual_seed(0)
+    no_bias = nn.Sequential(nn.Linear(8, 10), nn.ReLU(), nn.Linear(10, 3, bias=False))
+    with pytest.raises(growcore.InvalidArgumentError, match=r"^strategy: .*linear 1 \(reading hidden1\) has no bias"):
+        Lifecycle(no_bias, torch.optim.SGD(no_bias.parameters(), lr=0.1))
+    Lifecycle(no_bias, torch.optim.SGD(no_bias.parameters(), lr=0.1), strategy="random")
+    normed = nn.Sequential(nn.Linear(8, 10), nn.ReLU(), nn.Linear(10, 6), nn.LayerNorm(6), nn.ReLU(), nn.Linear(6, 3))
+    with pytest.raises(growcore.InvalidArgumentError, match=r"^layer_options\['hidden2'\].strategy: .*LayerNorm over hidden2"):
+        Lifecycle(
+            normed, torch.optim.SGD(normed.parameters(), lr=0.1), strategy="random",
+            layer_options={"hidden2": {"strategy": "function_preserving"}},
+        )
+    # Only where it is chosen: hidden1 may preserve, hidden2 (under the LayerNorm) replaces at random.
+    Lifecycle(normed, torch.optim.SGD(normed.parameters(), lr=0.1), layer_options={"hidden2": {"strategy": "random"}})
+
+
 def test_lineage_summary_scores_the_living_by_the_configured_fitness(monkeypatch) -> None:
     model = net((10, 10))
     opt = torch.optim.SGD(model.parameters(), lr=0.05)

@@ -17,7 +17,9 @@ Replacing the neuron in slot ``s`` of hidden layer ``l``, by strategy:
   weights, zero outgoing weights; ``alpha`` is recorded in the event;
 - ``function_preserving``: fresh incoming weights, zero outgoing weights, and the dying neuron's
   mean contribution ``W_out[:, s] * mean_activation[s]`` added to the next layer's bias, so the
-  output does not move for inputs at which the neuron sat at its mean activation.
+  output does not move for inputs at which the neuron sat at its mean activation. It needs a bias
+  on the next layer and no ``LayerNorm`` over the hidden layer (which mixes the units), and is
+  refused otherwise.
 
 The optimizer state (every tensor shaped like its parameter) of the touched rows of
 ``Linear_{l-1}`` (weight rows and bias entries) and columns of ``Linear_l`` is zeroed in place;
@@ -219,6 +221,21 @@ class Lifecycle:
                         f"layers: {type(m).__name__}({size}) after linear {l - 1} does not act on a hidden "
                         f"layer of {linears[l - 1].out_features} units"
                     )
+        for l in self.hidden:
+            if self.options[l]["strategy"] != "function_preserving":
+                continue
+            overridden = "strategy" in (layer_options or {}).get(f"hidden{l}", {})
+            where = f"layer_options['hidden{l}'].strategy" if overridden else "strategy"
+            if linears[l].bias is None:
+                raise InvalidArgumentError(
+                    f"{where}: function_preserving moves a dying neuron's mean contribution into the next "
+                    f"layer's bias, but linear {l} (reading hidden{l}) has no bias; use another strategy"
+                )
+            if any(isinstance(m, nn.LayerNorm) for m in norms.get(l, [])):
+                raise InvalidArgumentError(
+                    f"{where}: function_preserving cannot keep the output with a LayerNorm over hidden{l}: "
+                    "it normalises across the units, so a newborn shifts every unit; use another strategy"
+                )
         self.norms = norms
         self.linears = linears
         self.optimizer = optimizer
