@@ -277,6 +277,22 @@ def test_resume_after_growth_is_bit_identical():
         assert n == m and torch.equal(p, q)
 
 
+def test_a_grown_model_inside_another_module_loads_its_structure():
+    model, opt, grower, _, gen = _run(10, extrema={"fraction": 0.3, "high_z": 0.0})
+    assert model.sizes != [6, 8, 8, 3], "the test needs growth before the checkpoint"
+    outer = torch.nn.Sequential(torch.nn.Identity(), model)
+    fresh = torch.nn.Sequential(torch.nn.Identity(), GrowingMLP([6, 8, 8, 3], activation="relu", seed=5))
+    fresh.load_state_dict(outer.state_dict())
+    assert fresh[1].graph == model.graph and fresh[1].sizes == model.sizes
+    assert all(torch.equal(fresh[1].masks[k], model.masks[k]) for k in model.blocks())
+    x = torch.randn(4, 6)
+    assert torch.equal(fresh(x), outer(x))
+    bad = outer.state_dict()
+    bad["1._extra_state"] = {**bad["1._extra_state"], "activation": "tanh"}
+    with pytest.raises(growcore.StateDictError, match=r"state\['1._extra_state'\]\['activation'\]"):
+        fresh.load_state_dict(bad)
+
+
 def test_a_state_dict_from_another_model_is_refused():
     model = GrowingMLP([4, 5, 2], activation="relu")
     other = GrowingMLP([4, 5, 2], activation="tanh")

@@ -230,35 +230,62 @@ class GrowingMLP(nn.Module):
         return {"graph": self.graph.to_bytes(), "order": list(self.params.keys()), "activation": self.activation}
 
     def set_extra_state(self, state: Any) -> None:
-        # The structure was rebuilt by load_state_dict before the tensors were loaded.
+        # The structure was rebuilt by _load_from_state_dict before the tensors were loaded.
         pass
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Rebuilds the saved structure (graph, sizes, blocks, parameter order), then loads the
-        tensors. The model's optimizer must be created (or re-created) afterwards."""
-        extra = state_dict.get("_extra_state")
+        tensors; if anything fails, the model is left as it was. The model's optimizer must be
+        created (or re-created) afterwards. (Loading through a parent module rebuilds the
+        structure too, but a failure there leaves what torch had loaded, as torch does.)"""
+        before = self.graph, self.params, self.masks
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except BaseException:
+            self.graph, self.params, self.masks = before
+            raise
+
+    def _load_from_state_dict(
+        self,
+        state_dict: Mapping[str, Any],
+        prefix: str,
+        local_metadata: Any,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # torch calls this on the module before loading its children (``params``): swapping in
+        # the saved structure here makes the parameters the right shapes when their turn comes,
+        # whether the model is loaded directly or as part of a larger module.
+        self.graph, self.params = self._saved_structure(state_dict.get(prefix + "_extra_state"), prefix)
+        self.refresh_masks()
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def _saved_structure(self, extra: Any, prefix: str = "") -> tuple[growcore.Graph, nn.ParameterDict]:
+        """The graph and (zero) parameters of a state dict's ``_extra_state``, checked against
+        this model; nothing of the model changes here."""
+        key = f"state[{prefix + '_extra_state'!r}]"
         if not isinstance(extra, Mapping) or set(extra) != {"graph", "order", "activation"}:
-            raise StateDictError("state['_extra_state']: missing or malformed; not a GrowingMLP state dict")
+            raise StateDictError(f"{key}: missing or malformed; not a GrowingMLP state dict")
         if extra["activation"] != self.activation:
-            raise StateDictError(
-                f"state['_extra_state']['activation']: saved {extra['activation']!r}, this model has {self.activation!r}"
-            )
+            raise StateDictError(f"{key}['activation']: saved {extra['activation']!r}, this model has {self.activation!r}")
         try:
             graph = growcore.Graph.from_bytes(extra["graph"])
         except Exception as err:
-            raise StateDictError(f"state['_extra_state']['graph']: {err}") from err
+            raise StateDictError(f"{key}['graph']: {err}") from err
         saved, mine = [int(n) for n in graph.layer_sizes], self.sizes
         if len(saved) != len(mine) or (saved[0], saved[-1]) != (mine[0], mine[-1]):
             raise StateDictError(
-                f"state['_extra_state']['graph']: layer sizes {saved}, this model's are {mine} "
+                f"{key}['graph']: layer sizes {saved}, this model's are {mine} "
                 "(the number of layers, the inputs and the outputs must match)"
             )
         order = extra["order"]
         expected = {f"b{layer}" for layer in range(1, len(saved))} | {_block_name(k) for k in graph.blocks}
         if not isinstance(order, (list, tuple)) or len(order) != len(expected) or set(order) != expected:
-            raise StateDictError(
-                f"state['_extra_state']['order']: expected the parameters {sorted(expected)} of the saved graph, got {order!r}"
-            )
+            raise StateDictError(f"{key}['order']: expected the parameters {sorted(expected)} of the saved graph, got {order!r}")
         device = self.bias(1).device
         params = nn.ParameterDict()
         for name in order:
@@ -268,15 +295,7 @@ class GrowingMLP(nn.Module):
                 a, b = (int(x) for x in name[1:].split("_"))
                 shape = (saved[b], saved[a])
             params[name] = nn.Parameter(torch.zeros(shape, device=device))
-        # Swap the structure in for loading the tensors; put the old one back if anything fails.
-        before = self.graph, self.params, self.masks
-        try:
-            self.graph, self.params = graph, params
-            self.refresh_masks()
-            return super().load_state_dict(state_dict, strict=strict, assign=assign)
-        except BaseException:
-            self.graph, self.params, self.masks = before
-            raise
+        return graph, params
 
 
 def _is_positive_int(value: object) -> bool:
