@@ -83,3 +83,42 @@ def test_two_ranks_grow_the_same_structure(tmp_path: Path) -> None:
     assert r0["structure"].keys() == r1["structure"].keys()
     for key, mask in r0["structure"].items():
         assert (mask == r1["structure"][key]).all(), key
+
+
+def _lifecycle_worker(rank: int, init_file: str, out: str) -> None:
+    from growcore.torch import Lifecycle
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        torch.manual_seed(0)  # DDP: the same weights on every rank ...
+        model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
+        ddp = nn.parallel.DistributedDataParallel(model)
+        opt = torch.optim.Adam(ddp.parameters(), lr=1e-2)
+        lc = Lifecycle(
+            model, opt, interval=4, fraction=0.25, maturity_age=0, strategy="mutation", seed=rank,
+            senescence={"window": 2, "flat_steps": 0}, specialization=3,
+            layer_options={"hidden2": {"fitness": "multi", "strategy": "crossover"}},
+        )
+        torch.manual_seed(100 + rank)  # ... and different data
+        x, y = torch.randn(32, 12), torch.randint(0, 3, (32,))
+        for _ in range(13):
+            opt.zero_grad()
+            nn.functional.cross_entropy(ddp(x), y).backward()
+            opt.step()
+            lc.step(labels=y)
+        torch.save({"events": lc.events, "graph": lc.graph.to_bytes(), "params": model.state_dict()}, os.path.join(out, f"life{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_replace_the_same_neurons(tmp_path: Path) -> None:
+    """Statistics, class counts and profiles are shared, so every rank decides the same events
+    and, under DDP, ends with the same weights."""
+    mp.spawn(_lifecycle_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    r0, r1 = (torch.load(tmp_path / f"life{r}.pt", weights_only=False) for r in range(WORLD))
+    assert sum(e["kind"] == "apoptosis" for e in r0["events"]) >= 6
+    assert {e["layer"] for e in r0["events"]} == {"hidden1", "hidden2"}
+    assert r0["events"] == r1["events"]
+    assert r0["graph"] == r1["graph"]
+    for name, value in r0["params"].items():
+        assert torch.equal(value, r1["params"][name]), name

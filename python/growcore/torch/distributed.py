@@ -62,6 +62,28 @@ def broadcast_graph(graph: growcore.Graph) -> growcore.Graph:
     return growcore.Graph.from_bytes(data)
 
 
+def broadcast_array(values: np.ndarray | None) -> np.ndarray | None:
+    """Rank 0's array (or None) on every rank."""
+    payload = [values if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(payload, src=0)
+    return payload[0]
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """The sum of a tensor over the ranks, on the tensor's device."""
+    total = t.to(_device(), copy=True)
+    dist.all_reduce(total)
+    return total.to(t.device)
+
+
+def mean_summaries(summary: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-neuron summaries (float32 arrays of one length) averaged over the ranks, so that
+    every rank's graph observes the same numbers."""
+    names = sorted(summary)
+    mean = all_reduce_mean(np.stack([summary[k] for k in names]))
+    return {k: mean[i].astype(np.float32) for i, k in enumerate(names)}
+
+
 def all_reduce_mean(values: np.ndarray) -> np.ndarray:
     """The mean of a float array over the ranks (so every rank decides from the same numbers)."""
     t = torch.as_tensor(np.ascontiguousarray(values, dtype=np.float64), device=_device())

@@ -66,7 +66,7 @@ import growcore
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_state
 from growcore.torch.controller import apply_rewire, decide_rewire
-from growcore.torch.distributed import all_reduce_mean, is_distributed
+from growcore.torch.distributed import all_reduce_mean, is_distributed, mean_summaries
 from growcore.torch.growing import Block, GrowingMLP
 from growcore.torch.optim import zero_state
 from growcore.torch.policies import Policy
@@ -483,9 +483,7 @@ class Grower:
             if not summary:
                 continue
             if is_distributed():
-                names = sorted(summary)
-                mean = all_reduce_mean(np.stack([summary[k] for k in names]))
-                summary = {k: mean[i].astype(np.float32) for i, k in enumerate(names)}
+                summary = mean_summaries(summary)
             model.graph.observe(layer, **summary)
         if total is not None and is_distributed():
             total = float(all_reduce_mean(np.array([total]))[0])

@@ -53,6 +53,12 @@ Specialization tracking (``specialization=<number of classes>``, opt-in) keeps e
 neuron's mean activation per class, from the labels passed to :meth:`Lifecycle.step`
 (``labels`` of the batch of the last forward pass); :meth:`Lifecycle.class_profiles` and
 :meth:`Lifecycle.redundant_pairs` report them. A replaced neuron's profile starts over.
+
+Distributed (``torch.distributed`` initialised, e.g. under DDP): every rank decides the same
+events. The graph (with its random stream) is rank 0's, the per-neuron statistics and the class
+counts are summed or averaged over the ranks every step, and ``"multi"`` fitness without
+``specialization`` scores diversity on rank 0's last batch; so :meth:`Lifecycle.step` (and
+:meth:`Lifecycle.objectives`) must be called on every rank.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ import growcore
 from growcore import lineage
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_state, load_graph
+from growcore.torch.distributed import all_reduce_sum, broadcast_array, broadcast_graph, is_distributed, mean_summaries
 from growcore.torch.optim import zero_state
 from growcore.torch.stats import ActivationStats
 
@@ -248,6 +255,8 @@ class Lifecycle:
         self._step = 0
         sizes = [linears[0].in_features] + [m.out_features for m in linears]
         self.graph = growcore.Graph(sizes, 1.0, seed=seed)
+        if is_distributed():  # rank 0's graph (and so its random draws) on every rank
+            self.graph = broadcast_graph(self.graph)
         self.tracker = growcore.Senescence()
         self.stats = ActivationStats([(str(l), linears[l]) for l in self.hidden], saturation, on="input")
         # The last training batch's activations of each hidden layer, kept for profiles.
@@ -340,7 +349,7 @@ class Lifecycle:
         for layer in self.hidden:
             summary = summaries.get(str(layer))
             if summary:
-                self.graph.observe(layer, **summary)
+                self.graph.observe(layer, **(mean_summaries(summary) if is_distributed() else summary))
 
     def _keep(self, module: nn.Module, layer: int, activations: torch.Tensor) -> None:
         if module.training:
@@ -358,17 +367,22 @@ class Lifecycle:
                 f"labels: classes must be in [0, {self.specialization}), got values in "
                 f"[{int(labels.min())}, {int(labels.max())}]"
             )
-        for layer in self.hidden:
-            acts = self._last.get(layer)
-            if acts is None:
-                continue
+        seen = {layer: acts for layer, acts in self._last.items() if layer in self.hidden}
+        for acts in seen.values():  # every layer is checked before any count changes
             if acts.shape[0] != labels.numel():
                 raise InvalidArgumentError(
                     f"labels: {labels.numel()} labels for a last forward pass of {acts.shape[0]} samples"
                 )
-            index = labels.to(acts.device, torch.long)
-            self._class_sum[layer].index_add_(0, index, acts.float())
-            self._class_count[layer].index_add_(0, index, torch.ones_like(acts, dtype=torch.float32))
+        for layer, acts in seen.items():
+            index, ones = labels.to(acts.device, torch.long), torch.ones_like(acts, dtype=torch.float32)
+            if is_distributed():  # every rank counts every rank's samples
+                sums = torch.zeros_like(self._class_sum[layer]).index_add_(0, index, acts.float())
+                counts = torch.zeros_like(self._class_count[layer]).index_add_(0, index, ones)
+                self._class_sum[layer] += all_reduce_sum(sums)
+                self._class_count[layer] += all_reduce_sum(counts)
+            else:
+                self._class_sum[layer].index_add_(0, index, acts.float())
+                self._class_count[layer].index_add_(0, index, ones)
 
     def _fitness(self, layer: int) -> np.ndarray | None:
         """The layer's raw fitness of its configured kind (None: the accumulated default)."""
@@ -400,7 +414,9 @@ class Lifecycle:
 
     def _batch_profiles(self, layer: int) -> np.ndarray | None:
         acts = self._last.get(layer)
-        return None if acts is None else acts.double().T.cpu().numpy()
+        profiles = None if acts is None else acts.double().T.cpu().numpy()
+        # Distributed: rank 0's batch, so every rank scores diversity alike (a collective call).
+        return broadcast_array(profiles) if is_distributed() else profiles
 
     def class_profiles(self, layer: int) -> np.ndarray:
         """Each neuron's mean activation per class, shape ``(neurons, classes)`` (0 for a class
