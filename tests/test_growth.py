@@ -125,10 +125,10 @@ def test_saturated_tanh_neurons_are_high_extrema_after_training_steps():
 # ---------------------------------------------------------------------------- clones preserve the function
 
 
-def _trained(sizes, activation="tanh", steps=5, seed=0, **grower_options):
+def _trained(sizes, activation="tanh", steps=5, seed=0, optimizer=torch.optim.Adam, **grower_options):
     torch.manual_seed(seed)
     model = GrowingMLP(sizes, activation=activation, seed=seed, density=0.7)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = optimizer(model.parameters(), lr=1e-2)
     grower = Grower(model, opt, trigger=Interval(10_000), seed=seed, **grower_options)
     x, y = torch.randn(64, sizes[0]), torch.randint(0, sizes[-1], (64,))
     for _ in range(steps):
@@ -184,17 +184,21 @@ def test_a_horizontal_split_keeps_the_sum_of_outgoing_weights():
 # ---------------------------------------------------------------------------- optimizer state
 
 
-def test_optimizer_state_of_old_coordinates_survives_growth_untouched():
-    model, opt, grower, _, _ = _trained([5, 6, 6, 6, 3], clone_budget=6, extrema={"q": 0.0}, epsilon=0.9)
+@pytest.mark.parametrize("optimizer", [torch.optim.Adam, torch.optim.Adafactor], ids=["adam", "adafactor"])
+def test_optimizer_state_of_old_coordinates_survives_growth_untouched(optimizer):
+    # Adafactor keeps factored state: row_var (rows, 1) and col_var (1, cols) of a weight.
+    model, opt, grower, _, _ = _trained([5, 6, 6, 6, 3], clone_budget=6, extrema={"q": 0.0}, epsilon=0.9, optimizer=optimizer)
     names = list(model.params.keys())
     before = {n: {k: v.clone() for k, v in opt.state[model.params[n]].items()} for n in names}
+    shapes = {n: model.params[n].shape for n in names}
     sizes = model.sizes
     events = grower.grow()
     assert model.sizes != sizes
     # A routed edge's coordinate (absent before, present now) restarts at zero, like RigL's growth.
     for e in (e for e in events if e["kind"] == "route"):
-        for old in before.get(f"w{e['src_layer']}_{e['dst_layer']}", {}).values():  # not a new block
-            if old.dim() == 2:
+        name = f"w{e['src_layer']}_{e['dst_layer']}"
+        for old in before.get(name, {}).values():  # not a new block
+            if old.shape == shapes[name]:  # per-coordinate state
                 old[e["dst_slot"], e["src_slot"]] = 0
     for n in names:
         p = model.params[n]

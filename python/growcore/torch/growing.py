@@ -8,8 +8,10 @@ the block's edges are exactly zero (re-masked after every optimizer step by whoe
 structure, e.g. :class:`growcore.torch.Grower`); a boolean mask per block mirrors the graph.
 
 Resizing never rebuilds the optimizer: a parameter keeps its identity, its data and every
-optimizer state tensor of its shape (SGD's momentum, Adam's moments) are re-laid out so that
-the old coordinates keep their values bit for bit and the new ones start at zero. A new block's
+optimizer state tensor of its shape (SGD's momentum, Adam's moments) or factored along it
+(Adafactor's row and column variances) are re-laid out so that the old coordinates keep their
+values bit for bit and the new ones start at zero. (A weight with a single row or column is
+ambiguous for factored state: its column variance has the weight's own shape.) A new block's
 parameter joins the optimizer's param group that holds the model's other weights.
 
 Parameters are kept in one ``ParameterDict`` in creation order (biases, then blocks as they
@@ -201,17 +203,20 @@ class GrowingMLP(nn.Module):
             if a == layer:
                 touched.append((_block_name((a, b)), 1))
         for name, dim in touched:
-            self._replace(name, lambda t, d=dim: _relaid(t, index, d), optimizer)
+            self._replace(name, index, dim, optimizer)
 
-    def _replace(self, name: str, relayout: Any, optimizer: torch.optim.Optimizer | None) -> None:
-        """Swaps parameter ``name`` for a re-laid-out one, in the module and in the optimizer
-        (its param group entry and its state, re-laid out the same way).
+    def _replace(self, name: str, index: torch.Tensor, dim: int, optimizer: torch.optim.Optimizer | None) -> None:
+        """Swaps parameter ``name`` for one re-laid out along ``dim`` by ``index``, in the module
+        and in the optimizer (its param group entry and its state).
 
-        A new Parameter rather than a resized ``.data``: autograd caches a leaf's shape in its
-        gradient accumulator, which lives as long as any graph that used it (such as the last
-        step's loss), and would reject gradients of the new shape."""
+        A state tensor of the parameter's shape is re-laid out the same way; so is a factored
+        one that spans ``dim`` (Adafactor's ``row_var`` of shape ``(rows, 1)`` when rows change),
+        while one of size 1 along ``dim`` (its ``col_var`` then) is kept. New coordinates start
+        at zero. A new Parameter rather than a resized ``.data``: autograd caches a leaf's shape
+        in its gradient accumulator, which lives as long as any graph that used it (such as the
+        last step's loss), and would reject gradients of the new shape."""
         old = self.params[name]
-        new = nn.Parameter(relayout(old.detach()), requires_grad=old.requires_grad)
+        new = nn.Parameter(_relaid(old.detach(), index, dim), requires_grad=old.requires_grad)
         self.params[name] = new
         if optimizer is None:
             return
@@ -220,8 +225,8 @@ class GrowingMLP(nn.Module):
         if old in optimizer.state:
             state = optimizer.state.pop(old)
             for key, value in state.items():
-                if isinstance(value, torch.Tensor) and value.shape == old.shape and value.dim() > 0:
-                    state[key] = relayout(value)
+                if _spans(value, old, dim):
+                    state[key] = _relaid(value, index, dim)
             optimizer.state[new] = state
 
     # ------------------------------------------------------------------ checkpoints
@@ -306,6 +311,17 @@ def _is_positive_int(value: object) -> bool:
         return operator.index(value) >= 1  # type: ignore[arg-type]
     except TypeError:
         return False
+
+
+def _spans(value: Any, param: torch.Tensor, dim: int) -> bool:
+    """Whether optimizer state ``value`` holds one entry per coordinate of ``param`` along
+    ``dim``: a tensor of the parameter's shape, or a factored one (size 1 or the parameter's
+    size along every dimension) of full size along ``dim``."""
+    if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.dim() != param.dim():
+        return False
+    if any(v not in (p, 1) for v, p in zip(value.shape, param.shape)):
+        return False
+    return bool(value.shape[dim] == param.shape[dim])
 
 
 def _relaid(t: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
