@@ -154,7 +154,8 @@ class Graph:
         on at least ``dead_fraction`` of samples) or quiet (the ``fraction`` of the layer with the
         lowest activation variance); high when among the ``fraction`` with the largest mean
         activation and that mean is at least ``high_z`` standard deviations above the layer's
-        average. Neurons observed fewer than ``min_observations`` times are neither. Returns
+        average. Neurons observed fewer than ``min_observations`` times (and never-observed
+        ones, even with 0) are neither. Returns
         columns ``high``, ``high_score``, ``low``, ``low_score`` (slots, strongest first).
         """
     def grow(
@@ -175,8 +176,9 @@ class Graph:
     ) -> dict[str, Any]:
         """One growth event, decided and applied to the graph; an error changes nothing.
 
-        ``high`` and ``low`` map hidden layers to slots (strongest first). Up to ``clone_budget``
-        high neurons are cloned: *vertical* (a neuron one layer up reading the source's inputs
+        ``high`` and ``low`` map hidden layers to slots (strongest first). High neurons are
+        cloned, strongest first, until ``clone_budget`` clones are planned (with
+        ``clone_type="both"`` a neuron takes two of them): *vertical* (a neuron one layer up reading the source's inputs
         through skip blocks, feeding the neurons two layers up that the source's targets feed)
         or *horizontal* (a neuron in the same layer with the source's exact edges). Then each high
         neuron of layer ``l`` gets up to ``routes_per_source`` edges to low neurons of the hidden

@@ -23,7 +23,8 @@
 //!   activation and that mean is at least `high_z` standard deviations (over the layer's means)
 //!   above the layer's average: persistently the largest, since the mean is a long EMA.
 //!
-//! Neurons with fewer than `min_observations` activation observations (newborns) are neither.
+//! Neurons with fewer than `min_observations` activation observations (newborns) are neither;
+//! a neuron never observed has no statistics and is neither even with `min_observations = 0`.
 
 use crate::error::{GrowError, Result};
 use crate::graph::Graph;
@@ -138,7 +139,8 @@ pub struct ExtremaSpec {
     /// ReLU: a high neuron's mean is at least this many standard deviations above the
     /// layer's average mean: 1.0.
     pub high_z: f64,
-    /// Neurons with fewer activation observations are neither high nor low: 1.
+    /// Neurons with fewer activation observations are neither high nor low: 1. (0 acts as 1:
+    /// a neuron never observed has no statistics.)
     pub min_observations: u32,
 }
 
