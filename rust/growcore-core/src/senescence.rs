@@ -22,7 +22,11 @@ use crate::error::{GrowError, Result};
 use crate::graph::Graph;
 use crate::neurons::NeuronId;
 use crate::numeric::{l2_norm, max_abs};
+use crate::state::{frame, unframe};
 use crate::Step;
+
+/// Prefix of the byte encoding (see [`frame`]).
+const MAGIC: &[u8; 8] = b"GROWSNSC";
 
 /// When flatness turns into senescence and senescence into death.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -234,10 +238,14 @@ impl Senescence {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("a Senescence always serialises")
+        frame(
+            MAGIC,
+            &postcard::to_stdvec(self).expect("a Senescence always serialises"),
+        )
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bytes = unframe(MAGIC, "senescence state", bytes)?;
         // The map's entries as a list (the same bytes), so that a repeated id is seen rather
         // than silently collapsed into one history.
         #[derive(Deserialize)]

@@ -15,8 +15,44 @@ use crate::{Step, MAX_STEP};
 /// Version of the state layout; bumped whenever a field changes.
 pub const STATE_VERSION: u32 = 1;
 
-/// Prefix of the byte encoding, so foreign bytes are rejected before decoding.
+/// Prefix of the graph's byte encoding, so foreign bytes are rejected before decoding.
 const MAGIC: &[u8; 8] = b"GROWCORE";
+
+/// `magic ‖ CRC-32 of body (little-endian) ‖ body`. The checksum makes a flipped, cut or
+/// extended checkpoint an error up front: many corruptions otherwise decode into a different
+/// state that is still valid (another edge, another age) and would load silently.
+pub(crate) fn frame(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(magic.len() + 4 + body.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The body of [`frame`]d bytes, once the magic and the checksum match; `what` names the kind
+/// of data in the errors.
+pub(crate) fn unframe<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Result<&'a [u8]> {
+    let rest = bytes.strip_prefix(magic.as_slice()).ok_or_else(|| {
+        let header = String::from_utf8_lossy(magic);
+        GrowError::state(
+            "bytes",
+            format!("not a growcore {what} (missing the {header} header)"),
+        )
+    })?;
+    let (stored, body) = rest.split_first_chunk::<4>().ok_or_else(|| {
+        GrowError::state("bytes", format!("{what} truncated before its checksum"))
+    })?;
+    let (stored, actual) = (u32::from_le_bytes(*stored), crc32fast::hash(body));
+    if stored != actual {
+        let msg = format!(
+            "{what} is corrupt: checksum {actual:#010x} of its {} bytes, {stored:#010x} stored \
+             (the data was changed, cut short or extended)",
+            body.len()
+        );
+        return Err(GrowError::state("bytes", msg));
+    }
+    Ok(body)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockState {
@@ -267,19 +303,13 @@ impl Graph {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
         // Serialising plain vectors and numbers into a Vec cannot fail.
-        out.extend(postcard::to_stdvec(&self.to_state()).expect("a GraphState always serialises"));
-        out
+        let body = postcard::to_stdvec(&self.to_state()).expect("a GraphState always serialises");
+        frame(MAGIC, &body)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Graph> {
-        let body = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {
-            GrowError::state(
-                "bytes",
-                "not a growcore graph (missing the GROWCORE header)",
-            )
-        })?;
+        let body = unframe(MAGIC, "graph", bytes)?;
         let (state, rest): (GraphState, &[u8]) = postcard::take_from_bytes(body)
             .map_err(|e| GrowError::state("bytes", format!("cannot decode: {e}")))?;
         if !rest.is_empty() {

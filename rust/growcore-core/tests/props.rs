@@ -401,6 +401,29 @@ proptest! {
         prop_assert_eq!(back, g);
     }
 
+    /// Any change to a graph's bytes (a flipped byte, a cut, an extra byte) is refused: no
+    /// corruption decodes into another graph that would load silently.
+    #[test]
+    fn changed_bytes_are_refused(
+        sizes in prop::collection::vec(1u32..12, 2..5),
+        density in 0.0f64..=1.0,
+        seed in any::<u64>(),
+        at in any::<prop::sample::Index>(),
+        xor in 1u8..=255,
+        cut in 1usize..16,
+    ) {
+        let g = build(&sizes, density, true, seed);
+        let bytes = g.to_bytes();
+        let mut flipped = bytes.clone();
+        flipped[at.index(bytes.len())] ^= xor;
+        prop_assert!(Graph::from_bytes(&flipped).is_err());
+        prop_assert!(Graph::from_bytes(&bytes[..bytes.len().saturating_sub(cut)]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(xor);
+        prop_assert!(Graph::from_bytes(&longer).is_err());
+        prop_assert_eq!(Graph::from_bytes(&bytes).unwrap(), g);
+    }
+
     #[test]
     fn initial_counts_are_exact(
         sizes in prop::collection::vec(1u32..40, 2..6),

@@ -149,6 +149,9 @@ proptest! {
             }
             let bytes = tracker.to_bytes();
             prop_assert_eq!(&Senescence::from_bytes(&bytes).unwrap(), &tracker);
+            let mut flipped = bytes.clone();
+            flipped[k % bytes.len()] ^= 0x10;
+            prop_assert!(Senescence::from_bytes(&flipped).is_err(), "a flipped byte was accepted");
             if deaths[k] && !up.escalated.is_empty() {
                 g.apoptosis(1, &kill_spec(), None, &up.escalated).unwrap();
                 prop_assert!(tracker.senescent(&g, 1).iter().all(|x| !up.escalated.contains(x)));
