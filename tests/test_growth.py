@@ -140,6 +140,18 @@ def _trained(sizes, activation="tanh", steps=5, seed=0, optimizer=torch.optim.Ad
     return model, opt, grower, x, y
 
 
+def test_non_finite_weights_outside_the_edges_become_exactly_zero():
+    model = GrowingMLP([4, 6, 3], density=0.4, seed=0)
+    with torch.no_grad():
+        for key, mask in model.masks.items():
+            w = model.weight(key)
+            kept = w.detach().clone()
+            w[~mask] = float("nan")
+            model.apply_masks()
+            assert torch.equal(w[~mask], torch.zeros_like(w[~mask]))  # NaN * 0 stayed NaN
+            assert torch.equal(w[mask], kept[mask])
+
+
 @pytest.mark.parametrize("clone_type", ["vertical", "horizontal", "both"])
 def test_clones_leave_the_output_unchanged(clone_type):
     model, _, grower, x, _ = _trained([5, 6, 6, 6, 3], clone_type=clone_type, clone_budget=8, extrema={"q": 0.0}, epsilon=0.9)

@@ -71,6 +71,32 @@ def test_weights_outside_the_mask_stay_exactly_zero_and_density_is_exact(optimiz
     assert all(e["dropped"] == e["grown"] for e in ctl.events)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_non_finite_weights_outside_the_mask_become_exactly_zero(dtype, channels_last) -> None:
+    # An inf gradient at an absent edge makes Adam write inf or NaN there; masking by
+    # multiplication left NaN (0 * inf), so the weight was not zero outside the mask.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 4 * 4, 5)).to(dtype)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    ctl = SparseController(model, opt, density=0.3, total_steps=10, policy=Static(), stats=False)
+    with torch.no_grad():
+        for layer, poison in zip(ctl.layers, (float("nan"), float("inf"))):
+            w = layer.weight
+            kept = w.detach().clone()
+            outside = ~ctl.masks()[layer.name]
+            values = torch.full((int(outside.sum()),), poison, dtype=dtype)
+            values[::2] = -poison  # negative ones too
+            w[outside] = values
+            ctl.apply_masks()
+            assert torch.equal(w[outside], torch.zeros_like(w[outside]))
+            assert not torch.signbit(w[outside]).any()  # +0.0, not -0.0
+            inside = ctl.masks()[layer.name]
+            assert torch.equal(w[inside], kept[inside])
+
+
 def test_rigl_grows_the_top_gradient_absent_edges_and_drops_the_smallest_weights() -> None:
     model = nn.Linear(6, 5, bias=False)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the step itself changes nothing

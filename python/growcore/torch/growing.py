@@ -33,6 +33,7 @@ from torch import nn
 
 import growcore
 from growcore.errors import InvalidArgumentError, StateDictError
+from growcore.torch.masking import mask_in_place
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 Block = tuple[int, int]
@@ -133,7 +134,7 @@ class GrowingMLP(nn.Module):
     def apply_masks(self) -> None:
         """Zeroes every weight outside its block's edges."""
         for key, mask in self.masks.items():
-            self.weight(key).mul_(mask)
+            mask_in_place(self.weight(key), mask)
 
     def active_params(self) -> int:
         """Edges plus biases: the parameters that can be nonzero."""
