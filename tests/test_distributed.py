@@ -5,8 +5,10 @@ broadcasts)."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -14,6 +16,7 @@ import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 from torch import nn  # noqa: E402
 
+import growcore  # noqa: E402
 from growcore.torch import SET, RigL, SparseController  # noqa: E402
 
 WORLD = 2
@@ -50,6 +53,70 @@ def test_two_ranks_keep_identical_masks(tmp_path: Path, policy: str) -> None:
         assert all(torch.equal(a, b) for a, b in zip(masks0, masks1))
     assert results[0]["events"] == results[1]["events"]
     assert h0[0][0].sum() == h0[-1][0].sum()  # density kept
+
+
+def _failing_worker(rank: int, init_file: str, out: str) -> None:
+    # A bounded timeout turns a hang (a rank waiting for a plan that never comes) into a failure.
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD, timeout=timedelta(seconds=60))
+    try:
+        torch.manual_seed(100 + rank)
+        model = nn.Sequential(nn.Linear(12, 24), nn.ReLU(), nn.Linear(24, 3))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        ctl = SparseController(model, opt, density=0.3, total_steps=30, policy=RigL(interval=2))
+        x, y = torch.randn(32, 12), torch.randint(0, 3, (32,))
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        ctl.step()
+        before = ctl.graph.to_bytes()
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        if rank == 0:
+            with torch.no_grad():
+                model[2].weight[ctl.masks()["2"]] = float("nan")  # rank 0's decision fails there
+        error = None
+        try:
+            ctl.step()
+        except Exception as e:  # noqa: BLE001 - the test records which error each rank saw
+            error = f"{type(e).__name__}: {e}"
+        total = torch.tensor([rank + 1.0])
+        dist.all_reduce(total)  # the ranks are still in step: the next collective pairs up
+        result = {"error": error, "same": ctl.graph.to_bytes() == before, "step": ctl.step_count, "total": total.item()}
+        torch.save(result, os.path.join(out, f"fail{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_failed_decision_on_rank_0_fails_every_rank_and_changes_no_graph(tmp_path: Path) -> None:
+    mp.spawn(_failing_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    r0, r1 = (torch.load(tmp_path / f"fail{r}.pt", weights_only=False) for r in range(WORLD))
+    assert r0["error"].startswith("NonFiniteError")
+    assert r1["error"].startswith("RuntimeError: rank 0 failed to decide the plan of block (2, 3)")
+    assert r0["total"] == r1["total"] == 3.0
+    assert r0["same"] and r1["same"]  # layer "0" was decided and replayed, then put back
+    assert r0["step"] == r1["step"] == 1
+
+
+def test_a_plan_that_regrows_a_dropped_edge_replays_on_another_rank() -> None:
+    # rank 0's prune_and_grow with regrow_dropped may drop and grow the same edge; another
+    # rank's replay must accept it and give the same graph (Graph.rewire alone refuses it).
+    from growcore.torch.distributed import _replay
+
+    g = growcore.Graph([6, 5], 0.5, seed=3)
+    other = g.copy()
+    present = g.to_dense(0, 1)
+    w = np.where(present, 1.0, 0.0).astype(np.float32)
+    r, c = np.argwhere(present)[0]
+    w[r, c] = 0.01  # the weakest edge ...
+    grad = np.zeros((5, 6), dtype=np.float32)
+    grad[r, c] = 5.0  # ... has the largest gradient, so it is dropped and grown again
+    g.advance(1)
+    other.advance(1)
+    plan = g.prune_and_grow(0, 1, w, grad, 1, regrow_dropped=True)
+    assert (plan["drop_rows"][0], plan["drop_cols"][0]) == (plan["grow_rows"][0], plan["grow_cols"][0]) == (r, c)
+    _replay(other, (0, 1), plan)
+    assert other == g
 
 
 def _grow_worker(rank: int, init_file: str, out: str) -> None:

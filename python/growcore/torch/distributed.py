@@ -33,10 +33,15 @@ def broadcast_plan(
     decide: Callable[[], dict[str, np.ndarray]], graph: growcore.Graph, block: tuple[int, int]
 ) -> dict[str, np.ndarray]:
     """Runs ``decide`` on rank 0 (which changes rank 0's graph) and replays its plan on the
-    other ranks' graphs."""
+    other ranks' graphs. If ``decide`` raises on rank 0, every other rank raises too (rather
+    than waiting for a plan that never comes), and no graph changes."""
     device = _device()
     if dist.get_rank() == 0:
-        plan = decide()
+        try:
+            plan = decide()
+        except BaseException:
+            dist.broadcast(torch.tensor([_FAILED], dtype=torch.int64, device=device), src=0)
+            raise
         n = len(plan["drop_rows"])
         packed = torch.as_tensor(np.concatenate([plan[k] for k in KEYS]), dtype=torch.int64, device=device)
         dist.broadcast(torch.tensor([n], dtype=torch.int64, device=device), src=0)
@@ -45,12 +50,32 @@ def broadcast_plan(
     size = torch.zeros(1, dtype=torch.int64, device=device)
     dist.broadcast(size, src=0)
     n = int(size.item())
+    if n == _FAILED:
+        raise RuntimeError(f"rank 0 failed to decide the plan of block {block}; its error says why")
     packed = torch.empty(4 * n, dtype=torch.int64, device=device)
     dist.broadcast(packed, src=0)
     parts = packed.cpu().numpy().reshape(4, n)
     plan = dict(zip(KEYS, parts))
-    graph.rewire(*block, *parts)
+    _replay(graph, block, plan)
     return plan
+
+
+#: Sent instead of a plan's size when rank 0's decision failed.
+_FAILED = -1
+
+
+def _replay(graph: growcore.Graph, block: tuple[int, int], plan: dict[str, np.ndarray]) -> None:
+    """Applies rank 0's plan as ``Graph.prune_and_grow`` did there: an edge both dropped and
+    grown (``regrow_dropped``) is dropped first and then grown again, reborn at this step."""
+    cols = graph.layer_sizes[block[0]]
+    dropped = plan["drop_rows"] * cols + plan["drop_cols"]
+    grown = plan["grow_rows"] * cols + plan["grow_cols"]
+    none = np.empty(0, dtype=np.int64)
+    if np.isin(grown, dropped).any():
+        graph.rewire(*block, plan["drop_rows"], plan["drop_cols"], none, none)
+        graph.rewire(*block, none, none, plan["grow_rows"], plan["grow_cols"])
+    else:
+        graph.rewire(*block, *(plan[k] for k in KEYS))
 
 
 def broadcast_graph(graph: growcore.Graph) -> growcore.Graph:
