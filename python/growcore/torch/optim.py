@@ -5,9 +5,11 @@ Every state tensor with the parameter's shape is treated as per-coordinate state
 ``momentum_buffer``, Adam's and AdamW's ``exp_avg``, ``exp_avg_sq`` and ``max_exp_avg_sq``, and
 the same for any optimizer that keeps such tensors). Scalars and tensors of other shapes are left
 alone; in particular Adam's ``step`` is one count for the whole tensor and keeps running, so a
-regrown coordinate's moments restart at zero under a bias correction that has already decayed:
-its first updates are smaller than those of a freshly started Adam (about ``1 - beta1`` of the
-gradient at first), which is the usual behaviour of sparse-training libraries.
+regrown coordinate's moments restart at zero under a bias correction that has already decayed to
+about 1. Under a steady gradient its first update is about ``lr * (1 - beta1) / sqrt(1 - beta2)``
+(3 ``lr`` with the defaults, where a fresh Adam moves by ``lr``), about 6 ``lr`` ten steps later,
+and back near ``lr`` only after a few times ``1 / (1 - beta2)`` steps (measured after 2,000 steps
+of Adam's defaults). This is the usual behaviour of sparse-training libraries.
 """
 
 from __future__ import annotations
