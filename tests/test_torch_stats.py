@@ -59,6 +59,27 @@ def test_summaries_are_means_over_every_forward_since_the_last_collection(case):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+def test_an_empty_batch_adds_nothing(case):
+    # A convolution's hook failed to reshape an empty batch, and a linear layer's summaries
+    # became 0/0 = NaN when only empty batches had run.
+    torch.manual_seed(0)
+    make, shapes, _ = CASES[case]
+    module = make()
+    stats = ActivationStats([("m", module)], (-0.2, 0.3))
+    empty = torch.randn(0, *shapes[-1][1:])  # the last shape of every case is batched
+    module(empty)
+    assert stats.collect({}) == {}
+    module(empty)
+    x = torch.randn(*shapes[-1])
+    module(x)
+    got = stats.collect({})["m"]
+    module(x)
+    want = stats.collect({})["m"]
+    for key in SUMMARIES:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_host_and_device_reductions_agree(case):
     torch.manual_seed(1)
     make, shapes, _ = CASES[case]

@@ -70,7 +70,7 @@ class ActivationStats:
             unbatched_dims = weight.dim() - 1
 
         def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-            if not module.training:
+            if not module.training or output.numel() == 0:  # an empty batch adds no sample
                 return
             with torch.no_grad():
                 x = output.detach()
