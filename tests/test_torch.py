@@ -236,6 +236,8 @@ def test_bad_checkpoints_raise_and_change_nothing() -> None:
         ({"density": True}, growcore.InvalidArgumentError, ["density", "True"]),
         ({"total_steps": True}, growcore.InvalidArgumentError, ["total_steps", "True"]),
         ({"dense": "4"}, TypeError, ["dense", "'4'"]),
+        ({"policy": "rigl"}, TypeError, ["policy", "'rigl'", "RigL()"]),
+        ({"policy": RigL}, TypeError, ["policy", "RigL()"]),
     ],
 )
 def test_bad_arguments_name_themselves_and_touch_nothing(kwargs, error, words) -> None:
@@ -249,6 +251,20 @@ def test_bad_arguments_name_themselves_and_touch_nothing(kwargs, error, words) -
         assert word in str(info.value)
     assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
     assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_a_frozen_layer_under_gradient_growth_is_named_and_nothing_changes() -> None:
+    model = mlp()
+    model[2].weight.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    ctl = SparseController(model, opt, density=0.3, total_steps=20, policy=RigL(interval=1))
+    before = ctl.graph.copy()
+    x, y = data()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    with pytest.raises(growcore.InvalidArgumentError, match=r"'2' is frozen .*dense=\['2'\]"):
+        ctl.step()
+    assert ctl.graph == before and ctl.step_count == 0
 
 
 def test_starting_masks_replace_the_random_structure() -> None:

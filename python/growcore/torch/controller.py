@@ -108,6 +108,8 @@ class SparseController:
             raise InvalidArgumentError(f"density: must be in (0, 1], got {density!r}")
         if not is_int(total_steps) or total_steps < 1:
             raise InvalidArgumentError(f"total_steps: must be a positive integer, got {total_steps!r}")
+        if policy is not None and not isinstance(policy, Policy):
+            raise TypeError(f"policy: expected a policy object such as RigL() or SET(), got {policy!r}")
         self.model = model
         self.optimizer = optimizer
         self.policy = policy if policy is not None else RigL()
@@ -208,6 +210,11 @@ class SparseController:
         if self.policy.grow != "gradient":
             return
         for layer in self.layers:
+            if not layer.weight.requires_grad:
+                raise InvalidArgumentError(
+                    f"{self.policy.name}: layer {layer.name!r} is frozen (requires_grad=False), so it has "
+                    f"no gradient to grow by; keep it dense with dense=[{layer.name!r}] or use SET"
+                )
             if layer.weight.grad is None:
                 raise RuntimeError(
                     f"{self.policy.name}: layer {layer.name!r} has no gradient; call "
