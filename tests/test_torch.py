@@ -136,6 +136,27 @@ def test_candidates_reduced_on_the_device_give_the_same_plan() -> None:
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("regrow", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_device_candidates_follow_the_cores_tie_rule(seed, regrow) -> None:
+    # Magnitudes with many ties at the cut: torch.topk keeps any of the tied positions, the core
+    # the smallest (row, col); the device path must hand the core the same ones.
+    from growcore.torch.controller import decide_rewire
+
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randint(1, 4, (30, 40), generator=gen).float()
+    g = torch.randint(0, 3, (30, 40), generator=gen).float()
+    policy = RigL(regrow_dropped=regrow)
+    plans = []
+    for on_device in (False, True):
+        graph = growcore.Graph([40, 30], 0.3, seed=seed)
+        mask = torch.from_numpy(graph.to_dense(0, 1))
+        graph.advance(1)
+        plans.append(decide_rewire(graph, (0, 1), w * mask, g, mask, 50, policy, reduce_on_device=on_device))
+    for key in plans[0]:
+        np.testing.assert_array_equal(plans[0][key], plans[1][key], err_msg=key)
+
+
 def test_set_is_deterministic_for_a_seed_and_differs_across_seeds() -> None:
     def run(seed: int) -> list[torch.Tensor]:
         model = mlp()

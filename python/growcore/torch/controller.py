@@ -487,8 +487,7 @@ def _smallest_present(w: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[np.n
     """The k present positions with the smallest |W|, as (rows, cols, values) on the host."""
     scores = torch.where(mask, w.abs().float(), torch.full_like(w, float("inf"), dtype=torch.float32))
     k = min(k, int(mask.sum()))
-    values, flat = torch.topk(scores.view(-1), k, largest=False, sorted=False)
-    return _listed(flat, values, w.shape[1])
+    return _listed(*_top(scores.view(-1), k, largest=False), w.shape[1])
 
 
 def _largest(
@@ -505,8 +504,21 @@ def _largest(
         eligible[rows, cols] = True
     scores = torch.where(eligible, g.abs().float(), torch.full_like(g, -1.0, dtype=torch.float32))
     k = min(k + (len(drop[0]) if regrow else 0), int(eligible.sum()))
-    values, flat = torch.topk(scores.view(-1), k, sorted=False)
-    return _listed(flat, values, g.shape[1])
+    return _listed(*_top(scores.view(-1), k, largest=True), g.shape[1])
+
+
+def _top(scores: torch.Tensor, k: int, largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` best (flat index, score) pairs; of the scores tied at the cut, the first in
+    index (row-major) order, as the core breaks ties. ``torch.topk`` keeps any of them, so the
+    structure would depend on the device."""
+    values, flat = torch.topk(scores, k, largest=largest, sorted=False)
+    if k == 0 or bool(values.isnan().any()):
+        return flat, values  # the core refuses a non-finite score and names it
+    cut = values.min() if largest else values.max()
+    better = (scores > cut if largest else scores < cut).nonzero().view(-1)
+    tied = (scores == cut).nonzero().view(-1)[: k - len(better)]
+    flat = torch.cat([better, tied])
+    return flat, scores[flat]
 
 
 def _listed(flat: torch.Tensor, values: torch.Tensor, cols: int) -> tuple[np.ndarray, ...]:
