@@ -379,20 +379,43 @@ def test_a_failed_update_changes_nothing() -> None:
     opt.zero_grad()
     nn.functional.cross_entropy(model(x), y).backward()
     opt.step()
+    graph = ctl.graph
+    masked = snapshot(model, opt, ctl)
+    ctl.apply_masks()  # what the failed step still does: re-mask after the optimizer step
     before = snapshot(model, opt, ctl)
     # The last layer's weights turn non-finite: its decision fails after the first two layers'.
     with torch.no_grad():
+        for i in (0, 2, 4):  # the optimizer step left them nonzero outside the masks
+            model[i].weight.copy_(masked[3][i])
         model[4].weight[0, 0] = float("nan")
     with pytest.raises(growcore.NonFiniteError, match=r"drop_scores\[\d+\]: non-finite value NaN$"):
         ctl.step()
     with torch.no_grad():
         model[4].weight[0, 0] = before[3][4][0, 0]
     assert same(snapshot(model, opt, ctl), before)
+    assert ctl.graph is graph  # put back in place: references to it see the restored graph
     # No gradient for the second layer: refused before anything changes.
     model[2].weight.grad = None
     with pytest.raises(RuntimeError, match="'2'.*no gradient"):
         ctl.step()
     assert same(snapshot(model, opt, ctl), before)
+
+
+def test_a_raising_event_callback_leaves_a_complete_step() -> None:
+    def on_event(event: dict) -> None:
+        raise KeyError("the logger failed")
+
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    ctl = SparseController(model, opt, density=0.3, total_steps=100, policy=RigL(interval=1), on_event=on_event)
+    x, y = data()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    with pytest.raises(KeyError, match="the logger failed"):
+        ctl.step()
+    assert ctl.step_count == 1 and len(ctl.events) == 3  # every layer rewired and recorded
+    check_sync(model, ctl)  # and re-masked after the optimizer step
+    assert ctl.graph.step == 1
 
 
 def test_shared_parametrized_and_empty_weights_are_refused_by_name() -> None:

@@ -83,7 +83,8 @@ class SparseController:
         stats: feed per-neuron statistics to the graph every step (see :class:`ActivationStats`).
         saturation: (low, high) thresholds of the statistics' saturation fractions, applied to
             each module's output (before its activation function).
-        on_event: called with every structural event (a dict).
+        on_event: called with every structural event (a dict) at the end of the step that made
+            it; an exception it raises propagates, with the step already complete.
     """
 
     def __init__(
@@ -190,12 +191,19 @@ class SparseController:
             try:
                 plans = self._decide_all(fraction)
             except BaseException:
-                self.graph, self._step = before, self._step - 1
+                # Put back in place: a caller may hold a reference to this graph object.
+                self.graph.load_state_dict(before.state_dict())
+                self._step -= 1
+                self.apply_masks()  # the optimizer step still needs its re-masking
                 raise
             events = self._apply_all(fraction, plans)
         self.apply_masks()
         if self.stats is not None:
             self._observe()
+        # Last, so that an exception from the callback leaves a complete step behind.
+        if self.on_event is not None:
+            for event in events:
+                self.on_event(event)
         return events
 
     @torch.no_grad()
@@ -248,9 +256,6 @@ class SparseController:
             }
             events.append(event)
         self.events.extend(events)
-        if self.on_event is not None:
-            for event in events:
-                self.on_event(event)
         return events
 
     def _decide(self, layer: SparseLayer, count: int) -> dict[str, np.ndarray]:
