@@ -4,6 +4,7 @@ redundancy against numpy; the error contract. No torch needed."""
 from __future__ import annotations
 
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -169,8 +170,15 @@ def test_a_state_with_a_non_finite_fitness_sample_is_refused() -> None:
     assert data.count(sample) == 1
     for bad in (float("nan"), float("inf")):
         with pytest.raises(growcore.StateDictError, match="not finite"):
-            growcore.Senescence.from_bytes(data.replace(sample, struct.pack("<d", bad)))
+            growcore.Senescence.from_bytes(reframed(data.replace(sample, struct.pack("<d", bad))))
     assert growcore.Senescence.from_bytes(data) == tracker
+
+
+def reframed(data: bytes) -> bytes:
+    """``data`` (magic, CRC-32, body) with the CRC-32 of its body recomputed: an edited body
+    that reaches the decoder, past the corruption check."""
+    body = data[12:]
+    return data[:8] + struct.pack("<I", zlib.crc32(body)) + body
 
 
 OPTS = dict(epsilon=0.1, flat_steps=100, escalate_after=10**6, max_fraction=1.0)
@@ -228,7 +236,8 @@ def test_a_state_with_a_repeated_neuron_is_refused() -> None:
         tracker.update(g, 1, [1.0, 2.0, 3.0, 4.0 + i], window=3)
     data = bytearray(tracker.to_bytes())
     ids = g.ids(1).tolist()
-    assert data[1] == ids[0]  # entry count, then the first track's id (varints below 128)
-    data[1] = ids[1]
+    body = 12  # after the magic and the checksum
+    assert data[body + 1] == ids[0]  # entry count, then the first track's id (varints below 128)
+    data[body + 1] = ids[1]
     with pytest.raises(growcore.StateDictError, match="not strictly increasing"):
-        growcore.Senescence.from_bytes(bytes(data))
+        growcore.Senescence.from_bytes(reframed(bytes(data)))
