@@ -288,6 +288,15 @@ def test_a_frozen_layer_under_gradient_growth_is_named_and_nothing_changes() -> 
     assert ctl.graph == before and ctl.step_count == 0
 
 
+def test_numpy_scalars_are_accepted_as_numbers() -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctl = SparseController(model, opt, density=np.float32(0.25), total_steps=np.int64(30), policy=SET(interval=5))
+    ref = SparseController(mlp(), torch.optim.SGD(mlp().parameters(), lr=0.1), density=0.25, total_steps=30, policy=SET(interval=5))
+    assert ctl.graph == ref.graph
+    assert ctl.state_dict()["total_steps"] == 30 and type(ctl.state_dict()["total_steps"]) is int
+
+
 def test_starting_masks_replace_the_random_structure() -> None:
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

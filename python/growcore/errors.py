@@ -5,6 +5,7 @@ expect (``ValueError`` or ``IndexError``), so ``except ValueError`` keeps workin
 the argument at fault and the bad value. An operation that raises leaves the graph unchanged.
 """
 
+import numbers
 from typing import TypeGuard
 
 
@@ -54,11 +55,12 @@ __all__ = [
 
 
 def is_real(value: object) -> bool:
-    """Whether ``value`` is a real number for an argument check (a bool, which Python counts as
-    an int, is not)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """Whether ``value`` is a real number for an argument check: Python's and numpy's (e.g.
+    ``np.float32``); a bool, which Python counts as an int, is not."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def is_int(value: object) -> TypeGuard[int]:
-    """Whether ``value`` is an integer for an argument check (a bool is not)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """Whether ``value`` is an integer for an argument check: Python's and numpy's (e.g.
+    ``np.int64``); a bool is not."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -114,7 +114,7 @@ class SparseController:
         self.model = model
         self.optimizer = optimizer
         self.policy = policy if policy is not None else RigL()
-        self.total_steps = total_steps
+        self.total_steps = int(total_steps)
         self.density = float(density)
         self.distribution = distribution
         self.on_event = on_event
