@@ -270,6 +270,21 @@ def test_mnist_files_swapped_kinds(tmp_path):
         load_mnist(tmp_path)
 
 
+@pytest.mark.parametrize("kind, ndim_byte", [("images-idx3", 4), ("images-idx3", 2), ("labels-idx1", 2)])
+def test_mnist_changed_dimension_count_is_the_wrong_kind_not_a_size_error(tmp_path, kind, ndim_byte):
+    # The magic number is checked before the sizes it announces: a changed dimension-count byte
+    # makes the file another kind of IDX file, not one "longer than its header says".
+    write_mnist(tmp_path, "t10k", numbered_images(5), np.zeros(5), gz=False)
+    path = tmp_path / f"t10k-{kind}-ubyte"
+    raw = bytearray(path.read_bytes())
+    raw[3] = ndim_byte
+    path.write_bytes(bytes(raw))
+    what = "image" if kind.startswith("images") else "label"
+    with pytest.raises(InvalidArgumentError, match=rf"{kind}-ubyte' is not an MNIST {what} file.*0x0000080{ndim_byte}") as info:
+        load_mnist(tmp_path)
+    assert "header" not in str(info.value) and "truncated" not in str(info.value)
+
+
 def test_mnist_train_and_test_image_sizes_differ(tmp_path):
     write_mnist(tmp_path, "t10k", numbered_images(5, 4, 4), np.zeros(5))
     write_mnist(tmp_path, "train", numbered_images(5, 3, 3), np.zeros(5))

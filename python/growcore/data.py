@@ -239,20 +239,10 @@ def _find_file(folder: Path, base: str) -> Path | None:
 def _read_mnist_pair(
     images_path: Path, labels_path: Path
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise InvalidArgumentError(
-            f"{str(images_path)!r} is not an MNIST image file: expected magic "
-            f"0x{_MNIST_IMAGES_MAGIC:08x} (unsigned bytes, 3 dimensions), got {images.dtype} "
-            f"with {images.ndim} dimensions"
-        )
-    if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise InvalidArgumentError(
-            f"{str(labels_path)!r} is not an MNIST label file: expected magic "
-            f"0x{_MNIST_LABELS_MAGIC:08x} (unsigned bytes, 1 dimension), got {labels.dtype} "
-            f"with {labels.ndim} dimensions"
-        )
+    # The magic number is checked before the sizes, so that a file of another kind (or with a
+    # changed dimension count) is named as such, not as "truncated" or "longer than its header".
+    images = _read_idx(images_path, _MNIST_IMAGES_MAGIC, "MNIST image file")
+    labels = _read_idx(labels_path, _MNIST_LABELS_MAGIC, "MNIST label file")
     if images.shape[0] != labels.shape[0]:
         raise InvalidArgumentError(
             f"{str(images_path)!r} holds {images.shape[0]} images but {str(labels_path)!r} "
@@ -278,7 +268,12 @@ def read_idx(path: str | os.PathLike[str]) -> NDArray[Any]:
     stream raises :class:`InvalidArgumentError` naming the file. Multi-byte types are returned
     in native byte order.
     """
-    p = Path(path)
+    return _read_idx(Path(path), None, "")
+
+
+def _read_idx(p: Path, magic_expected: int | None, kind: str) -> NDArray[Any]:
+    """:func:`read_idx`; with ``magic_expected``, a file with another magic number is refused as
+    not being a ``kind`` before its sizes are looked at."""
     raw = _read_bytes(p)
     if len(raw) < 4:
         raise InvalidArgumentError(
@@ -286,6 +281,17 @@ def read_idx(path: str | os.PathLike[str]) -> NDArray[Any]:
         )
     magic = int.from_bytes(raw[:4], "big")
     code, ndim = raw[2], raw[3]
+    if magic_expected is not None and magic != magic_expected:
+        want = magic_expected & 0xFF
+        got = (
+            f"{np.dtype(_IDX_DTYPES[code]).name} with {ndim} dimensions"
+            if raw[0] == 0 and raw[1] == 0 and code in _IDX_DTYPES
+            else "not an IDX type"
+        )
+        raise InvalidArgumentError(
+            f"{str(p)!r} is not an {kind}: expected magic 0x{magic_expected:08x} (unsigned "
+            f"bytes, {want} dimension{'s' if want != 1 else ''}), got 0x{magic:08x} ({got})"
+        )
     if raw[0] != 0 or raw[1] != 0 or code not in _IDX_DTYPES or ndim == 0:
         raise InvalidArgumentError(
             f"{str(p)!r} is not an IDX file: bad magic number 0x{magic:08x} (expected "
