@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -285,6 +286,32 @@ def test_mnist_changed_dimension_count_is_the_wrong_kind_not_a_size_error(tmp_pa
     assert "header" not in str(info.value) and "truncated" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "prefix, images, message",
+    [
+        ("t10k", np.zeros((0, 28, 28)), r"t10k-images-idx3-ubyte\.gz' holds 0 images"),
+        ("train", np.zeros((0, 3, 2)), r"train-images-idx3-ubyte\.gz' holds 0 images"),
+        ("t10k", np.zeros((5, 0, 0)), r"t10k-images-idx3-ubyte\.gz' holds images of 0x0 pixels"),
+        ("t10k", np.zeros((5, 28, 0)), r"t10k-images-idx3-ubyte\.gz' holds images of 28x0 pixels"),
+    ],
+)
+def test_mnist_no_images_or_no_pixels(tmp_path, prefix, images, message):
+    write_mnist(tmp_path, "t10k", numbered_images(5), np.zeros(5))
+    write_mnist(tmp_path, prefix, images, np.zeros(len(images)))
+    with pytest.raises(InvalidArgumentError, match=message):
+        load_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_mnist_t10k_too_small_for_the_canonical_split(tmp_path, n):
+    write_mnist(tmp_path, "t10k", numbered_images(n), np.zeros(n))
+    with pytest.raises(InvalidArgumentError, match=rf"{re.escape(str(tmp_path))}'.*holds {n} images; the canonical split .* at least 5"):
+        load_mnist(tmp_path)
+    # With a train-* pair the t10k files are the test set as they are: a single image is enough.
+    write_mnist(tmp_path, "train", numbered_images(3), np.zeros(3))
+    assert load_mnist(tmp_path).x_test.shape == (n, 6)
+
+
 def test_mnist_train_and_test_image_sizes_differ(tmp_path):
     write_mnist(tmp_path, "t10k", numbered_images(5, 4, 4), np.zeros(5))
     write_mnist(tmp_path, "train", numbered_images(5, 3, 3), np.zeros(5))
@@ -345,6 +372,9 @@ def test_dataset_accepts_consistent_arrays():
         ({"x_test": np.zeros((1, 5), np.float32)}, "x_train has 2 features but x_test has 5"),
         ({"num_classes": 0}, "num_classes must be a positive int, got 0"),
         ({"y_train": np.array([0, 3, 1])}, r"y_train has labels in \[0, 3\], outside 0..2"),
+        ({"x_test": np.zeros((0, 2), np.float32), "y_test": np.zeros(0, np.int64)}, "x_test has 0 rows: the test split is empty"),
+        ({"x_train": np.zeros((0, 2), np.float32), "y_train": np.zeros(0, np.int64)}, "x_train has 0 rows: the train split is empty"),
+        ({"x_train": np.zeros((3, 0), np.float32), "x_test": np.zeros((1, 0), np.float32)}, "x_train has 0 features"),
     ],
 )
 def test_dataset_rejects_inconsistent_arrays(overrides, message):

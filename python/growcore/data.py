@@ -84,6 +84,10 @@ class Dataset:
                 raise InvalidArgumentError(
                     f"x_{split} has {x.shape[0]} rows but y_{split} has {y.shape[0]} labels"
                 )
+            if x.shape[0] == 0:
+                raise InvalidArgumentError(f"x_{split} has 0 rows: the {split} split is empty")
+        if self.x_train.shape[1] == 0:
+            raise InvalidArgumentError("x_train has 0 features (columns); expected at least one")
         if self.x_train.shape[1] != self.x_test.shape[1]:
             raise InvalidArgumentError(
                 f"x_train has {self.x_train.shape[1]} features but x_test has "
@@ -166,7 +170,9 @@ def load_mnist(folder: str | os.PathLike[str]) -> Dataset:
     ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each either plain or with a
     ``.gz`` suffix (the plain file wins when both exist). Both pairs present: train and test as
     published. Only the ``t10k`` pair: the canonical split (test = indices ``i % 5 == 4``).
-    A half pair (images without labels or the reverse) is an error, never silently skipped.
+    A half pair (images without labels or the reverse) is an error, never silently skipped, and
+    so is a file of 0 images or of images with 0 pixels, or a t10k-only set of fewer than 5
+    images (its canonical test split would be empty).
     """
     path = Path(folder).expanduser()
     if not path.exists():
@@ -196,6 +202,12 @@ def load_mnist(folder: str | os.PathLike[str]) -> Dataset:
         x_test, y_test = x_t10k, y_t10k
     else:
         # The project's canonical split of the 10k test set (../shared/data/README.md).
+        if x_t10k.shape[0] < 5:
+            raise InvalidArgumentError(
+                f"MNIST folder {str(path)!r}: {str(test_pair[0])!r} holds {x_t10k.shape[0]} "
+                "images; the canonical split (test = every 5th image) needs at least 5, or add "
+                "the train-* pair"
+            )
         test = np.arange(x_t10k.shape[0]) % 5 == 4
         x_train, y_train = x_t10k[~test], y_t10k[~test]
         x_test, y_test = x_t10k[test], y_t10k[test]
@@ -248,7 +260,14 @@ def _read_mnist_pair(
             f"{str(images_path)!r} holds {images.shape[0]} images but {str(labels_path)!r} "
             f"holds {labels.shape[0]} labels"
         )
-    if labels.size and int(labels.max()) >= MNIST_CLASSES:
+    if images.shape[0] == 0:
+        raise InvalidArgumentError(f"{str(images_path)!r} holds 0 images; expected at least one")
+    if images.shape[1] * images.shape[2] == 0:
+        raise InvalidArgumentError(
+            f"{str(images_path)!r} holds images of {images.shape[1]}x{images.shape[2]} pixels; "
+            "expected at least one pixel per image"
+        )
+    if int(labels.max()) >= MNIST_CLASSES:
         bad = int(np.argmax(labels >= MNIST_CLASSES))
         raise InvalidArgumentError(
             f"{str(labels_path)!r} has label {int(labels[bad])} at index {bad}; MNIST labels "
