@@ -227,6 +227,12 @@ def test_mnist_missing_folder(tmp_path):
         load_dataset(f"mnist:{missing}")
 
 
+def test_mnist_folder_of_an_unknown_user_is_a_missing_folder():
+    # Path.expanduser() raises RuntimeError for "~user" when there is no such user.
+    with pytest.raises(FileNotFoundError, match=r"MNIST folder '~no-such-user-growcore/mnist' does not exist"):
+        load_dataset("mnist:~no-such-user-growcore/mnist")
+
+
 def test_mnist_folder_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(NotADirectoryError, match="is not a folder"):

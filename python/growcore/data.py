@@ -174,8 +174,14 @@ def load_mnist(folder: str | os.PathLike[str]) -> Dataset:
     so is a file of 0 images or of images with 0 pixels, or a t10k-only set of fewer than 5
     images (its canonical test split would be empty).
     """
-    path = Path(folder).expanduser()
-    if not path.exists():
+    path = Path(folder)
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # "~user" of an unknown user, or "~" without a home: no such folder
+        exists = False
+    else:
+        exists = path.exists()
+    if not exists:
         raise FileNotFoundError(
             f"MNIST folder {str(path)!r} does not exist; expected a folder holding "
             "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz] "
