@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from growcore.errors import GrowcoreError
+from growcore.errors import GrowcoreError, InvalidArgumentError
 
 FIELDS = ("test_accuracy", "test_loss", "density", "final_density", "active_params", "train_seconds", "turnover")
 
@@ -138,12 +138,15 @@ def _run(args: argparse.Namespace) -> int:
             return [{**first, "selection": x, "braess": args.braess, "katz": args.katz} for x in selections]
         return [first]
 
-    configs = [
-        RunConfig(method=m, seed=args.seed + s, **common, **variant)
-        for s in range(args.seeds)
-        for m in methods
-        for variant in variants(m)
-    ]  # every config is checked before any training starts
+    try:
+        configs = [
+            RunConfig(method=m, seed=args.seed + s, **common, **variant)
+            for s in range(args.seeds)
+            for m in methods
+            for variant in variants(m)
+        ]  # every config is checked before any training starts
+    except GrowcoreError as e:
+        raise InvalidArgumentError(_flag_message(str(e), args)) from None
     data = load_dataset(args.dataset, seed=args.seed)
     if args.limit is not None:
         n = args.limit
@@ -169,6 +172,15 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _print_table(summary, out)
     return 0
+
+
+def _flag_message(message: str, args: argparse.Namespace) -> str:
+    """A RunConfig error ("drop_fraction: must be ...") as the option that set it names it
+    ("--drop-fraction: must be ..."); a message about anything else is kept as it is."""
+    name, sep, rest = message.partition(":")
+    if sep and name.isidentifier() and name in vars(args) and name not in ("func", "argv", "command"):
+        return f"--{name.replace('_', '-')}:{rest}"
+    return message
 
 
 def _check_writable(flag: str, path: Path) -> None:
