@@ -134,6 +134,10 @@ def test_mnist_folder_in_idx_format(tmp_path: Path) -> None:
         (["--policy", "dense,set", "--drop-fraction", "2"], ["--drop-fraction:", "2"]),
         (["--policy", "dense,apoptosis", "--rate", "2"], ["--rate:", "2"]),
         (["--policy", "apoptosis", "--senescence", "--lr-scale", "-1"], ["--lr-scale:", "-1"]),
+        (["--lr", "-1"], ["--lr:", "-1"]),
+        (["--lr", "0"], ["--lr:", "0"]),
+        (["--lr", "inf"], ["--lr:", "inf"]),
+        (["--lr", "nan"], ["--lr:", "nan"]),
         (["--json", "."], ["--json", "folder"]),
         (["--json", "/nonexistent/folder/x.json"], ["--json", "/nonexistent/folder"]),
     ],
@@ -287,3 +291,13 @@ def test_json_copy_writes_non_finite_numbers_as_null_and_records_the_command(tmp
     assert copy.read_text() == (out / "summary.json").read_text()
     assert summary["test_loss"] is None  # NaN after the step that diverged
     assert summary["command"] == ["growcore", *args]
+
+
+@pytest.mark.parametrize("lr", [-1.0, 0.0, float("inf"), float("nan")])
+def test_run_config_refuses_a_learning_rate_that_cannot_train(lr: float) -> None:
+    from growcore import InvalidArgumentError
+    from growcore.torch.train import RunConfig
+
+    with pytest.raises(InvalidArgumentError, match=r"^lr: must be a finite number > 0, got"):
+        RunConfig(method="dense", lr=lr)
+    assert RunConfig(method="dense", lr=1e30).lr == 1e30  # large but finite: the user's choice

@@ -102,6 +102,10 @@ class RunConfig:
             raise InvalidArgumentError(f"policy: unknown method {self.method!r}; expected one of {list(METHODS)}")
         if not 0.0 < self.density <= 1.0:
             raise InvalidArgumentError(f"density: must be in (0, 1], got {self.density!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
+            math.isfinite(self.lr) and self.lr > 0
+        ):
+            raise InvalidArgumentError(f"lr: must be a finite number > 0, got {self.lr!r}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if value < 1:
