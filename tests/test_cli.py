@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
+from growcore import InvalidArgumentError  # noqa: E402
 from growcore.cli import main  # noqa: E402
 from growcore.log import growth_curves, read_events, read_metrics  # noqa: E402
 
@@ -295,9 +296,68 @@ def test_json_copy_writes_non_finite_numbers_as_null_and_records_the_command(tmp
 
 @pytest.mark.parametrize("lr", [-1.0, 0.0, float("inf"), float("nan")])
 def test_run_config_refuses_a_learning_rate_that_cannot_train(lr: float) -> None:
-    from growcore import InvalidArgumentError
     from growcore.torch.train import RunConfig
 
     with pytest.raises(InvalidArgumentError, match=r"^lr: must be a finite number > 0, got"):
         RunConfig(method="dense", lr=lr)
     assert RunConfig(method="dense", lr=1e30).lr == 1e30  # large but finite: the user's choice
+
+
+def _failing_second_run(monkeypatch, error: BaseException) -> None:
+    """train_run trains the first run, then raises ``error``: a failure with the run folder half written."""
+    import growcore.torch.train as train
+
+    real, calls = train.train_run, []
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) > 1:
+            raise error
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "train_run", flaky)
+
+
+@pytest.mark.parametrize("error, code", [(RuntimeError("boom"), None), (KeyboardInterrupt(), 130)])
+def test_a_failed_run_leaves_no_run_folder_and_the_same_out_can_be_reused(tmp_path: Path, monkeypatch, capsys, error, code) -> None:
+    out = tmp_path / "new" / "parents" / "run"
+    args = ["run", *TINY, "--policy", "dense,static", "--epochs", "1", "--out", str(out)]
+    _failing_second_run(monkeypatch, error)
+    if code is None:
+        with pytest.raises(RuntimeError, match="boom"):
+            main(args)
+    else:
+        assert main(args) == code
+        assert "interrupted" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no run folder, no staging folder, no parents made for it
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["run"]
+    assert (out / "summary.json").exists()
+
+
+def test_a_failed_run_into_an_existing_folder_keeps_the_folder_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    args = ["run", *TINY, "--policy", "dense,static", "--epochs", "1", "--out", str(out)]
+    _failing_second_run(monkeypatch, InvalidArgumentError("boom"))
+    assert main(args) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"] and [p.name for p in out.iterdir()] == ["notes.txt"]
+    monkeypatch.undo()
+    assert main(args) == 0  # the run's files join the user's
+    assert (out / "notes.txt").read_text() == "keep me" and (out / "summary.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+
+
+def test_an_existing_run_folder_is_refused_before_training_naming_out(tmp_path: Path, monkeypatch, capsys) -> None:
+    import growcore.torch.train as train
+
+    out = tmp_path / "x"
+    assert main(["run", *TINY, "--policy", "dense", "--epochs", "1", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail("trained before refusing --out"))
+    assert main(["run", *TINY, "--policy", "dense", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and str(out) in err and "choose another --out" in err and "append" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import shutil
 import statistics
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GrowcoreError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as e:
         print(f"growcore {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"growcore {args.command}: interrupted (a run folder is only written once the command completes)", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,14 +158,17 @@ def _run(args: argparse.Namespace) -> int:
         n = args.limit
         data = Dataset(data.name, data.x_train[:n], data.y_train[:n], data.x_test[:n], data.y_test[:n], data.num_classes)
     out = Path(args.out) if args.out else Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    _check_out(out)
 
     runs: list[dict[str, Any]] = []
-    with RunLog(out) as log, _Progress(args.quiet) as progress:
+    # Written into a hidden sibling folder and moved to --out only once complete: a failure or an
+    # interruption leaves nothing behind, and a rerun with the same --out is not refused.
+    with _StagedFolder(out) as stage, RunLog(stage) as log, _Progress(args.quiet) as progress:
         for config in configs:
             task = progress.add(f"{config.label} seed {config.seed}", config.epochs)
             # One family tree per apoptosis method, from its first seed's run.
             first = config.method == "apoptosis" and config.seed == args.seed
-            tree = out / f"family_tree-{config.label}.png" if first else None
+            tree = stage / f"family_tree-{config.label}.png" if first else None
             runs.append(train_run(config, data, log, progress=progress.callback(task), family_tree=tree))
         summary = _summary(args, data.name, runs)
         log.summary(summary)
@@ -181,6 +190,79 @@ def _flag_message(message: str, args: argparse.Namespace) -> str:
     if sep and name.isidentifier() and name in vars(args) and name not in ("func", "argv", "command"):
         return f"--{name.replace('_', '-')}:{rest}"
     return message
+
+
+def _check_out(out: Path) -> None:
+    """Fails now, before any training, if ``out`` is a file or already holds a run."""
+    from growcore.log import EVENTS_FILE, METRICS_FILE, SQLITE_FILE, SUMMARY_FILE
+
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"--out: {str(out)!r} exists and is not a folder")
+    held = [n for n in (EVENTS_FILE, METRICS_FILE, SQLITE_FILE, SUMMARY_FILE) if (out / n).exists()]
+    if held:
+        raise InvalidArgumentError(
+            f"--out: the folder {str(out)!r} already holds a run ({', '.join(held)}); choose another --out"
+        )
+
+
+class _StagedFolder:
+    """The run folder ``out``, written into a new hidden sibling folder that replaces ``out`` (or
+    whose files are moved into ``out`` if the user already has that folder) when the block
+    succeeds. When it fails, the sibling and any parent folders created for it are removed; a
+    folder the user already had is never removed. An ``OSError`` is reported under ``--out``."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.stage: Path | None = None
+        self.created: list[Path] = []  # parent folders made here, deepest last
+
+    def __enter__(self) -> Path:
+        parent = self.out.parent
+        missing = [p for p in (parent, *parent.parents) if not p.exists()]
+        try:
+            for folder in reversed(missing):
+                folder.mkdir()
+                self.created.append(folder)
+            self.stage = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=parent))
+        except OSError as e:
+            self._clean()
+            raise InvalidArgumentError(f"--out: cannot create the run folder {str(self.out)!r}: {e.strerror or e}") from None
+        return self.stage
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        assert self.stage is not None
+        if exc is None:
+            try:
+                if not self.out.exists():
+                    os.rename(self.stage, self.out)
+                else:
+                    for entry in sorted(self.stage.iterdir()):
+                        os.replace(entry, self.out / entry.name)
+                    self.stage.rmdir()
+                return
+            except OSError as e:
+                exc = e
+        self._clean()
+        if isinstance(exc, OSError):
+            raise InvalidArgumentError(
+                f"--out: writing the run folder {str(self.out)!r} failed ({_reason(exc)}); nothing was kept"
+            ) from None
+
+    def _clean(self) -> None:
+        if self.stage is not None:
+            shutil.rmtree(self.stage, ignore_errors=True)
+        for folder in reversed(self.created):
+            try:
+                folder.rmdir()  # only if still empty
+            except OSError:
+                break
+
+
+def _reason(e: OSError) -> str:
+    """An OSError's reason with the path it names, e.g. "Permission denied: '/sys/x'"."""
+    if e.strerror is None:
+        return str(e)
+    return f"{e.strerror}: {e.filename!r}" if e.filename is not None else e.strerror
 
 
 def _check_writable(flag: str, path: Path) -> None:
