@@ -361,3 +361,58 @@ def test_an_existing_run_folder_is_refused_before_training_naming_out(tmp_path: 
     err = capsys.readouterr().err
     assert "--out" in err and str(out) in err and "choose another --out" in err and "append" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def _unwritable(path: str) -> bool:
+    """Whether ``path`` cannot be created even by root (sysfs refuses new files)."""
+    try:
+        open(path, "xb").close()
+    except OSError:
+        return True
+    Path(path).unlink()
+    return False
+
+
+@pytest.mark.skipif(not _unwritable("/sys/growcore-probe"), reason="no read-only /sys here")
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--json", "/sys/growcore-summary.json"], ["--json", "/sys/growcore-summary.json", "cannot write"]),
+        (["--out", "/sys/growcore-run"], ["--out", "/sys/growcore-run", "cannot create"]),
+    ],
+)
+def test_an_unwritable_json_or_out_fails_before_training(tmp_path: Path, monkeypatch, capsys, args, words) -> None:
+    import growcore.torch.train as train
+
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail("trained before finding the path unwritable"))
+    assert main(["run", *TINY, "--policy", "dense", "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("growcore run: error:") and "Traceback" not in err
+    for word in words:
+        assert word in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_os_error_during_the_run_is_a_clear_error_naming_out(tmp_path: Path, monkeypatch, capsys) -> None:
+    import growcore.torch.train as train
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device", str(tmp_path / "somewhere"))
+
+    monkeypatch.setattr(train, "train_run", disk_full)
+    out = tmp_path / "run"
+    assert main(["run", *TINY, "--policy", "dense", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("growcore run: error: --out:") and "No space left on device" in err and str(out) in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_inside_the_run_folder_the_command_creates(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "new"
+    copy = out / "copy.json"
+    assert main(["run", *TINY, "--policy", "dense", "--epochs", "1", "--out", str(out), "--json", str(copy)]) == 0
+    assert copy.read_text() == (out / "summary.json").read_text()
+    # ... but not over one of the run folder's own files.
+    again = tmp_path / "again"
+    assert main(["run", *TINY, "--policy", "dense", "--out", str(again), "--json", str(again / "events.jsonl")]) == 2
+    assert "--json" in capsys.readouterr().err and not again.exists()

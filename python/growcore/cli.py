@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except (GrowcoreError, ValueError, FileNotFoundError, NotADirectoryError, FileExistsError) as e:
+    except (GrowcoreError, ValueError, OSError) as e:  # OSError: e.g. a file the options name
         print(f"growcore {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -103,8 +103,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--policy: expected at least one method, got {args.policy!r}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit: must be at least 1, got {args.limit}")
-    if args.json is not None:
-        _check_writable("--json", Path(args.json))
+    out = Path(args.out) if args.out else Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    _check_out(out)
+    json_copy = Path(args.json) if args.json is not None else None
+    if json_copy is not None:
+        _check_json(json_copy, out)
     try:
         hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
     except ValueError:
@@ -157,8 +160,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         n = args.limit
         data = Dataset(data.name, data.x_train[:n], data.y_train[:n], data.x_test[:n], data.y_test[:n], data.num_classes)
-    out = Path(args.out) if args.out else Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    _check_out(out)
 
     runs: list[dict[str, Any]] = []
     # Written into a hidden sibling folder and moved to --out only once complete: a failure or an
@@ -175,9 +176,14 @@ def _run(args: argparse.Namespace) -> int:
         log.plot_accuracy()
         if any(r["policy"] == "grow" for r in runs):
             log.plot_growth()
-    if args.json:
+    if json_copy is not None:
         # The same cleaned JSON as the run folder's (non-finite numbers written as null).
-        Path(args.json).write_text((out / "summary.json").read_text())
+        try:
+            json_copy.write_text((out / "summary.json").read_text())
+        except OSError as e:
+            raise InvalidArgumentError(
+                f"--json: cannot write {str(json_copy)!r} ({e.strerror or e}); the run folder {str(out)!r} is complete"
+            ) from None
     if not args.quiet:
         _print_table(summary, out)
     return 0
@@ -265,12 +271,33 @@ def _reason(e: OSError) -> str:
     return f"{e.strerror}: {e.filename!r}" if e.filename is not None else e.strerror
 
 
-def _check_writable(flag: str, path: Path) -> None:
-    """Fails now, before any training, if ``path`` cannot be written as a file later."""
+def _check_json(path: Path, out: Path) -> None:
+    """Fails now, before any training, if the summary cannot be copied to ``path`` later: a
+    folder, a missing folder (other than the run folder ``out`` this command creates), one of the
+    run folder's own files, or a file that cannot be written (tried: a new file is created and
+    removed again, an existing one opened for appending and left as it was)."""
+    from growcore.log import EVENTS_FILE, GROWTH_PLOT_FILE, METRICS_FILE, PLOT_FILE, SQLITE_FILE
+
     if path.is_dir():
-        raise ValueError(f"{flag}: {str(path)!r} is a folder; expected a file name")
+        raise InvalidArgumentError(f"--json: {str(path)!r} is a folder; expected a file name")
+    in_out = path.parent.resolve() == out.resolve()
+    if in_out and (
+        path.name in (EVENTS_FILE, METRICS_FILE, SQLITE_FILE, PLOT_FILE, GROWTH_PLOT_FILE)
+        or path.name.startswith("family_tree-")
+    ):
+        raise InvalidArgumentError(f"--json: {str(path)!r} is one of the files of the run folder --out {str(out)!r}")
     if not path.parent.is_dir():
-        raise ValueError(f"{flag}: the folder {str(path.parent)!r} of {str(path)!r} does not exist")
+        if in_out:
+            return  # written after the run folder is in place
+        raise InvalidArgumentError(f"--json: the folder {str(path.parent)!r} of {str(path)!r} does not exist")
+    try:
+        if path.exists():
+            open(path, "ab").close()
+        else:
+            open(path, "xb").close()
+            path.unlink()
+    except OSError as e:
+        raise InvalidArgumentError(f"--json: cannot write {str(path)!r}: {e.strerror or e}") from None
 
 
 def _summary(args: argparse.Namespace, dataset: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
