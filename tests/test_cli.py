@@ -139,6 +139,13 @@ def test_mnist_folder_in_idx_format(tmp_path: Path) -> None:
         (["--lr", "0"], ["--lr:", "0"]),
         (["--lr", "inf"], ["--lr:", "inf"]),
         (["--lr", "nan"], ["--lr:", "nan"]),
+        (["--hidden", "8,,8"], ["--hidden", "empty item", "'8,,8'"]),
+        (["--hidden", "8,"], ["--hidden", "empty item", "'8,'"]),
+        (["--policy", "dense,,rigl"], ["--policy", "empty item", "'dense,,rigl'"]),
+        (["--policy", "dense", "--strategy", "bogus"], ["--strategy", "bogus"]),
+        (["--policy", "dense", "--strategy", ""], ["--strategy"]),
+        (["--policy", "dense", "--selection", "bogus"], ["--selection", "bogus"]),
+        (["--policy", "apoptosis", "--selection", "extrema,"], ["--selection", "empty item"]),
         (["--json", "."], ["--json", "folder"]),
         (["--json", "/nonexistent/folder/x.json"], ["--json", "/nonexistent/folder"]),
     ],
@@ -260,7 +267,8 @@ def test_grow_with_the_braess_guard_waits_for_its_verdict(tmp_path: Path) -> Non
         (["--growth-window", "0"], ["--growth-window:", "0"]),
         (["--start-hidden", "8,0"], ["--start-hidden:", "0"]),
         (["--start-hidden", "a"], ["--start-hidden", "a"]),
-        (["--selection", "extrema,magic"], ["selection", "magic"]),
+        (["--selection", "extrema,magic"], ["--selection", "magic"]),
+        (["--start-hidden", "16,,16"], ["--start-hidden", "empty item"]),
         (["--policy", "rigl", "--braess"], ["--braess", "grow"]),
         (["--policy", "rigl", "--katz"], ["--katz", "grow"]),
     ],
@@ -416,3 +424,10 @@ def test_json_inside_the_run_folder_the_command_creates(tmp_path: Path, capsys) 
     again = tmp_path / "again"
     assert main(["run", *TINY, "--policy", "dense", "--out", str(again), "--json", str(again / "events.jsonl")]) == 2
     assert "--json" in capsys.readouterr().err and not again.exists()
+
+
+def test_a_strategy_or_selection_listed_twice_is_run_once(tmp_path: Path) -> None:
+    summary = run(tmp_path, "dup", "--policy", "apoptosis,grow", "--strategy", "random,random", "--selection",
+                  "extrema, extrema", "--epochs", "1")
+    assert [r["run"] for r in summary["runs"]] == ["apoptosis-random-s0", "grow-s0"]
+    assert {k: v["seeds"] for k, v in summary["by_policy"].items()} == {"apoptosis-random": [0], "grow": [0]}

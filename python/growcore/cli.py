@@ -95,10 +95,12 @@ def _run(args: argparse.Namespace) -> int:
     # torch is imported here so that `growcore --help` works without it.
     from growcore.data import Dataset, load_dataset
     from growcore.log import RunLog
+    from growcore.torch.growth import SELECTIONS
+    from growcore.torch.lifecycle import STRATEGIES
     from growcore.torch.train import RunConfig, train_run
 
-    # A method listed twice would log two runs under one name: once is enough.
-    methods = list(dict.fromkeys(m.strip() for m in args.policy.split(",") if m.strip()))
+    # A method (strategy, selection) listed twice would log two runs under one name: once is enough.
+    methods = list(dict.fromkeys(_items("--policy", args.policy)))
     if not methods:
         raise ValueError(f"--policy: expected at least one method, got {args.policy!r}")
     if args.limit is not None and args.limit < 1:
@@ -108,10 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     json_copy = Path(args.json) if args.json is not None else None
     if json_copy is not None:
         _check_json(json_copy, out)
-    try:
-        hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
-    except ValueError:
-        raise ValueError(f"--hidden: expected comma-separated integers, got {args.hidden!r}") from None
+    hidden = _ints("--hidden", args.hidden)
     if args.seeds < 1:
         raise ValueError(f"--seeds: must be at least 1, got {args.seeds}")
     if args.senescence and "apoptosis" not in methods:
@@ -119,16 +118,10 @@ def _run(args: argparse.Namespace) -> int:
     for flag in ("braess", "katz"):
         if getattr(args, flag) and "grow" not in methods:
             raise ValueError(f"--{flag}: only applies to the grow policy, got --policy {args.policy!r}")
-    try:
-        start_hidden = tuple(int(h) for h in args.start_hidden.split(",") if h.strip())
-    except ValueError:
-        raise ValueError(f"--start-hidden: expected comma-separated integers, got {args.start_hidden!r}") from None
-    strategies = [x.strip() for x in args.strategy.split(",") if x.strip()]
-    if not strategies and "apoptosis" in methods:
-        raise ValueError(f"--strategy: expected at least one strategy for the apoptosis policy, got {args.strategy!r}")
-    selections = [x.strip() for x in args.selection.split(",") if x.strip()]
-    if not selections:
-        raise ValueError(f"--selection: expected extrema and/or random, got {args.selection!r}")
+    start_hidden = _ints("--start-hidden", args.start_hidden)
+    # Checked whatever --policy is, like every other option.
+    strategies = _choices("--strategy", args.strategy, STRATEGIES)
+    selections = _choices("--selection", args.selection, SELECTIONS)
     common: dict[str, Any] = dict(
         density=args.density, distribution=args.distribution, hidden=hidden, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, interval=args.interval, drop_fraction=args.drop_fraction,
@@ -142,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         """The runs of one method and seed: one per apoptosis strategy or grow selection."""
         if method == "apoptosis":
             return [{"strategy": x, "senescence": args.senescence} for x in strategies]
-        first = {"strategy": strategies[0] if strategies else "function_preserving"}
+        first = {"strategy": strategies[0]}
         if method == "grow":
             return [{**first, "selection": x, "braess": args.braess, "katz": args.katz} for x in selections]
         return [first]
@@ -187,6 +180,34 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _print_table(summary, out)
     return 0
+
+
+def _items(flag: str, text: str) -> list[str]:
+    """The stripped items of a comma-separated option (none for a blank one); an empty item, as
+    in "8,,8" or "8,", is an error naming the flag."""
+    if not text.strip():
+        return []
+    items = [x.strip() for x in text.split(",")]
+    if "" in items:
+        raise InvalidArgumentError(f"{flag}: empty item in {text!r}; expected comma-separated values")
+    return items
+
+
+def _ints(flag: str, text: str) -> tuple[int, ...]:
+    items = _items(flag, text)
+    try:
+        return tuple(int(x) for x in items)
+    except ValueError:
+        raise InvalidArgumentError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+
+
+def _choices(flag: str, text: str, allowed: Sequence[str]) -> list[str]:
+    """At least one of ``allowed``, each once, in the order given."""
+    chosen = list(dict.fromkeys(_items(flag, text)))
+    unknown = [x for x in chosen if x not in allowed]
+    if unknown or not chosen:
+        raise InvalidArgumentError(f"{flag}: expected one or more of {', '.join(allowed)}, got {text!r}")
+    return chosen
 
 
 def _flag_message(message: str, args: argparse.Namespace) -> str:
