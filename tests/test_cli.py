@@ -431,3 +431,20 @@ def test_a_strategy_or_selection_listed_twice_is_run_once(tmp_path: Path) -> Non
                   "extrema, extrema", "--epochs", "1")
     assert [r["run"] for r in summary["runs"]] == ["apoptosis-random-s0", "grow-s0"]
     assert {k: v["seeds"] for k, v in summary["by_policy"].items()} == {"apoptosis-random": [0], "grow": [0]}
+
+
+def test_a_seeds_run_is_the_run_that_seed_alone_gives(tmp_path: Path) -> None:
+    # The digits split follows each run's seed, not the first --seed.
+    both = run(tmp_path, "both", "--policy", "dense,rigl", "--seed", "0", "--seeds", "2")
+    alone = run(tmp_path, "alone", "--policy", "dense,rigl", "--seed", "1")
+    strip = lambda runs: [{k: v for k, v in r.items() if k != "train_seconds"} for r in runs]  # noqa: E731
+    assert strip(r for r in both["runs"] if r["seed"] == 1) == strip(alone["runs"])
+    one = [m for m in read_metrics(tmp_path / "both") if m["run"].endswith("-s1")]
+    assert one == read_metrics(tmp_path / "alone")
+
+
+@pytest.mark.parametrize("seed, seeds", [("-1", "1"), ("4294967295", "2")])
+def test_seeds_outside_the_split_seeds_range_are_refused(tmp_path: Path, capsys, seed: str, seeds: str) -> None:
+    assert main(["run", *TINY, "--seed", seed, "--seeds", seeds, "--out", str(tmp_path / "bad")]) == 2
+    assert "--seed" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--density", type=float, default=0.1, help="fraction of each sparse layer's weights kept (over all layers with ERK)")
     run.add_argument("--distribution", default="erk", choices=["erk", "uniform"], help="how the density is spread over layers")
     run.add_argument("--epochs", type=int, default=30)
-    run.add_argument("--seed", type=int, default=0, help="first seed")
+    run.add_argument("--seed", type=int, default=0, help="first seed (of the initialization, the training order and, on digits, the train/test split)")
     run.add_argument("--seeds", type=int, default=1, help="number of seeds per method (seed, seed+1, ...)")
     run.add_argument("--hidden", default="256,128", help="hidden layer sizes, comma-separated")
     run.add_argument("--batch-size", type=int, default=64)
@@ -149,10 +149,25 @@ def _run(args: argparse.Namespace) -> int:
         ]  # every config is checked before any training starts
     except GrowcoreError as e:
         raise InvalidArgumentError(_flag_message(str(e), args)) from None
-    data = load_dataset(args.dataset, seed=args.seed)
-    if args.limit is not None:
-        n = args.limit
-        data = Dataset(data.name, data.x_train[:n], data.y_train[:n], data.x_test[:n], data.y_test[:n], data.num_classes)
+    if args.seed < 0 or args.seed + args.seeds > 2**32:
+        raise ValueError(f"--seed: the seeds {args.seed}..{args.seed + args.seeds - 1} must be in [0, 2**32)")
+
+    # Each run's data split comes from its own seed (digits; MNIST's split is fixed), so a run of
+    # seed s is the run `--seed s` gives, whatever --seed/--seeds it was part of. The runs come in
+    # seed order: one split is held at a time.
+    loaded: dict[int, Dataset] = {}
+
+    def data_for(seed: int) -> Dataset:
+        if seed not in loaded:
+            loaded.clear()
+            data = load_dataset(args.dataset, seed=seed)
+            if args.limit is not None:
+                n = args.limit
+                data = Dataset(data.name, data.x_train[:n], data.y_train[:n], data.x_test[:n], data.y_test[:n], data.num_classes)
+            loaded[seed] = data
+        return loaded[seed]
+
+    data = data_for(args.seed)  # a bad --dataset fails here, before the run folder exists
 
     runs: list[dict[str, Any]] = []
     # Written into a hidden sibling folder and moved to --out only once complete: a failure or an
@@ -163,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
             # One family tree per apoptosis method, from its first seed's run.
             first = config.method == "apoptosis" and config.seed == args.seed
             tree = stage / f"family_tree-{config.label}.png" if first else None
-            runs.append(train_run(config, data, log, progress=progress.callback(task), family_tree=tree))
+            runs.append(train_run(config, data_for(config.seed), log, progress=progress.callback(task), family_tree=tree))
         summary = _summary(args, data.name, runs)
         log.summary(summary)
         log.plot_accuracy()
