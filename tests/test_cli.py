@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -448,3 +449,30 @@ def test_seeds_outside_the_split_seeds_range_are_refused(tmp_path: Path, capsys,
     assert main(["run", *TINY, "--seed", seed, "--seeds", seeds, "--out", str(tmp_path / "bad")]) == 2
     assert "--seed" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("distribution, smallest", [("erk", "0.0043"), ("uniform", "0.0063")])
+def test_a_density_that_leaves_a_layer_without_edges_is_refused(tmp_path: Path, capsys, distribution: str, smallest: str) -> None:
+    # 64 -> 8 -> 10: at density 1e-3 the 8->10 layer gets no edge (uniform: round(d * 80) >= 1
+    # from d = 0.00625; ERK gives that small layer a larger share).
+    args = ["run", *TINY, "--hidden", "8", "--density", "1e-3", "--distribution", distribution, "--out", str(tmp_path / "bad")]
+    assert main([*args, "--policy", "dense,rigl"]) == 2
+    err = capsys.readouterr().err
+    assert "--density: 0.001 leaves no edge in layer 1 (8->10)" in err and f"at least {smallest}" in err
+    assert not (tmp_path / "bad").exists()
+    # The value it names is the smallest (to two digits) that works; dense runs alone do not care.
+    args[args.index("1e-3")] = f"{float(smallest) - 0.0001:.4f}"
+    assert main([*args, "--policy", "static"]) == 2
+    assert f"at least {smallest}" in capsys.readouterr().err
+    args[args.index(f"{float(smallest) - 0.0001:.4f}")] = smallest
+    assert main([*args, "--policy", "static", "--epochs", "1"]) == 0
+    assert main(["run", *TINY, "--hidden", "8", "--density", "1e-3", "--policy", "dense", "--out", str(tmp_path / "d")]) == 0
+
+
+def test_train_run_refuses_a_density_that_leaves_a_layer_without_edges() -> None:
+    from growcore.data import Dataset
+    from growcore.torch.train import RunConfig, train_run
+
+    data = Dataset("t", np.zeros((4, 3), np.float32), np.zeros(4, np.int64), np.zeros((2, 3), np.float32), np.zeros(2, np.int64), 2)
+    with pytest.raises(InvalidArgumentError, match=r"^density: 0\.01 leaves no edge in layer 0 \(3->4\), layer 1 \(4->2\)"):
+        train_run(RunConfig(method="set", density=0.01, hidden=(4,), distribution="uniform", epochs=1), data)

@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     from growcore.log import RunLog
     from growcore.torch.growth import SELECTIONS
     from growcore.torch.lifecycle import STRATEGIES
-    from growcore.torch.train import RunConfig, train_run
+    from growcore.torch.train import RunConfig, check_edges, train_run
 
     # A method (strategy, selection) listed twice would log two runs under one name: once is enough.
     methods = list(dict.fromkeys(_items("--policy", args.policy)))
@@ -168,6 +168,11 @@ def _run(args: argparse.Namespace) -> int:
         return loaded[seed]
 
     data = data_for(args.seed)  # a bad --dataset fails here, before the run folder exists
+    try:
+        for config in configs:  # a density that leaves a layer without edges, before training
+            check_edges(config, data.num_features, data.num_classes)
+    except GrowcoreError as e:
+        raise InvalidArgumentError(_flag_message(str(e), args)) from None
 
     runs: list[dict[str, Any]] = []
     # Written into a hidden sibling folder and moved to --out only once complete: a failure or an

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+import growcore
 from growcore.data import Dataset
 from growcore.errors import InvalidArgumentError
 from growcore.lineage import plot_family_tree
@@ -154,6 +155,44 @@ class RunConfig:
         check_options(len(self.start_hidden) + 2, self.activation, self.grow_options())
 
 
+def check_edges(config: RunConfig, num_features: int, num_classes: int) -> None:
+    """Fails if ``config`` is a sparse method whose density leaves a layer of its MLP (``mlp(
+    num_features, config.hidden, num_classes)``) without a single edge, naming ``density`` and
+    the smallest density that gives every layer one. The edges per layer are the core's, for the
+    layer shapes the :class:`SparseController` passes it."""
+    if config.method not in POLICIES:
+        return
+    sizes = [num_features, *config.hidden, num_classes]
+    shapes = list(zip(sizes[:-1], sizes[1:]))  # (in, out) per Linear layer
+
+    def empty(density: float) -> list[int]:
+        graph = growcore.Graph(
+            [n for shape in shapes for n in shape],
+            density,
+            seed=config.seed,
+            distribution=config.distribution,  # type: ignore[arg-type]  # checked by the core
+            blocks=[(2 * i, 2 * i + 1) for i in range(len(shapes))],
+        )
+        return [i for i in range(len(shapes)) if graph.block_nnz(2 * i, 2 * i + 1) == 0]
+
+    layers = empty(config.density)
+    if not layers:
+        return
+    low, high = config.density, 1.0  # empty layers at low, none at high
+    for _ in range(60):
+        middle = math.sqrt(low * high)
+        low, high = (low, middle) if not empty(middle) else (middle, high)
+    step = 10.0 ** (math.floor(math.log10(high)) - 1)  # rounded up to two significant digits
+    smallest = min(float(f"{math.ceil(high / step) * step:.2g}"), 1.0)
+    if empty(smallest):
+        smallest = high
+    named = ", ".join(f"layer {i} ({shapes[i][0]}->{shapes[i][1]})" for i in layers)
+    raise InvalidArgumentError(
+        f"density: {config.density!r} leaves no edge in {named} with the {config.distribution} "
+        f"distribution (the output could not depend on the input); use a density of at least {smallest:g}"
+    )
+
+
 def mlp(inputs: int, hidden: Sequence[int], outputs: int) -> nn.Sequential:
     """Linear layers with ReLU between them."""
     sizes = [inputs, *hidden, outputs]
@@ -179,6 +218,7 @@ def train_run(
     (:func:`growcore.lineage.plot_family_tree`) into the PNG file ``family_tree`` if given;
     other methods ignore it.
     """
+    check_edges(config, data.num_features, data.num_classes)
     run = run_name(config.label, config.seed)
     torch.manual_seed(config.seed)
     x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
