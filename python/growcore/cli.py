@@ -167,10 +167,12 @@ def _run(args: argparse.Namespace) -> int:
             loaded[seed] = data
         return loaded[seed]
 
-    data = data_for(args.seed)  # a bad --dataset fails here, before the run folder exists
+    initial = data_for(args.seed)  # a bad --dataset fails here, before the run folder exists
+    dataset, features, classes = initial.name, initial.num_features, initial.num_classes
+    del initial  # only one split in memory at a time
     try:
         for config in configs:  # a density that leaves a layer without edges, before training
-            check_edges(config, data.num_features, data.num_classes)
+            check_edges(config, features, classes)
     except GrowcoreError as e:
         raise InvalidArgumentError(_flag_message(str(e), args)) from None
 
@@ -184,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
             first = config.method == "apoptosis" and config.seed == args.seed
             tree = stage / f"family_tree-{config.label}.png" if first else None
             runs.append(train_run(config, data_for(config.seed), log, progress=progress.callback(task), family_tree=tree))
-        summary = _summary(args, data.name, runs)
+        summary = _summary(args, dataset, runs)
         log.summary(summary)
         log.plot_accuracy()
         if any(r["policy"] == "grow" for r in runs):
