@@ -591,3 +591,29 @@ def test_rewire_refuses_an_edge_both_dropped_and_grown():
     with pytest.raises(EdgeError, match="both dropped and grown"):
         g.rewire(0, 1, [r], [c], [r], [c])
     assert g == before
+
+
+def test_rewire_regrow_dropped_replays_a_prune_and_grow_plan_exactly():
+    g = Graph([5, 6], 0.6, seed=4)
+    g.advance(3)
+    w = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    replica = g.copy()
+    # Growth favours the weakest positions, so some dropped edges come straight back.
+    plan = g.prune_and_grow(0, 1, w, 1 / (np.abs(w) + 0.01), 4, regrow_dropped=True)
+    regrown = set(zip(plan["drop_rows"], plan["drop_cols"])) & set(zip(plan["grow_rows"], plan["grow_cols"]))
+    assert regrown  # the case plain rewire refuses
+    with pytest.raises(EdgeError, match="both dropped and grown"):
+        replica.copy().rewire(0, 1, *plan.values())
+    replica.rewire(0, 1, *plan.values(), regrow_dropped=True)
+    assert replica == g  # regrown edges reborn at step 3 on both
+
+
+def test_rewire_regrow_dropped_that_fails_changes_nothing():
+    g = Graph([4, 4], 0.5, seed=2)
+    rows, cols = np.nonzero(g.to_dense(0, 1))
+    before = g.copy()
+    # The regrown edge would pass; growing a second edge that exists (and is not dropped) fails
+    # in the second pass, after the drop already ran.
+    with pytest.raises(EdgeError, match="already exists"):
+        g.rewire(0, 1, rows[:1], cols[:1], rows[:2], cols[:2], regrow_dropped=True)
+    assert g == before

@@ -90,6 +90,8 @@ class Graph:
         drop_cols: _IndexLike,
         grow_rows: _IndexLike,
         grow_cols: _IndexLike,
+        *,
+        regrow_dropped: bool = False,
     ) -> None: ...
     def prune_and_grow(
         self,

@@ -65,17 +65,9 @@ _FAILED = -1
 
 
 def _replay(graph: growcore.Graph, block: tuple[int, int], plan: dict[str, np.ndarray]) -> None:
-    """Applies rank 0's plan as ``Graph.prune_and_grow`` did there: an edge both dropped and
-    grown (``regrow_dropped``) is dropped first and then grown again, reborn at this step."""
-    cols = graph.layer_sizes[block[0]]
-    dropped = plan["drop_rows"] * cols + plan["drop_cols"]
-    grown = plan["grow_rows"] * cols + plan["grow_cols"]
-    none = np.empty(0, dtype=np.int64)
-    if np.isin(grown, dropped).any():
-        graph.rewire(*block, plan["drop_rows"], plan["drop_cols"], none, none)
-        graph.rewire(*block, none, none, plan["grow_rows"], plan["grow_cols"])
-    else:
-        graph.rewire(*block, *(plan[k] for k in KEYS))
+    """Applies rank 0's plan as ``Graph.prune_and_grow`` did there (an edge it dropped and grew
+    again, with ``regrow_dropped``, is reborn at this step)."""
+    graph.rewire(*block, *(plan[k] for k in KEYS), regrow_dropped=True)
 
 
 def broadcast_graph(graph: growcore.Graph) -> growcore.Graph:

@@ -432,6 +432,29 @@ impl Graph {
         )
     }
 
+    /// Like [`Graph::rewire`], but an edge both dropped and grown is allowed: it is dropped and
+    /// grown again, reborn at the current step (unfrozen), as `prune_and_grow` with
+    /// `regrow_dropped` does. This is how another copy of the graph (another rank) replays a plan
+    /// that `prune_and_grow` made. Nothing changes on error.
+    pub fn rewire_regrowing(
+        &mut self,
+        key: BlockKey,
+        drops: (&[u32], &[u32]),
+        grows: (&[u32], &[u32]),
+    ) -> Result<()> {
+        if !regrows_a_drop(drops, grows) {
+            return self.rewire(key, drops, grows);
+        }
+        // Two passes; the second can still fail (e.g. a grown edge that exists and is not
+        // dropped), so the block is put back then.
+        let saved = self.block(key)?.clone();
+        let none: (&[u32], &[u32]) = (&[], &[]);
+        self.rewire(key, drops, none)?;
+        self.rewire(key, none, grows).inspect_err(|_| {
+            self.blocks.insert(key, saved);
+        })
+    }
+
     pub fn remove_edges(&mut self, key: BlockKey, rows: &[u32], cols: &[u32]) -> Result<()> {
         self.block_mut(key)?.remove(rows, cols)
     }
@@ -909,4 +932,20 @@ fn shape_error(
 /// be an allocation failure (a process abort in Rust) into this.
 fn no_memory(arg: &str, what: String) -> GrowError {
     GrowError::invalid(arg, format!("cannot allocate memory for {what}"))
+}
+
+/// Whether some grown (row, col) is also dropped. Unequal lengths are left to `rewire`'s checks.
+fn regrows_a_drop(
+    (drop_rows, drop_cols): (&[u32], &[u32]),
+    (grow_rows, grow_cols): (&[u32], &[u32]),
+) -> bool {
+    let dropped: std::collections::HashSet<(u32, u32)> = drop_rows
+        .iter()
+        .copied()
+        .zip(drop_cols.iter().copied())
+        .collect();
+    grow_rows
+        .iter()
+        .zip(grow_cols)
+        .any(|(&r, &c)| dropped.contains(&(r, c)))
 }

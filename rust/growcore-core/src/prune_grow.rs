@@ -113,20 +113,12 @@ impl Graph {
             grow_rows: grown.iter().map(|&(_, r, _)| r).collect(),
             grow_cols: grown.iter().map(|&(_, _, c)| c).collect(),
         };
-        let none: (&[u32], &[u32]) = (&[], &[]);
+        // The plan was built from the block itself, so applying it cannot fail. An edge dropped
+        // and grown again is reborn now.
         let drops = (plan.drop_rows.as_slice(), plan.drop_cols.as_slice());
         let grows = (plan.grow_rows.as_slice(), plan.grow_cols.as_slice());
-        let regrown = regrow_dropped
-            && grown.iter().any(|&(_, r, c)| {
-                dropped
-                    .binary_search_by(|&(_, dr, dc)| (dr, dc).cmp(&(r, c)))
-                    .is_ok()
-            });
-        if regrown {
-            // An edge dropped and grown again is reborn now: two passes, neither of which can
-            // fail, since the plan was built from the block itself.
-            self.rewire(key, drops, none)?;
-            self.rewire(key, none, grows)?;
+        if regrow_dropped {
+            self.rewire_regrowing(key, drops, grows)?;
         } else {
             self.rewire(key, drops, grows)?;
         }

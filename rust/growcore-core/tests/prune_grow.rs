@@ -128,11 +128,19 @@ proptest! {
         ).unwrap();
 
         let before = edges(&g).0;
+        let mut replica = g.clone();
         let plan = g.prune_and_grow((0, 1), Scores::Dense(&w), Scores::Dense(&s), count, regrow).unwrap();
         prop_assert_eq!(pairs(&plan.drop_rows, &plan.drop_cols), want_drop.clone());
         prop_assert_eq!(pairs(&plan.grow_rows, &plan.grow_cols), want_grow.clone());
         prop_assert_eq!(&listed_plan, &plan);
         prop_assert!(listed == g);
+        // Another copy replays the plan to the same graph (how other ranks follow rank 0).
+        replica.rewire_regrowing(
+            (0, 1),
+            (&plan.drop_rows, &plan.drop_cols),
+            (&plan.grow_rows, &plan.grow_cols),
+        ).unwrap();
+        prop_assert!(replica == g);
 
         // The graph now holds exactly before - dropped + grown, grown edges born now.
         let mut expect = before.clone();
@@ -308,4 +316,42 @@ fn the_first_nonfinite_score_of_a_large_array_is_named() {
         "{err}"
     );
     assert!(g == before);
+}
+
+#[test]
+fn a_replayed_plan_that_fails_changes_nothing() {
+    let mut g = graph(4, 4, 0.5, 3);
+    g.advance(2).unwrap();
+    let present: Vec<Pos> = edges(&g).0.into_iter().collect();
+    let absent: Vec<Pos> = (0..4)
+        .flat_map(|r| (0..4).map(move |c| (r, c)))
+        .filter(|p| !present.contains(p))
+        .collect();
+    let before = g.clone();
+    // Drops present[0] and grows it again (fine), but also grows present[1], which exists and
+    // is not dropped: the second pass fails after the first has run.
+    let (dr, dc) = (vec![present[0].0], vec![present[0].1]);
+    let (gr, gc) = (
+        vec![present[0].0, present[1].0],
+        vec![present[0].1, present[1].1],
+    );
+    let err = g
+        .rewire_regrowing((0, 1), (&dr, &dc), (&gr, &gc))
+        .unwrap_err();
+    assert!(matches!(err, GrowError::Edge { .. }), "{err}");
+    assert!(g == before);
+    // Without a regrown edge it is one rewire, refused the same way.
+    let (gr, gc) = (
+        vec![absent[0].0, present[1].0],
+        vec![absent[0].1, present[1].1],
+    );
+    assert!(g.rewire_regrowing((0, 1), (&dr, &dc), (&gr, &gc)).is_err());
+    assert!(g == before);
+    // Plain rewire refuses an edge both dropped and grown; rewire_regrowing rebirths it.
+    assert!(g.rewire((0, 1), (&dr, &dc), (&dr, &dc)).is_err());
+    g.rewire_regrowing((0, 1), (&dr, &dc), (&dr, &dc)).unwrap();
+    let block = g.block((0, 1)).unwrap();
+    let p = block.find(present[0].0, present[0].1).unwrap();
+    assert_eq!(block.births()[p], 2);
+    assert_eq!(edges(&g).0, edges(&before).0);
 }

@@ -750,7 +750,11 @@ impl PyGraph {
 
     #[allow(clippy::too_many_arguments)]
     /// Drops edges (drop_rows, drop_cols) and grows edges (grow_rows, grow_cols) of block (a, b) in
-    /// one pass: the prune-and-regrow step. An edge may not be both dropped and grown.
+    /// one pass: the prune-and-regrow step. An edge may not be both dropped and grown, unless
+    /// `regrow_dropped`: then it is dropped and grown again, reborn now, as `prune_and_grow(...,
+    /// regrow_dropped=True)` does, so a plan it returned replays exactly on another copy of the
+    /// graph. Nothing changes on error.
+    #[pyo3(signature = (a, b, drop_rows, drop_cols, grow_rows, grow_cols, *, regrow_dropped = false))]
     fn rewire(
         &self,
         py: Python<'_>,
@@ -760,6 +764,7 @@ impl PyGraph {
         drop_cols: &Bound<'_, PyAny>,
         grow_rows: &Bound<'_, PyAny>,
         grow_cols: &Bound<'_, PyAny>,
+        regrow_dropped: bool,
     ) -> PyResult<()> {
         let key = self.block_key(a, b)?;
         let mut lists = self.block_edge_lists(
@@ -770,8 +775,15 @@ impl PyGraph {
             ],
         )?;
         let ((gr, gc), (dr, dc)) = (lists.pop().unwrap(), lists.pop().unwrap());
-        py.detach(|| self.inner.write().rewire(key, (&dr, &dc), (&gr, &gc)))
-            .or_raise()
+        py.detach(|| {
+            let mut graph = self.inner.write();
+            if regrow_dropped {
+                graph.rewire_regrowing(key, (&dr, &dc), (&gr, &gc))
+            } else {
+                graph.rewire(key, (&dr, &dc), (&gr, &gc))
+            }
+        })
+        .or_raise()
     }
 
     /// Drops up to `count` edges of block (a, b) and grows as many absent positions: one
