@@ -403,6 +403,12 @@ pub fn add_activation_sums(
         } else {
             sum_runs(chunk, inner, (low, high), &mut part);
         }
+        // f32 sums overflow for |x| beyond about 1.8e19 (its square) while f64 holds them: such
+        // a piece, rare, is summed again in f64 (inf or NaN in `x` stay inf or NaN).
+        if part.iter().any(|v| !v.is_finite()) {
+            part.fill(0.0);
+            sum_exact(chunk, (neurons, inner), (low, high), &mut part);
+        }
         part
     };
     let chunk_len = outer_per_piece * per_outer;
@@ -513,6 +519,23 @@ fn sum_runs(x: &[f32], inner: usize, thresholds: (f32, f32), out: &mut [f64]) {
     }
 }
 
+/// The sums of `add_activation_sums` in f64, one value at a time.
+fn sum_exact(
+    x: &[f32],
+    (neurons, inner): (usize, usize),
+    (low, high): (f32, f32),
+    out: &mut [f64],
+) {
+    for (i, &v) in x.iter().enumerate() {
+        let n = i / inner % neurons;
+        let v64 = f64::from(v);
+        out[n] += v64;
+        out[neurons + n] += v64 * v64;
+        out[2 * neurons + n] += f64::from(u8::from(v >= high));
+        out[3 * neurons + n] += f64::from(u8::from(v <= low));
+    }
+}
+
 /// Bias correction factor 1 / (1 - d^n) of an EMA started at zero; 0 before any observation.
 fn correction(decay: f64, count: u32) -> f64 {
     if count == 0 {
@@ -603,6 +626,27 @@ mod tests {
             assert!(err.to_string().contains(arg), "{err}");
             assert!(sums.iter().all(|&s| s == 1.0), "{layout:?}: sums changed");
         }
+    }
+
+    #[test]
+    fn activation_sums_of_huge_values_are_finite_in_f64() {
+        // 1e20 squared overflows f32 (and 256 values of 3e38 overflow an f32 sum), not f64.
+        for (layout, x) in [
+            ((2, 1), vec![1e20f32, 1.0, -3e20, 2.0]),
+            ((1, 3), vec![3e38f32, 3e38, 1.0]),
+        ] {
+            let mut sums = vec![0.0f64; 4 * layout.0];
+            add_activation_sums(&x, layout, (0.0, 1.0), &mut sums).unwrap();
+            let mut exact = vec![0.0f64; 4 * layout.0];
+            sum_exact(&x, layout, (0.0, 1.0), &mut exact);
+            assert!(sums.iter().all(|v| v.is_finite()), "{sums:?}");
+            assert_eq!(sums, exact);
+        }
+        let mut sums = vec![0.0f64; 8];
+        add_activation_sums(&[1e20, 1.0, -3e20, 2.0], (2, 1), (0.0, 1.0), &mut sums).unwrap();
+        assert_eq!(sums[0], 1e20f32 as f64 - 3e20f32 as f64);
+        assert_eq!(sums[2], (1e20f32 as f64).powi(2) + (3e20f32 as f64).powi(2));
+        assert_eq!(&sums[4..], &[1.0, 2.0, 1.0, 0.0]);
     }
 
     #[test]
