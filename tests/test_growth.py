@@ -554,6 +554,14 @@ def test_bad_graph_growth_input_changes_nothing():
         growcore.saturation_thresholds("sigmoid", low=0.1, high=1.5)
 
 
+def test_saturation_thresholds_check_epsilon_only_when_a_preset_is_used() -> None:
+    # Both thresholds given: epsilon plays no part, so a value no preset accepts is fine.
+    assert growcore.saturation_thresholds("tanh", 5.0, low=-0.5, high=0.5) == (-0.5, 0.5)
+    with pytest.raises(ValueError, match="epsilon"):
+        growcore.saturation_thresholds("tanh", 5.0, low=-0.5)
+    assert growcore.saturation_thresholds("sigmoid", 0.1, high=0.8) == (0.1, 0.8)
+
+
 # ---------------------------------------------------------------------------- triggers
 
 

@@ -271,7 +271,8 @@ def saturation_thresholds(
 ) -> tuple[float, float]:
     """The ``(low, high)`` saturation thresholds of an activation's preset for an ε-ball of
     radius ``epsilon``: tanh ``(-1 + eps, 1 - eps)``, sigmoid ``(eps, 1 - eps)``, relu
-    ``(eps, inf)``. ``low``/``high`` override them and are checked against the range."""
+    ``(eps, inf)``. ``low``/``high`` override them and are checked against the range;
+    ``epsilon`` is only used, and checked, when one of them comes from the preset."""
 
 def add_activation_sums(x: npt.NDArray[Any], sums: npt.NDArray[np.float64], low: float, high: float) -> int:
     """Adds a batch of activations ``x``, shaped ``(outer, neurons, inner)``, to the float64

@@ -22,8 +22,14 @@ pub fn saturation_thresholds(
     high: Option<f64>,
 ) -> PyResult<(f64, f64)> {
     let act = Activation::parse(activation).or_raise()?;
-    let (preset_low, preset_high) = act.thresholds(epsilon).or_raise()?;
-    let (low, high) = (low.unwrap_or(preset_low), high.unwrap_or(preset_high));
+    // `epsilon` only matters (and is only checked) when a threshold comes from the preset.
+    let (low, high) = match (low, high) {
+        (Some(low), Some(high)) => (low, high),
+        _ => {
+            let (preset_low, preset_high) = act.thresholds(epsilon).or_raise()?;
+            (low.unwrap_or(preset_low), high.unwrap_or(preset_high))
+        }
+    };
     act.check_thresholds(low, high).or_raise()?;
     Ok((low, high))
 }
