@@ -320,6 +320,28 @@ def test_starting_masks_replace_the_random_structure() -> None:
         assert all(torch.equal(a, b) for a, b in zip(weights, fresh.parameters()))
 
 
+def test_starting_masks_may_be_arrays_or_lists_and_other_types_are_named() -> None:
+    given = torch.rand(32, 20, generator=torch.Generator().manual_seed(0)) < 0.5
+    for same in (given.numpy(), given.tolist()):  # array-likes are the tensor they convert to
+        ctl = SparseController(mlp(), torch.optim.SGD(mlp().parameters(), lr=0.1), density=0.2, total_steps=10, masks={"0": same})
+        assert torch.equal(ctl.layers[0].mask, given)
+    bad = [
+        ([given], ["masks", "mapping", "list"]),  # one mask per layer, not by name
+        ({"0": None}, ["masks['0']", "NoneType"]),
+        ({"0": "all"}, ["masks['0']", "str"]),
+        ({"0": [[True], [True, False]]}, ["masks['0']", "list"]),  # ragged
+    ]
+    for masks, words in bad:
+        fresh = mlp()
+        weights = [p.detach().clone() for p in fresh.parameters()]
+        with pytest.raises(TypeError) as info:
+            SparseController(fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), density=0.2, total_steps=10, masks=masks)
+        for word in words:
+            assert word in str(info.value)
+        assert all(torch.equal(a, b) for a, b in zip(weights, fresh.parameters()))
+        assert not any(m._forward_hooks for m in fresh.modules())
+
+
 def test_layer_selection_overrides_and_conv_blocks() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))

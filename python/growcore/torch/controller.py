@@ -16,7 +16,7 @@ cache of the block, changed only at the coordinates a plan touches.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,8 +76,9 @@ class SparseController:
             ``fnmatch`` patterns of module names, or a list of modules.
         dense: name patterns of modules to keep dense even though ``layers`` selects them.
         layer_density: per-module densities (by exact module name) that override the rest.
-        masks: per-module starting masks (by exact module name; bool, the weight's shape, or its
-            ``(out, in*kh*kw)`` matrix shape), e.g. from a pruned model; they replace the random
+        masks: per-module starting masks, a mapping from exact module name to a bool tensor
+            (or numpy array, or nested lists of bools) of the weight's shape or of its
+            ``(out, in*kh*kw)`` matrix shape, e.g. from a pruned model; they replace the random
             structure of those modules and fix their density.
         seed: fixes the initial structure and SET's random growth.
         stats: feed per-neuron statistics to the graph every step (see :class:`ActivationStats`).
@@ -99,7 +100,7 @@ class SparseController:
         layers: Iterable[str] | Iterable[nn.Module] | None = None,
         dense: Iterable[str] = (),
         layer_density: Mapping[str, float] | None = None,
-        masks: Mapping[str, torch.Tensor] | None = None,
+        masks: Mapping[str, torch.Tensor | np.ndarray | Sequence[Any]] | None = None,
         seed: int = 0,
         stats: bool = True,
         saturation: tuple[float, float] = (0.0, 2.0),
@@ -139,7 +140,7 @@ class SparseController:
         for name, d in overrides.items():
             if not is_real(d) or not 0.0 < d <= 1.0:
                 raise InvalidArgumentError(f"layer_density[{name!r}]: must be in (0, 1], got {d!r}")
-        given = _check_masks(masks or {}, chosen)
+        given = _check_masks({} if masks is None else masks, chosen)
         self.graph = growcore.Graph(
             sizes,
             self.density,
@@ -461,8 +462,12 @@ def _select(
     return chosen
 
 
-def _check_masks(masks: Mapping[str, torch.Tensor], chosen: list[tuple[str, nn.Module]]) -> dict[str, np.ndarray]:
+def _check_masks(masks: Any, chosen: list[tuple[str, nn.Module]]) -> dict[str, np.ndarray]:
     """The given masks as (out, in*kh*kw) bool arrays, all checked before any is used."""
+    if not isinstance(masks, Mapping):
+        raise TypeError(
+            f"masks: expected a mapping of module name to bool mask, e.g. {{'0': mask}}, got {type(masks).__name__}"
+        )
     modules = dict(chosen)
     out = {}
     for name, mask in masks.items():
@@ -470,7 +475,13 @@ def _check_masks(masks: Mapping[str, torch.Tensor], chosen: list[tuple[str, nn.M
             raise InvalidArgumentError(f"masks: {name!r} is not a sparsified module; they are {list(modules)}")
         w = _weight(modules[name])
         matrix = (w.shape[0], w[0].numel())
-        t = torch.as_tensor(mask)
+        try:
+            # A tensor, a numpy array or nested lists of bools.
+            t = torch.as_tensor(mask)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(
+                f"masks[{name!r}]: expected a bool tensor or array, got {type(mask).__name__} ({e})"
+            ) from None
         if t.dtype != torch.bool:
             raise TypeError(f"masks[{name!r}]: expected a bool tensor, got dtype {t.dtype}")
         if tuple(t.shape) not in (tuple(w.shape), matrix):
