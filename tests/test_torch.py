@@ -309,6 +309,7 @@ def test_starting_masks_replace_the_random_structure() -> None:
         ({"0": torch.ones(20, 32, dtype=torch.bool)}, growcore.InvalidArgumentError, ["masks['0']", "(20, 32)", "(32, 20)"]),
         ({"9": given}, growcore.InvalidArgumentError, ["masks", "'9'"]),
         ({"0": given.float()}, TypeError, ["masks['0']", "bool"]),
+        ({"0": torch.zeros(32, 20, dtype=torch.bool)}, growcore.InvalidArgumentError, ["masks['0']", "all False", "dense=['0']"]),
     ]
     for masks, error, words in bad:
         fresh = mlp()

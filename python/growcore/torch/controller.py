@@ -488,6 +488,13 @@ def _check_masks(masks: Any, chosen: list[tuple[str, nn.Module]]) -> dict[str, n
             raise InvalidArgumentError(
                 f"masks[{name!r}]: shape {tuple(t.shape)} fits neither the weight {tuple(w.shape)} nor its matrix {matrix}"
             )
+        if not bool(t.any()):
+            # An empty block stays empty: an update moves a fraction of its edges, i.e. none.
+            raise InvalidArgumentError(
+                f"masks[{name!r}]: the mask is all False, so module {name!r} would have no weight to "
+                "train (an update moves a fraction of a layer's edges, so none would ever grow); "
+                f"give it at least one True, or leave {name!r} out of the controller with dense=[{name!r}]"
+            )
         out[name] = t.detach().cpu().reshape(matrix).numpy()
     return out
 
