@@ -251,6 +251,10 @@ def test_bad_checkpoints_raise_and_change_nothing() -> None:
         ({"dense": ["*"]}, growcore.InvalidArgumentError, ["layers"]),
         ({"layer_density": {"9": 0.5}}, growcore.InvalidArgumentError, ["layer_density", "'9'"]),
         ({"layer_density": {"0": 2.0}}, growcore.InvalidArgumentError, ["layer_density['0']", "2.0"]),
+        # A density that rounds a layer's edges to none (20-32-16-4: ERK keeps 1 edge, in '0').
+        ({"density": 0.001}, growcore.InvalidArgumentError, ["density: 0.001", "'2' (16 x 32)", "'4' (4 x 16)"]),
+        ({"density": 0.001, "distribution": "uniform"}, growcore.InvalidArgumentError, ["density: 0.001", "'4' (4 x 16)"]),
+        ({"layer_density": {"4": 0.001}}, growcore.InvalidArgumentError, ["layer_density['4']: 0.001", "'4'"]),
         ({"total_steps": 0}, growcore.InvalidArgumentError, ["total_steps", "0"]),
         ({"distribution": "bogus"}, growcore.InvalidArgumentError, ["distribution", "bogus"]),
         ({"layers": "0"}, TypeError, ["layers", "'0'", "['0']"]),

@@ -155,6 +155,23 @@ class SparseController:
                 drop_r, drop_c = np.nonzero(current & ~given[name])
                 grow_r, grow_c = np.nonzero(given[name] & ~current)
                 self.graph.rewire(*blocks[i], drop_r, drop_c, grow_r, grow_c)
+        # An empty block stays empty (an update moves a fraction of its edges): a density that
+        # rounds a layer's edges to 0 would leave it untrained, its output only its bias.
+        empty = [(i, name) for i, (name, _) in enumerate(chosen) if self.graph.block_nnz(*blocks[i]) == 0]
+        by_density = [(i, name) for i, name in empty if name not in overrides]
+        if by_density:
+            named = ", ".join(f"{name!r} ({sizes[2 * i + 1]} x {sizes[2 * i]})" for i, name in by_density)
+            raise InvalidArgumentError(
+                f"density: {density!r} leaves no weight in module(s) {named} with the {distribution} "
+                "distribution, so they would train nothing; raise it, give them a layer_density, or "
+                "keep them dense with dense=[...]"
+            )
+        if empty:  # only layers with a layer_density of their own
+            i, name = empty[0]
+            raise InvalidArgumentError(
+                f"layer_density[{name!r}]: {overrides[name]!r} leaves module {name!r} "
+                f"({sizes[2 * i + 1]} x {sizes[2 * i]}) no weight, so it would train nothing; raise it"
+            )
         if is_distributed():
             self.graph = broadcast_graph(self.graph)
         self.layers = [
