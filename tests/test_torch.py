@@ -261,6 +261,12 @@ def test_bad_checkpoints_raise_and_change_nothing() -> None:
         ({"density": True}, growcore.InvalidArgumentError, ["density", "True"]),
         ({"total_steps": True}, growcore.InvalidArgumentError, ["total_steps", "True"]),
         ({"dense": "4"}, TypeError, ["dense", "'4'"]),
+        # A pattern that matches no layer is named (it was ignored), with the layers there are.
+        ({"layers": ["0", "fc9"]}, growcore.InvalidArgumentError, ["layers", "'fc9'", "['0', '2', '4']"]),
+        ({"dense": ["fc9"]}, growcore.InvalidArgumentError, ["dense", "'fc9'", "['0', '2', '4']"]),
+        ({"dense": ["1"]}, growcore.InvalidArgumentError, ["dense", "'1'", "nn.Linear"]),  # a ReLU
+        ({"dense": [4]}, TypeError, ["dense", "4"]),
+        ({"layers": [0, 2]}, TypeError, ["layers", "0"]),
         ({"policy": "rigl"}, TypeError, ["policy", "'rigl'", "RigL()"]),
         ({"policy": RigL}, TypeError, ["policy", "RigL()"]),
     ],

@@ -75,6 +75,7 @@ class SparseController:
         layers: which modules to sparsify: ``None`` (every Linear and Conv2d), a list of
             ``fnmatch`` patterns of module names, or a list of modules.
         dense: name patterns of modules to keep dense even though ``layers`` selects them.
+            Every pattern (of ``layers`` and ``dense``) must match a Linear or Conv2d module.
         layer_density: per-module densities (by exact module name) that override the rest.
         masks: per-module starting masks, a mapping from exact module name to a bool tensor
             (or numpy array, or nested lists of bools) of the weight's shape or of its
@@ -449,11 +450,14 @@ def _select(
             if len(chosen) != len(ids):
                 raise InvalidArgumentError("layers: some modules are not nn.Linear or nn.Conv2d modules of the model")
         elif all(isinstance(x, str) for x in wanted):
-            patterns = [str(p) for p in wanted]
+            patterns = _patterns("layers", wanted, candidates)
             chosen = [(n, m) for n, m in candidates if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
         else:
+            odd = [x for x in wanted if not isinstance(x, (str, nn.Module))]
+            if odd:
+                raise TypeError(f"layers: expected name patterns (str) or modules, got {odd[0]!r}")
             raise TypeError("layers: expected name patterns or modules, not a mix")
-    skip = list(dense)
+    skip = _patterns("dense", list(dense), candidates)
     chosen = [(n, m) for n, m in chosen if not any(fnmatch.fnmatchcase(n, p) for p in skip)]
     if not chosen:
         raise InvalidArgumentError(
@@ -477,6 +481,20 @@ def _select(
             )
         owner[id(w)] = name
     return chosen
+
+
+def _patterns(which: str, patterns: list[Any], candidates: list[tuple[str, nn.Module]]) -> list[str]:
+    """``patterns``, each a string that matches the name of at least one of ``candidates`` (a
+    pattern that matches nothing is most likely a typo, which would silently change the run)."""
+    names = [n for n, _ in candidates]
+    for p in patterns:
+        if not isinstance(p, str):
+            raise TypeError(f"{which}: expected name patterns (str), got {p!r}")
+        if not any(fnmatch.fnmatchcase(n, p) for n in names):
+            raise InvalidArgumentError(
+                f"{which}: the pattern {p!r} matches no nn.Linear or nn.Conv2d module; the model has {names}"
+            )
+    return patterns
 
 
 def _check_masks(masks: Any, chosen: list[tuple[str, nn.Module]]) -> dict[str, np.ndarray]:
