@@ -242,6 +242,36 @@ def test_bad_checkpoints_raise_and_change_nothing() -> None:
         assert ctl.graph == before and ctl.step_count == 0
 
 
+def test_checkpoint_fields_of_the_wrong_type_are_named_and_change_nothing() -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctl = SparseController(model, opt, density=0.2, total_steps=10, policy=SET(interval=2))
+    train(model, opt, ctl, 3)
+    good = ctl.state_dict()
+    other = SparseController(mlp(1), torch.optim.SGD(mlp(1).parameters(), lr=0.1), density=0.2, total_steps=10, policy=SET(interval=2), seed=7)
+    before = (other.graph.copy(), other.step_count, [l.mask.clone() for l in other.layers])
+    bad = [
+        ("layers", 5, ["state['layers']", "5"]),
+        ("layers", "024", ["state['layers']", "'024'"]),  # compared as ['0', '2', '4'], it passed
+        ("layers", [0, 2, 4], ["state['layers']", "[0, 2, 4]", "str"]),
+        ("layers", ["00", "2", "4"], ["state['layers']", "'00'"]),
+        ("version", True, ["state['version']", "True"]),  # True == 1 passed
+        ("version", 1.0, ["state['version']", "1.0"]),
+        ("total_steps", 10.0, ["state['total_steps']", "10.0"]),  # 10.0 == 10 passed
+        ("step", 3.0, ["state['step']", "3.0"]),
+    ]
+    for key, value, words in bad:
+        with pytest.raises(growcore.StateDictError) as info:
+            other.load_state_dict({**good, key: value})
+        for word in words:
+            assert word in str(info.value), (key, value, str(info.value))
+        assert other.graph == before[0] and other.step_count == before[1]
+        assert all(torch.equal(a, l.mask) for a, l in zip(before[2], other.layers))
+    # numpy integers are integers (e.g. a checkpoint's numbers passed through numpy).
+    other.load_state_dict({**good, "version": np.int64(1), "total_steps": np.int64(10), "step": np.int64(3)})
+    assert other.graph == ctl.graph and other.step_count == 3 and type(other.state_dict()["step"]) is int
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "words"),
     [

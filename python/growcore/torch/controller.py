@@ -350,13 +350,22 @@ class SparseController:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restores a :meth:`state_dict`; strict: anything missing, extra or inconsistent with
         this controller's model raises :class:`growcore.StateDictError` and changes nothing."""
-        step = check_state(state, {"version", "graph", "step", "total_steps", "policy", "layers"}, STATE_VERSION)
+        step = int(check_state(state, {"version", "graph", "step", "total_steps", "policy", "layers"}, STATE_VERSION))
+        # check_state compares the version by ==, which True and 1.0 pass.
+        if not is_int(state["version"]):
+            raise StateDictError(f"state['version']: expected the integer {STATE_VERSION}, got {state['version']!r}")
         names = [l.name for l in self.layers]
-        if list(state["layers"]) != names:
-            raise StateDictError(f"state['layers']: saved for {list(state['layers'])}, this controller has {names}")
+        saved = state["layers"]
+        if not isinstance(saved, (list, tuple)) or not all(isinstance(n, str) for n in saved):
+            # (a string would compare as the list of its characters: "024" as ['0', '2', '4'])
+            raise StateDictError(f"state['layers']: expected a list of module names (str), got {saved!r}")
+        if list(saved) != names:
+            raise StateDictError(f"state['layers']: saved for {list(saved)}, this controller has {names}")
         if state["policy"] != self.policy.to_dict():
             raise StateDictError(f"state['policy']: saved {state['policy']}, this controller has {self.policy.to_dict()}")
-        if state["total_steps"] != self.total_steps or isinstance(state["total_steps"], bool):
+        if not is_int(state["total_steps"]):
+            raise StateDictError(f"state['total_steps']: expected an integer, got {state['total_steps']!r}")
+        if state["total_steps"] != self.total_steps:
             raise StateDictError(
                 f"state['total_steps']: saved {state['total_steps']!r}, this controller has {self.total_steps} "
                 "(the schedule depends on it, so a resumed run would not continue the saved one)"
