@@ -4,6 +4,7 @@ clear errors."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -310,6 +311,35 @@ def test_run_config_refuses_a_learning_rate_that_cannot_train(lr: float) -> None
     with pytest.raises(InvalidArgumentError, match=r"^lr: must be a finite number > 0, got"):
         RunConfig(method="dense", lr=lr)
     assert RunConfig(method="dense", lr=1e30).lr == 1e30  # large but finite: the user's choice
+
+
+@pytest.mark.parametrize(
+    ("method", "field", "value"),
+    [
+        ("dense", "epochs", 1.5),
+        ("dense", "epochs", True),
+        ("dense", "batch_size", 2.5),
+        ("dense", "batch_size", 64.0),
+        ("dense", "seed", 1.5),
+        ("apoptosis", "interval", 2.5),  # only "< 1" was checked for apoptosis
+        ("rigl", "hidden", (8.5,)),
+        ("rigl", "hidden", 8),
+        ("grow", "start_hidden", (4.5, 4)),
+        ("grow", "grow_every", 2.5),  # was named "every", the trigger's argument
+        ("grow", "growth_window", 2.5),
+        ("grow", "clone_budget", 2.5),  # the next four were raw TypeErrors from the core
+        ("grow", "radius", True),
+        ("grow", "fan_in_cap", 2.5),
+        ("grow", "max_layer_size", 2.5),
+    ],
+)
+def test_run_config_refuses_a_count_that_is_not_an_integer(method: str, field: str, value: object) -> None:
+    from growcore.torch.train import RunConfig
+
+    with pytest.raises(InvalidArgumentError, match=rf"^{field}: .*integer.*, got {re.escape(repr(value))}$"):
+        RunConfig(method=method, **{field: value})
+    # numpy integers are integers
+    RunConfig(method=method, **{field: (np.int64(8),) if "hidden" in field else np.int64(8)})
 
 
 def _failing_second_run(monkeypatch, error: BaseException) -> None:

@@ -19,7 +19,7 @@ from torch import nn
 
 import growcore
 from growcore.data import Dataset
-from growcore.errors import InvalidArgumentError
+from growcore.errors import InvalidArgumentError, is_int
 from growcore.lineage import plot_family_tree
 from growcore.log import RunLog, growth_curves, growth_per_window, run_name
 from growcore.torch.controller import SparseController
@@ -101,6 +101,10 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InvalidArgumentError(f"policy: unknown method {self.method!r}; expected one of {list(METHODS)}")
+        # Types first: a float epochs or batch size failed inside training (or trained a wrong thing).
+        for name in ("seed", "epochs", "batch_size", "interval"):
+            _check_int(name, getattr(self, name))
+        _check_sizes("hidden", self.hidden)
         if not 0.0 < self.density <= 1.0:
             raise InvalidArgumentError(f"density: must be in (0, 1], got {self.density!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
@@ -133,6 +137,11 @@ class RunConfig:
     def _check_grow(self) -> None:
         """The grow options, checked before any training (the growth limits by
         :func:`growcore.torch.growth.check_options`, as the Grower does)."""
+        _check_sizes("start_hidden", self.start_hidden)
+        for name in ("clone_budget", "radius", "growth_window"):
+            _check_int(name, getattr(self, name))
+        for name in ("grow_every", "fan_in_cap", "max_layer_size"):
+            _check_int(name, getattr(self, name), optional=True)
         if not self.start_hidden or any(h < 1 for h in self.start_hidden):
             raise InvalidArgumentError(
                 f"start_hidden: expected at least one hidden layer of size at least 1, got {list(self.start_hidden)}"
@@ -153,6 +162,20 @@ class RunConfig:
             raise InvalidArgumentError(f"interval: must be at least 1 (the grow method's default grow_every), got {self.interval!r}")
         self.make_trigger()
         check_options(len(self.start_hidden) + 2, self.activation, self.grow_options())
+
+
+def _check_int(name: str, value: object, optional: bool = False) -> None:
+    """Refuses a ``value`` of field ``name`` that is not an integer (a bool, a float such as
+    2.0 or 2.5, a string), or not None when ``optional``."""
+    if not (is_int(value) or (optional and value is None)):
+        also = " or None" if optional else ""
+        raise InvalidArgumentError(f"{name}: must be an integer{also}, got {value!r}")
+
+
+def _check_sizes(name: str, sizes: object) -> None:
+    """Refuses layer sizes that are not a list or tuple of integers."""
+    if not isinstance(sizes, (list, tuple)) or not all(is_int(h) for h in sizes):
+        raise InvalidArgumentError(f"{name}: expected a list of integer layer sizes, got {sizes!r}")
 
 
 def check_edges(config: RunConfig, num_features: int, num_classes: int) -> None:
