@@ -460,7 +460,7 @@ def test_a_failed_update_changes_nothing() -> None:
         for i in (0, 2, 4):  # the optimizer step left them nonzero outside the masks
             model[i].weight.copy_(masked[3][i])
         model[4].weight[0, 0] = float("nan")
-    with pytest.raises(growcore.NonFiniteError, match=r"drop_scores\[\d+\]: non-finite value NaN$"):
+    with pytest.raises(growcore.NonFiniteError, match=r"^layer '4': drop_scores\[\d+\]: non-finite value NaN$"):
         ctl.step()
     with torch.no_grad():
         model[4].weight[0, 0] = before[3][4][0, 0]
@@ -471,6 +471,23 @@ def test_a_failed_update_changes_nothing() -> None:
     with pytest.raises(RuntimeError, match="'2'.*no gradient"):
         ctl.step()
     assert same(snapshot(model, opt, ctl), before)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_a_non_finite_gradient_names_its_layer_and_changes_nothing(on_device: bool) -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctl = SparseController(model, opt, density=0.3, total_steps=100, policy=RigL(interval=1))
+    ctl.reduce_on_device = on_device  # the candidates reduced by torch first, as on an accelerator
+    x, y = data()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    absent = (~ctl.layers[1].mask).nonzero()[0]
+    model[2].weight.grad[tuple(absent)] = float("inf")  # an absent edge's growth score
+    before = ctl.graph.copy()
+    with pytest.raises(growcore.NonFiniteError, match=r"^layer '2': grow_scores\[\d+\]: non-finite value inf$"):
+        ctl.step()
+    assert ctl.graph == before and ctl.step_count == 0 and not ctl.events
 
 
 def test_a_raising_event_callback_leaves_a_complete_step() -> None:

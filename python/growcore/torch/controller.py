@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import growcore
-from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
+from growcore.errors import InvalidArgumentError, NonFiniteError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.distributed import broadcast_graph, broadcast_plan, is_distributed
 from growcore.torch.masking import mask_in_place
@@ -287,7 +287,11 @@ class SparseController:
         w = layer.matrix(layer.weight.detach())
         grad = layer.weight.grad
         g = None if grad is None else layer.matrix(grad.detach())
-        return decide_rewire(self.graph, layer.block, w, g, layer.mask, count, self.policy, self.reduce_on_device)
+        try:
+            return decide_rewire(self.graph, layer.block, w, g, layer.mask, count, self.policy, self.reduce_on_device)
+        except NonFiniteError as e:
+            # The core names the score's position in the block; say which layer it is.
+            raise NonFiniteError(f"layer {layer.name!r}: {e}") from e
 
     def _apply(self, layer: SparseLayer, plan: Mapping[str, np.ndarray]) -> None:
         apply_rewire(plan, layer.mask, layer.weight, self.optimizer)
