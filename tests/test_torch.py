@@ -337,6 +337,20 @@ def test_numpy_scalars_are_accepted_as_numbers() -> None:
     assert ctl.state_dict()["total_steps"] == 30 and type(ctl.state_dict()["total_steps"]) is int
 
 
+def test_density_is_the_total_of_the_layers_under_erk_and_each_layers_under_uniform() -> None:
+    # What the density argument documents: 20-32-16-4 has 640 + 512 + 64 = 1216 weights.
+    def nnz(**kwargs) -> list[int]:
+        model = mlp()
+        ctl = SparseController(model, torch.optim.SGD(model.parameters(), lr=0.1), density=0.2, total_steps=10, **kwargs)
+        return [ctl.graph.block_nnz(*l.block) for l in ctl.layers]
+
+    erk = nnz()
+    assert sum(erk) == round(0.2 * 1216) and erk[2] / 64 > 0.5 > 0.2 > erk[0] / 640  # small layers denser
+    assert nnz(distribution="uniform") == [round(0.2 * 640), round(0.2 * 512), round(0.2 * 64)]
+    fixed = nnz(layer_density={"0": 0.5})  # left out: the others share round(0.2 * 576)
+    assert fixed[0] == 320 and sum(fixed[1:]) == round(0.2 * 576)
+
+
 def test_starting_masks_replace_the_random_structure() -> None:
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

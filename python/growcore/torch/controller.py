@@ -66,12 +66,18 @@ class SparseController:
         model: the model; its weights are masked in place at construction.
         optimizer: the optimizer of the model's parameters; its state of changed coordinates is
             zeroed at every update (it is never rebuilt).
-        density: fraction of each sparsified layer's weights kept, in (0, 1].
+        density: the fraction of the sparsified weights kept, in (0, 1], spread over the layers
+            by ``distribution``. Under ``"uniform"`` each layer keeps ``round(density * its
+            weights)``; under ``"erk"`` (the default) the layers' densities differ and only
+            their total is fixed: the layers keep ``round(density * their weights)`` between
+            them. Layers named in ``layer_density`` are left out of this (each keeps its own
+            fraction); layers given a mask share in the spread, then keep their mask's weights
+            instead, so the overall density (:attr:`actual_density`) is then not ``density``.
         policy: :class:`Static`, :class:`SET` or :class:`RigL` (default ``RigL()``).
         total_steps: the number of optimizer steps of the run (the schedule's clock).
         distribution: ``"erk"`` or ``"uniform"``, how ``density`` is spread over the layers
             (ERK: a layer's density is proportional to ``(out + in*kh*kw) / (out * in*kh*kw)``,
-            capped at 1, the total exact).
+            capped at 1 with the excess given to the other layers, the total exact).
         layers: which modules to sparsify: ``None`` (every Linear and Conv2d), a list of
             ``fnmatch`` patterns of module names, or a list of modules.
         dense: name patterns of modules to keep dense even though ``layers`` selects them.
