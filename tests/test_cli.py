@@ -314,6 +314,27 @@ def test_run_config_refuses_a_learning_rate_that_cannot_train(lr: float) -> None
 
 
 @pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("density", "0.1", "a finite number"),  # was a raw TypeError from the comparison
+        ("density", True, "a finite number"),  # was accepted as density 1
+        ("density", float("nan"), "a finite number"),
+        ("drop_fraction", "x", "a finite number"),
+        ("rate", True, "a finite number"),
+        ("lr_scale", None, "a finite number"),
+        ("senescence", 1, "True or False"),
+        ("katz", "yes", "True or False"),
+    ],
+)
+def test_run_config_refuses_a_number_or_flag_of_the_wrong_type(field: str, value: object, words: str) -> None:
+    from growcore.torch.train import RunConfig
+
+    with pytest.raises(InvalidArgumentError, match=rf"^{field}: must be {words}, got {re.escape(repr(value))}$"):
+        RunConfig(method="apoptosis", **{field: value})
+    assert RunConfig(method="apoptosis", density=np.float32(0.5), rate=np.float64(0.1)).density == 0.5
+
+
+@pytest.mark.parametrize(
     ("method", "field", "value"),
     [
         ("dense", "epochs", 1.5),

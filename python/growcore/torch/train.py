@@ -12,14 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 import growcore
 from growcore.data import Dataset
-from growcore.errors import InvalidArgumentError, is_int
+from growcore.errors import InvalidArgumentError, is_int, is_real
 from growcore.lineage import plot_family_tree
 from growcore.log import RunLog, growth_curves, growth_per_window, run_name
 from growcore.torch.controller import SparseController
@@ -105,11 +105,14 @@ class RunConfig:
         for name in ("seed", "epochs", "batch_size", "interval"):
             _check_int(name, getattr(self, name))
         _check_sizes("hidden", self.hidden)
+        for name in ("density", "drop_fraction", "rate", "lr_scale"):
+            _check_real(name, getattr(self, name))
+        for name in ("senescence", "braess", "katz"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidArgumentError(f"{name}: must be True or False, got {getattr(self, name)!r}")
         if not 0.0 < self.density <= 1.0:
             raise InvalidArgumentError(f"density: must be in (0, 1], got {self.density!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
-            math.isfinite(self.lr) and self.lr > 0
-        ):
+        if not (is_real(self.lr) and math.isfinite(self.lr) and self.lr > 0):
             raise InvalidArgumentError(f"lr: must be a finite number > 0, got {self.lr!r}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
@@ -170,6 +173,12 @@ def _check_int(name: str, value: object, optional: bool = False) -> None:
     if not (is_int(value) or (optional and value is None)):
         also = " or None" if optional else ""
         raise InvalidArgumentError(f"{name}: must be an integer{also}, got {value!r}")
+
+
+def _check_real(name: str, value: object) -> None:
+    """Refuses a ``value`` of field ``name`` that is not a finite number (a bool, a string, NaN)."""
+    if not is_real(value) or not math.isfinite(cast(float, value)):
+        raise InvalidArgumentError(f"{name}: must be a finite number, got {value!r}")
 
 
 def _check_sizes(name: str, sizes: object) -> None:
