@@ -562,3 +562,26 @@ def test_channels_last_convolutions_train_in_place() -> None:
     assert grown.any()
     for t in (conv, opt.state[conv]["exp_avg"], opt.state[conv]["exp_avg_sq"]):
         assert torch.count_nonzero(t.detach()[grown]) == 0
+
+
+@pytest.mark.parametrize("version", [True, 1.0, np.float64(1.0), "1"])
+def test_saved_states_refuse_a_version_that_only_compares_equal(version: object) -> None:
+    # Shared by the controller, Grower and Lifecycle: True == 1 and 1.0 == 1 passed as version 1.
+    from growcore.torch.checkpoint import check_state
+
+    with pytest.raises(growcore.StateDictError, match=r"state\['version'\]: expected 1, got"):
+        check_state({"version": version, "step": 0}, {"version", "step"}, 1)
+    assert check_state({"version": np.int64(1), "step": 3}, {"version", "step"}, 1) == 3
+
+
+def test_lifecycle_refuses_a_float_version() -> None:
+    from growcore.torch import Lifecycle
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    lc = Lifecycle(model, torch.optim.SGD(model.parameters(), lr=0.1), interval=5, fraction=0.2)
+    state = lc.state_dict()
+    before = lc.graph.copy()
+    with pytest.raises(growcore.StateDictError, match=r"state\['version'\]"):
+        lc.load_state_dict({**state, "version": float(state["version"])})
+    assert lc.graph == before

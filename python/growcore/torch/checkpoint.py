@@ -15,7 +15,7 @@ def check_state(state: Any, keys: set[str], version: int) -> int:
     if not isinstance(state, Mapping) or set(state) != keys:
         got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
         raise StateDictError(f"state: expected the keys {sorted(keys)}, got {got}")
-    if state["version"] != version:
+    if not is_int(state["version"]) or state["version"] != version:  # True and 1.0 compare equal to 1
         raise StateDictError(f"state['version']: expected {version}, got {state['version']!r}")
     step = state["step"]
     if not is_int(step) or step < 0:

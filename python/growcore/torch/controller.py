@@ -361,9 +361,6 @@ class SparseController:
         """Restores a :meth:`state_dict`; strict: anything missing, extra or inconsistent with
         this controller's model raises :class:`growcore.StateDictError` and changes nothing."""
         step = int(check_state(state, {"version", "graph", "step", "total_steps", "policy", "layers"}, STATE_VERSION))
-        # check_state compares the version by ==, which True and 1.0 pass.
-        if not is_int(state["version"]):
-            raise StateDictError(f"state['version']: expected the integer {STATE_VERSION}, got {state['version']!r}")
         names = [l.name for l in self.layers]
         saved = state["layers"]
         if not isinstance(saved, (list, tuple)) or not all(isinstance(n, str) for n in saved):
