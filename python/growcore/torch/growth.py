@@ -224,7 +224,9 @@ class Grower:
             try:
                 plans = self._decide_rewires(fraction)
             except BaseException:
-                self.model.graph, self._step = before, self._step - 1
+                # Put back in place: the model and any caller may hold this graph object.
+                self.model.graph.load_state_dict(before.state_dict())
+                self._step -= 1
                 raise
             events += self._apply_rewires(fraction, plans)
         self.model.apply_masks()
