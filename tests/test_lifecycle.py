@@ -243,6 +243,32 @@ def test_a_failed_decision_in_a_later_layer_changes_nothing() -> None:
         assert all(torch.equal(v, moments["state"][p][k]) for k, v in state.items()), p
 
 
+def test_a_failed_decision_restores_the_graph_in_place() -> None:
+    # A caller holding the graph object must see it as it was, not with hidden1's apoptosis
+    # (decided before hidden2 failed) applied.
+    model = net((10, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    lc = Lifecycle(model, opt, interval=10, fraction=0.3, maturity_age=0, layer_options={"hidden2": {"fitness": "utility"}})
+    train(model, opt, lc, 9)
+    held = lc.graph
+    before, ids, ages = held.to_bytes(), held.ids(1), held.ages(1)
+
+    def diverge() -> None:
+        with torch.no_grad():
+            model[4].weight[0, 0] = float("nan")  # hidden2's utility can't be scored
+
+    with pytest.raises(ValueError, match="out_weight"):
+        train(model, opt, lc, 1, before_last=diverge)
+    assert held.to_bytes() == before
+    assert np.array_equal(held.ids(1), ids) and np.array_equal(held.ages(1), ages)
+    assert lc.graph is held and lc.step_count == 9
+    with torch.no_grad():
+        model[4].weight[0, 0] = 0.0
+    events = train(model, opt, lc, 1)  # the event now happens on the graph the caller holds
+    assert any(e["kind"] == "apoptosis" and e["layer"] == "hidden1" for e in events)
+    assert lc.graph is held and held.step == 10 and not np.array_equal(held.ids(1), ids)
+
+
 @pytest.mark.parametrize("fitness", ["utility", "dormancy"])
 def test_alternative_fitness_kills_the_lowest_scores(fitness) -> None:
     model = net((10,))

@@ -314,7 +314,9 @@ class Lifecycle:
             self._count(labels)
             decisions = [self._decide(layer) for layer in self.hidden]
         except BaseException:
-            self.graph, tracker, self._class_sum, self._class_count = saved
+            graph, tracker, self._class_sum, self._class_count = saved
+            # Put back in place: a caller may hold this graph object.
+            self.graph.load_state_dict(graph.state_dict())
             self.tracker, self._step = growcore.Senescence.from_bytes(tracker), step - 1
             raise
         events: list[Event] = []
