@@ -189,3 +189,66 @@ def test_two_ranks_replace_the_same_neurons(tmp_path: Path) -> None:
     assert r0["graph"] == r1["graph"]
     for name, value in r0["params"].items():
         assert torch.equal(value, r1["params"][name]), name
+
+
+class _Unreadable:
+    """Stands in for rank 0's last batch of activations: reading it fails."""
+
+    def double(self) -> None:
+        raise MemoryError("rank 0 cannot copy its batch")
+
+
+def _failing_profiles_worker(rank: int, init_file: str, out: str) -> None:
+    from growcore.torch import Lifecycle
+
+    # A bounded timeout turns a hang (a rank waiting for profiles that never come) into a failure.
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD, timeout=timedelta(seconds=60))
+    try:
+        torch.manual_seed(0)  # DDP: the same weights on every rank ...
+        model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
+        ddp = nn.parallel.DistributedDataParallel(model)
+        opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+        lc = Lifecycle(
+            model, opt, interval=2, fraction=0.25, maturity_age=0, strategy="mutation",
+            layer_options={"hidden2": {"fitness": "multi"}},  # scored on rank 0's batch profiles
+        )
+        torch.manual_seed(100 + rank)  # ... and different data
+        x, y = torch.randn(32, 12), torch.randint(0, 3, (32,))
+
+        def train_step() -> None:
+            opt.zero_grad()
+            nn.functional.cross_entropy(ddp(x), y).backward()
+            opt.step()
+
+        train_step()
+        lc.step()
+        held, before = lc.graph, lc.graph.to_bytes()
+        train_step()
+        if rank == 0:
+            lc._last[2] = _Unreadable()  # read after hidden1 is decided
+        error = None
+        try:
+            lc.step()
+        except Exception as e:  # noqa: BLE001 - the test records which error each rank saw
+            error = f"{type(e).__name__}: {e}"
+        total = torch.tensor([rank + 1.0])
+        dist.all_reduce(total)  # the ranks are still in step: the next collective pairs up
+        result = {"error": error, "same": held.to_bytes() == before, "step": lc.step_count, "total": total.item()}
+        train_step()  # and the next event is decided alike on every rank
+        result["events"] = lc.step()
+        result["graph"] = lc.graph.to_bytes()
+        torch.save(result, os.path.join(out, f"profiles{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_failed_batch_profiles_on_rank_0_fail_every_rank_and_change_no_graph(tmp_path: Path) -> None:
+    mp.spawn(_failing_profiles_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
+    r0, r1 = (torch.load(tmp_path / f"profiles{r}.pt", weights_only=False) for r in range(WORLD))
+    assert r0["error"] == "MemoryError: rank 0 cannot copy its batch"
+    assert r1["error"] == "RuntimeError: rank 0 failed to compute the batch profiles of hidden2; its error says why"
+    assert r0["total"] == r1["total"] == 3.0
+    assert r0["same"] and r1["same"]  # hidden1's apoptosis was decided, then put back
+    assert r0["step"] == r1["step"] == 1
+    assert any(e["kind"] == "apoptosis" for e in r0["events"])
+    assert r0["events"] == r1["events"] and r0["graph"] == r1["graph"]

@@ -75,7 +75,7 @@ import growcore
 from growcore import lineage
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_state, load_graph
-from growcore.torch.distributed import all_reduce_sum, broadcast_array, broadcast_graph, is_distributed, mean_summaries
+from growcore.torch.distributed import all_reduce_sum, broadcast_from_rank0, broadcast_graph, is_distributed, mean_summaries
 from growcore.torch.optim import zero_state
 from growcore.torch.stats import ActivationStats
 
@@ -415,10 +415,16 @@ class Lifecycle:
         )
 
     def _batch_profiles(self, layer: int) -> np.ndarray | None:
+        # Distributed: rank 0's batch, so every rank scores diversity alike (a collective call);
+        # if rank 0 fails to read it, every rank raises, so step() rolls back on each.
+        if is_distributed():
+            return broadcast_from_rank0(lambda: self._profiles_here(layer), f"the batch profiles of hidden{layer}")
+        return self._profiles_here(layer)
+
+    def _profiles_here(self, layer: int) -> np.ndarray | None:
+        """This rank's last training batch's activations of the layer, shape (neurons, samples)."""
         acts = self._last.get(layer)
-        profiles = None if acts is None else acts.double().T.cpu().numpy()
-        # Distributed: rank 0's batch, so every rank scores diversity alike (a collective call).
-        return broadcast_array(profiles) if is_distributed() else profiles
+        return None if acts is None else acts.double().T.cpu().numpy()
 
     def class_profiles(self, layer: int) -> np.ndarray:
         """Each neuron's mean activation per class, shape ``(neurons, classes)`` (0 for a class
