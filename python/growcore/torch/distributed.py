@@ -9,12 +9,15 @@ used for decisions, so it may differ from rank 0's.)
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 import growcore
+
+T = TypeVar("T")
 
 KEYS = ("drop_rows", "drop_cols", "grow_rows", "grow_cols")
 
@@ -79,11 +82,25 @@ def broadcast_graph(graph: growcore.Graph) -> growcore.Graph:
     return growcore.Graph.from_bytes(data)
 
 
-def broadcast_array(values: np.ndarray | None) -> np.ndarray | None:
-    """Rank 0's array (or None) on every rank."""
-    payload = [values if dist.get_rank() == 0 else None]
+def broadcast_from_rank0(compute: Callable[[], T], what: str) -> T:
+    """Rank 0's ``compute()`` on every rank (sent with ``broadcast_object_list``, so it must
+    pickle); only rank 0 calls ``compute``. If it raises there, rank 0 broadcasts a failure
+    flag before re-raising and every other rank raises a RuntimeError naming ``what``, so no
+    rank waits for a result that never comes and the next collective pairs up."""
+    if dist.get_rank() == 0:
+        try:
+            value = compute()
+        except BaseException:
+            dist.broadcast_object_list([(False, None)], src=0)
+            raise
+        dist.broadcast_object_list([(True, value)], src=0)
+        return value
+    payload: list[Any] = [None]
     dist.broadcast_object_list(payload, src=0)
-    return payload[0]
+    ok, value = payload[0]
+    if not ok:
+        raise RuntimeError(f"rank 0 failed to compute {what}; its error says why")
+    return cast(T, value)
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
@@ -108,28 +125,3 @@ def all_reduce_mean(values: np.ndarray) -> np.ndarray:
     out: np.ndarray = (t / dist.get_world_size()).cpu().numpy()
     return out
 
-
-from typing import Any, TypeVar, cast  # noqa: E402
-
-T = TypeVar("T")
-
-
-def broadcast_from_rank0(compute: Callable[[], T], what: str) -> T:
-    """Rank 0's ``compute()`` on every rank (sent with ``broadcast_object_list``, so it must
-    pickle); only rank 0 calls ``compute``. If it raises there, rank 0 broadcasts a failure
-    flag before re-raising and every other rank raises a RuntimeError naming ``what``, so no
-    rank waits for a result that never comes and the next collective pairs up."""
-    if dist.get_rank() == 0:
-        try:
-            value = compute()
-        except BaseException:
-            dist.broadcast_object_list([(False, None)], src=0)
-            raise
-        dist.broadcast_object_list([(True, value)], src=0)
-        return value
-    payload: list[Any] = [None]
-    dist.broadcast_object_list(payload, src=0)
-    ok, value = payload[0]
-    if not ok:
-        raise RuntimeError(f"rank 0 failed to compute {what}; its error says why")
-    return cast(T, value)
