@@ -522,6 +522,25 @@ def test_a_failed_rewire_decision_restores_the_graph_in_place():
         assert torch.equal(model.masks[key], torch.from_numpy(held.to_dense(*key))), key
 
 
+def test_a_failed_loss_all_reduce_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under torch.distributed the loss is averaged over the ranks; if that collective fails,
+    # the step must not have advanced the clock (it did, outside the rollback).
+    import growcore.torch.growth as growth
+
+    model = GrowingMLP([6, 8, 3], density=0.5, seed=0)
+    grower = Grower(model, torch.optim.SGD(model.parameters(), lr=0.1), trigger=Interval(1000))
+
+    def fail(values: np.ndarray) -> np.ndarray:
+        raise RuntimeError("connection reset by peer")
+
+    monkeypatch.setattr(growth, "is_distributed", lambda: True)
+    monkeypatch.setattr(growth, "all_reduce_mean", fail)
+    before = model.graph.to_bytes()
+    with pytest.raises(RuntimeError, match="connection reset"):
+        grower.step(1.0)
+    assert grower.step_count == 0 and model.graph.to_bytes() == before
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

@@ -209,14 +209,14 @@ class Grower:
         if loss is None and self.braess is not None:
             raise InvalidArgumentError("loss: the Braess guard needs the step's loss; call step(loss)")
         loss_value = None if loss is None else _loss_value(loss)  # checked before anything changes
+        if loss_value is not None and is_distributed():  # a collective that may fail: before any change
+            loss_value = float(all_reduce_mean(np.array([loss_value]))[0])
         fraction = 0.0
         if self.policy is not None and self.total_steps is not None:
             fraction = self.policy.fraction(self._step + 1, self.total_steps)
         before = self.model.graph.copy() if fraction > 0.0 else None
         self._step += 1
         self.model.graph.advance(1)
-        if loss_value is not None and is_distributed():
-            loss_value = float(all_reduce_mean(np.array([loss_value]))[0])
         events: list[Event] = []
         if before is not None:
             # Every block is decided before any plan is applied; if a decision fails (e.g.
