@@ -860,3 +860,29 @@ def test_a_step_argument_out_of_range_gives_the_step_range(value):
     with pytest.raises(InvalidArgumentError, match=r"^maturity_age: must be an integer in \[0, 2\*\*31\)"):
         g.apoptosis(1, 0.5, maturity_age=value)
     assert g == before
+
+
+# Every integer option the bindings read, given a bool: Python counts True as 1, but
+# `seed=True` or `count=False` is a slip. PyO3 names the argument in a note of the TypeError.
+BOOL_AS_INT_CALLS = {
+    "seed": lambda g: Graph([3, 2], 0.5, seed=True),
+    "steps": lambda g: g.advance(True),
+    "count": lambda g: g.prune_and_grow(0, 1, np.ones((17, 13)), "random", True),
+    "min_observations": lambda g: g.extrema(1, min_observations=False),
+    "clone_budget": lambda g: g.grow({1: [0]}, {1: [1]}, clone_budget=True),
+    "max_layer_size": lambda g: g.grow({1: [0]}, {1: [1]}, max_layer_size=True),
+    "radius": lambda g: g.grow({1: [0]}, {1: [1]}, radius=True),
+    "fan_in_cap": lambda g: g.grow({1: [0]}, {1: [1]}, fan_in_cap=True),
+    "window": lambda g: growcore.Senescence().update(g, 1, window=True),
+    "min_age": lambda g: growcore.Senescence().update(g, 1, min_age=False),
+    "max_iter": lambda g: growcore._core.katz_adjacency(2, [0, 0, 1], [1], max_iter=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOOL_AS_INT_CALLS))
+def test_bools_are_not_integers(g, name):
+    snap = snapshot(g)
+    with pytest.raises(TypeError, match="expected an integer, got bool") as info:
+        BOOL_AS_INT_CALLS[name](g)
+    assert name in str(info.value) or f"while processing '{name}'" in getattr(info.value, "__notes__", [])
+    assert_unchanged(g, snap)

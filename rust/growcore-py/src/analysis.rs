@@ -10,7 +10,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt};
 
-use crate::convert::{describe, dict_arg, f64_vec, int_vec};
+use crate::convert::{describe, dict_arg, f64_vec, int_not_bool, int_vec};
 use crate::errors::{invalid, OrRaise};
 use crate::graph::{block_key_arg, PyGraph};
 
@@ -107,7 +107,7 @@ pub fn katz_adjacency<'py>(
     direction: &str,
     normalized: bool,
     tol: f64,
-    max_iter: i128,
+    #[pyo3(from_py_with = int_not_bool)] max_iter: i128,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let max_iter = u32::try_from(max_iter).map_err(|_| {
         invalid(

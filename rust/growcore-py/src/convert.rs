@@ -281,6 +281,27 @@ pub fn bool_matrix(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<(Vec<bool>, (u
     Ok((flat.readonly().as_array().to_vec(), shape))
 }
 
+/// An integer argument read by PyO3 (`#[pyo3(from_py_with = int_not_bool)]`, which names the
+/// argument in a note): a bool, which Python counts as an int, is refused (`seed=True` is a slip,
+/// not seed 1).
+pub fn int_not_bool(obj: &Bound<'_, PyAny>) -> PyResult<i128> {
+    if obj.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "expected an integer, got {}",
+            describe(obj)
+        )));
+    }
+    obj.extract()
+}
+
+/// `int_not_bool` for an argument that may be None.
+pub fn optional_int_not_bool(obj: &Bound<'_, PyAny>) -> PyResult<Option<i128>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    int_not_bool(obj).map(Some)
+}
+
 /// An integer argument such as a layer index; bools and non-integers are type errors.
 pub fn int_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<i64> {
     if obj.is_instance_of::<pyo3::types::PyBool>()
@@ -304,7 +325,7 @@ pub fn int_arg(obj: &Bound<'_, PyAny>, arg: &str) -> PyResult<i64> {
 }
 
 /// An integer argument that `fit` converts, or `None` when it is outside `range` (as written in
-/// the error, e.g. "[0, 2**31)"). A non-integer is a type error; an integer beyond 128 bits is
+/// the error, e.g. "[0, 2**31)"). A non-integer or a bool is a type error; an integer beyond 128 bits is
 /// out of range, like any other value `fit` refuses.
 fn int_in<T>(
     obj: &Bound<'_, PyAny>,
@@ -314,6 +335,12 @@ fn int_in<T>(
 ) -> PyResult<T> {
     let out_of_range =
         |got: String| invalid(arg, format!("must be an integer in {range}, got {got}"));
+    if obj.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{arg}: expected an integer, got {}",
+            describe(obj)
+        )));
+    }
     match obj.extract::<i128>() {
         Ok(value) => fit(value).ok_or_else(|| out_of_range(value.to_string())),
         Err(_) if obj.is_instance_of::<pyo3::types::PyInt>() => Err(out_of_range(describe(obj))),

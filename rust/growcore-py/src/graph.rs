@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::convert::{
     bool_matrix, dense_f32, describe, dict_arg, f32_vec, f64_vec, index_vec, index_vecs, int_arg,
-    int_vec, non_negative, step_arg, IndexArg,
+    int_not_bool, int_vec, non_negative, optional_int_not_bool, step_arg, IndexArg,
 };
 use crate::errors::{invalid, OrRaise};
 use crate::growth;
@@ -367,7 +367,7 @@ impl PyGraph {
         py: Python<'_>,
         layer_sizes: &Bound<'_, PyAny>,
         density: f64,
-        seed: i128,
+        #[pyo3(from_py_with = int_not_bool)] seed: i128,
         distribution: &str,
         block_density: Option<&Bound<'_, PyAny>>,
         stats_config: Option<&Bound<'_, PyAny>>,
@@ -426,7 +426,7 @@ impl PyGraph {
         py: Python<'_>,
         layer_sizes: &Bound<'_, PyAny>,
         blocks: &Bound<'_, PyAny>,
-        seed: i128,
+        #[pyo3(from_py_with = int_not_bool)] seed: i128,
         stats_config: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let sizes = layer_sizes_arg(layer_sizes)?;
@@ -514,7 +514,7 @@ impl PyGraph {
 
     #[pyo3(signature = (steps=1))]
     /// Moves the step counter forward by `steps` and returns the new step.
-    fn advance(&self, steps: i128) -> PyResult<u32> {
+    fn advance(&self, #[pyo3(from_py_with = int_not_bool)] steps: i128) -> PyResult<u32> {
         let steps = u64_arg("steps", steps)?;
         self.inner.write().advance(steps).or_raise()
     }
@@ -1172,7 +1172,7 @@ impl PyGraph {
         dead_fraction: f64,
         fraction: f64,
         high_z: f64,
-        min_observations: i128,
+        #[pyo3(from_py_with = int_not_bool)] min_observations: i128,
     ) -> PyResult<Bound<'py, PyDict>> {
         let layer = self.layer(layer)?;
         let options = growth::ExtremaOptions {
@@ -1197,13 +1197,13 @@ impl PyGraph {
         low: &Bound<'py, PyAny>,
         katz: Option<&Bound<'py, PyAny>>,
         clone_type: &str,
-        clone_budget: i128,
-        max_layer_size: Option<i128>,
-        max_params: Option<i128>,
-        radius: i128,
-        routes_per_source: i128,
-        max_routes: Option<i128>,
-        fan_in_cap: Option<i128>,
+        #[pyo3(from_py_with = int_not_bool)] clone_budget: i128,
+        #[pyo3(from_py_with = optional_int_not_bool)] max_layer_size: Option<i128>,
+        #[pyo3(from_py_with = optional_int_not_bool)] max_params: Option<i128>,
+        #[pyo3(from_py_with = int_not_bool)] radius: i128,
+        #[pyo3(from_py_with = int_not_bool)] routes_per_source: i128,
+        #[pyo3(from_py_with = optional_int_not_bool)] max_routes: Option<i128>,
+        #[pyo3(from_py_with = optional_int_not_bool)] fan_in_cap: Option<i128>,
         load: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
         let options = growth::GrowOptions {

@@ -6,7 +6,7 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::convert::{f64_matrix, f64_vec, int_arg, step_value};
+use crate::convert::{f64_matrix, f64_vec, int_arg, int_not_bool, step_value};
 use crate::errors::{invalid, OrRaise};
 use crate::graph::PyGraph;
 
@@ -75,12 +75,12 @@ impl PySenescence {
         graph: &Bound<'py, PyGraph>,
         layer: &Bound<'py, PyAny>,
         fitness: Option<&Bound<'py, PyAny>>,
-        window: i128,
+        #[pyo3(from_py_with = int_not_bool)] window: i128,
         epsilon: f64,
-        flat_steps: i128,
-        escalate_after: i128,
+        #[pyo3(from_py_with = int_not_bool)] flat_steps: i128,
+        #[pyo3(from_py_with = int_not_bool)] escalate_after: i128,
         max_fraction: f64,
-        min_age: i128,
+        #[pyo3(from_py_with = int_not_bool)] min_age: i128,
     ) -> PyResult<Bound<'py, PyDict>> {
         let layer = int_arg(layer, "layer")?;
         let spec = SenescenceSpec {
