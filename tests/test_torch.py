@@ -351,6 +351,17 @@ def test_density_is_the_total_of_the_layers_under_erk_and_each_layers_under_unif
     assert fixed[0] == 320 and sum(fixed[1:]) == round(0.2 * 576)
 
 
+def refused_masks(masks: object, error: type[Exception]) -> tuple[str, nn.Module]:
+    """The message of the error a controller with these starting masks raises, and the model,
+    whose weights it must have left alone."""
+    fresh = mlp()
+    weights = [p.detach().clone() for p in fresh.parameters()]
+    with pytest.raises(error) as info:
+        SparseController(fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), density=0.2, total_steps=10, masks=masks)  # type: ignore[arg-type]
+    assert all(torch.equal(a, b) for a, b in zip(weights, fresh.parameters()))
+    return str(info.value), fresh
+
+
 def test_starting_masks_replace_the_random_structure() -> None:
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -366,13 +377,9 @@ def test_starting_masks_replace_the_random_structure() -> None:
         ({"0": torch.zeros(32, 20, dtype=torch.bool)}, growcore.InvalidArgumentError, ["masks['0']", "all False", "dense=['0']"]),
     ]
     for masks, error, words in bad:
-        fresh = mlp()
-        weights = [p.detach().clone() for p in fresh.parameters()]
-        with pytest.raises(error) as info:
-            SparseController(fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), density=0.2, total_steps=10, masks=masks)
+        message, _ = refused_masks(masks, error)
         for word in words:
-            assert word in str(info.value)
-        assert all(torch.equal(a, b) for a, b in zip(weights, fresh.parameters()))
+            assert word in message
 
 
 def test_starting_masks_may_be_arrays_or_lists_and_other_types_are_named() -> None:
@@ -387,13 +394,9 @@ def test_starting_masks_may_be_arrays_or_lists_and_other_types_are_named() -> No
         ({"0": [[True], [True, False]]}, ["masks['0']", "list"]),  # ragged
     ]
     for masks, words in bad:
-        fresh = mlp()
-        weights = [p.detach().clone() for p in fresh.parameters()]
-        with pytest.raises(TypeError) as info:
-            SparseController(fresh, torch.optim.SGD(fresh.parameters(), lr=0.1), density=0.2, total_steps=10, masks=masks)
+        message, fresh = refused_masks(masks, TypeError)
         for word in words:
-            assert word in str(info.value)
-        assert all(torch.equal(a, b) for a, b in zip(weights, fresh.parameters()))
+            assert word in message
         assert not any(m._forward_hooks for m in fresh.modules())
 
 
