@@ -4,7 +4,10 @@ clear errors."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -372,13 +375,16 @@ def _failing_second_run(monkeypatch, error: BaseException) -> None:
     def flaky(*a, **k):
         calls.append(1)
         if len(calls) > 1:
+            if error == "SIGTERM":  # as a job scheduler stops a job
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises before this ends
             raise error
         return real(*a, **k)
 
     monkeypatch.setattr(train, "train_run", flaky)
 
 
-@pytest.mark.parametrize("error, code", [(RuntimeError("boom"), None), (KeyboardInterrupt(), 130)])
+@pytest.mark.parametrize("error, code", [(RuntimeError("boom"), None), (KeyboardInterrupt(), 130), ("SIGTERM", 143)])
 def test_a_failed_run_leaves_no_run_folder_and_the_same_out_can_be_reused(tmp_path: Path, monkeypatch, capsys, error, code) -> None:
     out = tmp_path / "new" / "parents" / "run"
     args = ["run", *TINY, "--policy", "dense,static", "--epochs", "1", "--out", str(out)]
@@ -388,7 +394,7 @@ def test_a_failed_run_leaves_no_run_folder_and_the_same_out_can_be_reused(tmp_pa
             main(args)
     else:
         assert main(args) == code
-        assert "interrupted" in capsys.readouterr().err
+        assert ("terminated" if error == "SIGTERM" else "interrupted") in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no run folder, no staging folder, no parents made for it
     monkeypatch.undo()
     assert main(args) == 0
@@ -453,7 +459,7 @@ def test_an_unwritable_json_or_out_fails_before_training(tmp_path: Path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_os_error_during_the_run_is_a_clear_error_naming_out(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_an_os_error_during_the_run_is_reported_as_it_is_and_leaves_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
     import growcore.torch.train as train
 
     def disk_full(*a, **k):
@@ -463,8 +469,96 @@ def test_an_os_error_during_the_run_is_a_clear_error_naming_out(tmp_path: Path, 
     out = tmp_path / "run"
     assert main(["run", *TINY, "--policy", "dense", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("growcore run: error: --out:") and "No space left on device" in err and str(out) in err
+    # Not blamed on --out: the error may have nothing to do with the run folder.
+    assert err.startswith("growcore run: error: [Errno 28] No space left on device") and "somewhere" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_out_is_staged_inside_and_none_of_its_files_is_overwritten(tmp_path: Path, monkeypatch, capsys) -> None:
+    import growcore.torch.train as train
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    (out / "accuracy.png").write_text("my own plot")  # a name the run writes
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail("trained before refusing --out"))
+    assert main(["run", *TINY, "--policy", "dense", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "accuracy.png" in err and "choose another --out" in err
+    assert (out / "accuracy.png").read_text() == "my own plot"
+    monkeypatch.undo()
+
+    (out / "accuracy.png").unlink()
+    seen = []
+    real = train.train_run
+
+    def look(*a, **k):  # where the run is written meanwhile: inside --out, not beside it
+        seen.append((sorted(p.name for p in tmp_path.iterdir()), sorted(p.name for p in out.iterdir())))
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "train_run", look)
+    assert main(["run", *TINY, "--policy", "dense", "--epochs", "1", "--out", str(out)]) == 0
+    outside, inside = seen[0]
+    assert outside == ["mine"] and inside[1:] == ["notes.txt"] and inside[0].startswith(".growcore-run-")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "accuracy.png", "events.jsonl", "metrics.jsonl", "notes.txt", "run.sqlite", "summary.json"]
+
+
+def test_a_new_run_folder_has_the_usual_permissions(tmp_path: Path) -> None:
+    mask = os.umask(0o027)
+    try:
+        run(tmp_path, "x", "--policy", "dense", "--epochs", "1")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "x").stat().st_mode & 0o777 == 0o750  # not the 0o700 of a temporary folder
+
+
+def test_out_may_pass_through_a_folder_that_does_not_exist(tmp_path: Path) -> None:
+    (tmp_path / "dd").mkdir()
+    assert main(["run", *TINY, "--policy", "dense", "--epochs", "1", "--out", str(tmp_path / "dd" / "new" / ".." / "y")]) == 0
+    assert sorted(p.name for p in (tmp_path / "dd").iterdir()) == ["y"]  # as mkdir -p would have it
+
+
+@pytest.mark.parametrize("where", ["out", "above"])
+def test_json_where_the_run_folder_goes_is_refused_before_training(tmp_path: Path, monkeypatch, capsys, where: str) -> None:
+    import growcore.torch.train as train
+
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail("trained before refusing --json"))
+    out = tmp_path / "a" / "run"
+    json_path = out if where == "out" else out.parent
+    assert main(["run", *TINY, "--policy", "dense", "--out", str(out), "--json", str(json_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and "--out" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_finished_run_that_cannot_be_put_in_place_is_kept_and_named(tmp_path: Path, monkeypatch, capsys, existing: bool) -> None:
+    import growcore.cli as cli
+
+    out = tmp_path / "run"
+    if existing:
+        out.mkdir()
+        (out / "notes.txt").write_text("keep me")
+    real, moves = os.rename, []
+
+    def rename(src, dst):
+        moves.append(dst)
+        if len(moves) == 2 or not existing:  # the folder, or the second file of the run
+            raise OSError(18, "Invalid cross-device link", str(src), None, str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(cli.os, "rename", rename)
+    assert main(["run", *TINY, "--policy", "dense", "--epochs", "1", "--out", str(out)]) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    stage = next((out if existing else tmp_path).glob(".*.partial"))
+    assert "could not be put in" in err and str(stage) in err
+    assert sorted(p.name for p in stage.iterdir()) == ["accuracy.png", "events.jsonl", "metrics.jsonl", "run.sqlite", "summary.json"]
+    if existing:  # the file moved before the failure went back: the user's folder is as it was
+        assert sorted(p.name for p in out.iterdir()) == sorted([stage.name, "notes.txt"])
+    else:
+        assert not out.exists()
 
 
 def test_json_inside_the_run_folder_the_command_creates(tmp_path: Path, capsys) -> None:

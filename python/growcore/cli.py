@@ -10,14 +10,18 @@ that grows from small hidden layers (:class:`growcore.torch.GrowingMLP` and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import errno
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +39,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args))
+        with _sigterm_raises():
+            return int(args.func(args))
     except (GrowcoreError, ValueError, OSError) as e:  # OSError: e.g. a file the options name
         print(f"growcore {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"growcore {args.command}: interrupted (a run folder is only written once the command completes)", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, _Terminated) as e:
+        why = "terminated" if isinstance(e, _Terminated) else "interrupted"
+        print(f"growcore {args.command}: {why} (a run folder is only written once the command completes)", file=sys.stderr)
+        return 143 if isinstance(e, _Terminated) else 130
+
+
+class _Terminated(BaseException):
+    """SIGTERM (e.g. from a job scheduler), raised like Ctrl-C's KeyboardInterrupt so that the
+    command cleans up as it does for Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -177,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(_flag_message(str(e), args)) from None
 
     runs: list[dict[str, Any]] = []
-    # Written into a hidden sibling folder and moved to --out only once complete: a failure or an
+    # Written into a hidden folder and put in place only once complete: a failure or an
     # interruption leaves nothing behind, and a rerun with the same --out is not refused.
     with _StagedFolder(out) as stage, RunLog(stage) as log, _Progress(args.quiet) as progress:
         for config in configs:
@@ -242,60 +269,93 @@ def _flag_message(message: str, args: argparse.Namespace) -> str:
 
 
 def _check_out(out: Path) -> None:
-    """Fails now, before any training, if ``out`` is a file or already holds a run."""
-    from growcore.log import EVENTS_FILE, METRICS_FILE, SQLITE_FILE, SUMMARY_FILE
-
+    """Fails now, before any training, if ``out`` is a file or holds a file a run writes (a
+    run's, or the user's: neither is overwritten)."""
     if out.exists() and not out.is_dir():
         raise InvalidArgumentError(f"--out: {str(out)!r} exists and is not a folder")
-    held = [n for n in (EVENTS_FILE, METRICS_FILE, SQLITE_FILE, SUMMARY_FILE) if (out / n).exists()]
+    held = _run_files_in(out)
     if held:
         raise InvalidArgumentError(
-            f"--out: the folder {str(out)!r} already holds a run ({', '.join(held)}); choose another --out"
+            f"--out: the folder {str(out)!r} already holds files a run writes ({', '.join(held)}); choose another --out"
         )
 
 
+def _run_files_in(folder: Path) -> list[str]:
+    """The names in ``folder`` (if it is one) that a run writes."""
+    return sorted(p.name for p in folder.iterdir() if _is_run_file(p.name)) if folder.is_dir() else []
+
+
+def _is_run_file(name: str) -> bool:
+    """Whether a run folder's file may have this name: its logs, summary or plots."""
+    from growcore.log import EVENTS_FILE, GROWTH_PLOT_FILE, METRICS_FILE, PLOT_FILE, SQLITE_FILE, SUMMARY_FILE
+
+    names = (EVENTS_FILE, METRICS_FILE, SQLITE_FILE, SUMMARY_FILE, PLOT_FILE, GROWTH_PLOT_FILE)
+    return name in names or name.startswith("family_tree-")
+
+
 class _StagedFolder:
-    """The run folder ``out``, written into a new hidden sibling folder that replaces ``out`` (or
-    whose files are moved into ``out`` if the user already has that folder) when the block
-    succeeds. When it fails, the sibling and any parent folders created for it are removed; a
-    folder the user already had is never removed. An ``OSError`` is reported under ``--out``."""
+    """The run folder ``out``, written in a hidden folder and put in place only when the block
+    succeeds, so a failed or interrupted run leaves nothing behind and ``out`` can be used again.
+
+    A new ``out`` is staged beside it (with any missing parent folders) and renamed into place;
+    an existing folder is staged inside it, and the finished files move up next to the user's
+    (``_check_out`` made sure none has their names). When the block raises, the hidden folder and
+    the parent folders made for it are removed and the error goes on unchanged. If the finished
+    run cannot be put in place, it stays in the hidden folder, which the error names."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
+        self.path = Path(os.path.abspath(out))  # "a/new/../b" is a/b, as mkdir -p reads it
+        self.inside = False
         self.stage: Path | None = None
         self.created: list[Path] = []  # parent folders made here, deepest last
 
     def __enter__(self) -> Path:
-        parent = self.out.parent
-        missing = [p for p in (parent, *parent.parents) if not p.exists()]
+        self.inside = self.path.is_dir()
+        parent = self.path if self.inside else self.path.parent
         try:
-            for folder in reversed(missing):
+            for folder in reversed([p for p in (parent, *parent.parents) if not p.exists()]):
                 folder.mkdir()
                 self.created.append(folder)
-            self.stage = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".partial", dir=parent))
+            prefix = ".growcore-run-" if self.inside else f".{self.path.name}."
+            self.stage = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=parent))
+            os.chmod(self.stage, 0o777 & ~_umask())  # mkdtemp's 0o700 would become the run folder's
         except OSError as e:
             self._clean()
-            raise InvalidArgumentError(f"--out: cannot create the run folder {str(self.out)!r}: {e.strerror or e}") from None
+            raise InvalidArgumentError(f"--out: cannot create the run folder {str(self.out)!r}: {_reason(e)}") from None
         return self.stage
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        assert self.stage is not None
-        if exc is None:
-            try:
-                if not self.out.exists():
-                    os.rename(self.stage, self.out)
-                else:
-                    for entry in sorted(self.stage.iterdir()):
-                        os.replace(entry, self.out / entry.name)
-                    self.stage.rmdir()
-                return
-            except OSError as e:
-                exc = e
-        self._clean()
-        if isinstance(exc, OSError):
+        if exc is not None:
+            self._clean()
+            return
+        try:
+            self._publish()
+        except OSError as e:
             raise InvalidArgumentError(
-                f"--out: writing the run folder {str(self.out)!r} failed ({_reason(exc)}); nothing was kept"
+                f"--out: the run finished but could not be put in {str(self.out)!r} ({_reason(e)}); "
+                f"its files are in {str(self.stage)!r}"
             ) from None
+
+    def _publish(self) -> None:
+        assert self.stage is not None
+        if not self.inside:
+            os.rename(self.stage, self.path)
+            return
+        moved: list[str] = []
+        try:
+            for entry in sorted(self.stage.iterdir()):
+                target = self.path / entry.name
+                if os.path.lexists(target):  # appeared during the run: never overwrite it
+                    raise FileExistsError(errno.EEXIST, "File exists", str(target))
+                os.rename(entry, target)
+                moved.append(entry.name)
+        except OSError:
+            for name in moved:  # back into the stage: the user's folder is as it was
+                with contextlib.suppress(OSError):
+                    os.rename(self.path / name, self.stage / name)
+            raise
+        self.stage.rmdir()
 
     def _clean(self) -> None:
         if self.stage is not None:
@@ -305,6 +365,12 @@ class _StagedFolder:
                 folder.rmdir()  # only if still empty
             except OSError:
                 break
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _reason(e: OSError) -> str:
@@ -319,15 +385,12 @@ def _check_json(path: Path, out: Path) -> None:
     folder, a missing folder (other than the run folder ``out`` this command creates), one of the
     run folder's own files, or a file that cannot be written (tried: a new file is created and
     removed again, an existing one opened for appending and left as it was)."""
-    from growcore.log import EVENTS_FILE, GROWTH_PLOT_FILE, METRICS_FILE, PLOT_FILE, SQLITE_FILE
-
     if path.is_dir():
         raise InvalidArgumentError(f"--json: {str(path)!r} is a folder; expected a file name")
+    if path.resolve() == out.resolve() or path.resolve() in out.resolve().parents:
+        raise InvalidArgumentError(f"--json: {str(path)!r} is where the run folder --out {str(out)!r} goes")
     in_out = path.parent.resolve() == out.resolve()
-    if in_out and (
-        path.name in (EVENTS_FILE, METRICS_FILE, SQLITE_FILE, PLOT_FILE, GROWTH_PLOT_FILE)
-        or path.name.startswith("family_tree-")
-    ):
+    if in_out and _is_run_file(path.name) and path.name != "summary.json":  # a copy of itself is fine
         raise InvalidArgumentError(f"--json: {str(path)!r} is one of the files of the run folder --out {str(out)!r}")
     if not path.parent.is_dir():
         if in_out:
