@@ -20,7 +20,7 @@ def check_state(state: Any, keys: set[str], version: int) -> int:
     step = state["step"]
     if not is_int(step) or step < 0:
         raise StateDictError(f"state['step']: expected a non-negative integer, got {step!r}")
-    return step
+    return int(step)  # a numpy integer is kept as a Python int
 
 
 def load_graph(data: Any, like: growcore.Graph) -> growcore.Graph:

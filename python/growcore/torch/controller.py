@@ -360,7 +360,7 @@ class SparseController:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restores a :meth:`state_dict`; strict: anything missing, extra or inconsistent with
         this controller's model raises :class:`growcore.StateDictError` and changes nothing."""
-        step = int(check_state(state, {"version", "graph", "step", "total_steps", "policy", "layers"}, STATE_VERSION))
+        step = check_state(state, {"version", "graph", "step", "total_steps", "policy", "layers"}, STATE_VERSION)
         names = [l.name for l in self.layers]
         saved = state["layers"]
         if not isinstance(saved, (list, tuple)) or not all(isinstance(n, str) for n in saved):
