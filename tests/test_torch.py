@@ -491,6 +491,29 @@ def test_a_failed_update_changes_nothing() -> None:
 
 
 @pytest.mark.parametrize("on_device", [False, True])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_weight_fails_alike_on_both_paths(on_device: bool, value: float) -> None:
+    # On the device path topk never picks a NaN or inf as a smallest |W|, so the core never saw it.
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctl = SparseController(model, opt, density=0.3, total_steps=100, policy=RigL(interval=1))
+    ctl.reduce_on_device = on_device
+    x, y = data()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    ctl.apply_masks()
+    present = ctl.layers[1].mask.nonzero()[3]
+    with torch.no_grad():
+        model[2].weight[tuple(present)] = value
+    flat = int(present[0]) * model[2].weight.shape[1] + int(present[1])
+    before = ctl.graph.copy()
+    shown = {"nan": "NaN", "inf": "inf", "-inf": "-inf"}[str(value)]
+    with pytest.raises(growcore.NonFiniteError, match=rf"^layer '2': drop_scores\[{flat}\]: non-finite value {shown}$"):
+        ctl.step()
+    assert ctl.graph == before and ctl.step_count == 0 and not ctl.events
+
+
+@pytest.mark.parametrize("on_device", [False, True])
 def test_a_non_finite_gradient_names_its_layer_and_changes_nothing(on_device: bool) -> None:
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -421,6 +421,11 @@ def decide_rewire(
     else:
         # On an accelerator only candidates cross: the smallest present magnitudes and the
         # largest absent gradients, reduced on the device.
+        # The core checks only the candidates it gets, and topk never picks a NaN or inf as a
+        # smallest magnitude: check the whole matrices here, as the core does on the CPU path.
+        _check_finite("drop_scores", w)
+        if policy.grow != "random":
+            _check_finite("grow_scores", g)
         frozen = int(graph.edge_frozen(a, b).sum())
         drop = _smallest_present(w, mask, count + frozen)
         grow = "random" if policy.grow == "random" else _largest(g, mask, count, regrow, drop)
@@ -555,6 +560,20 @@ def _numpy(t: torch.Tensor | None) -> np.ndarray:
     if t.dtype != torch.float32:
         t = t.float()
     return t.contiguous().numpy()
+
+
+def _check_finite(arg: str, t: torch.Tensor | None) -> None:
+    """Raises the core's NonFiniteError for the first NaN or inf of ``t`` in row-major order."""
+    assert t is not None
+    bad = ~torch.isfinite(t.view(-1))
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        raise NonFiniteError(f"{arg}[{i}]: non-finite value {_core_float(float(t.view(-1)[i]))}")
+
+
+def _core_float(x: float) -> str:
+    """A non-finite float as the core writes it (Rust's NaN, inf, -inf)."""
+    return "NaN" if x != x else ("inf" if x > 0 else "-inf")
 
 
 def _smallest_present(w: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[np.ndarray, ...]:
