@@ -514,6 +514,30 @@ def test_a_non_finite_weight_fails_alike_on_both_paths(on_device: bool, value: f
 
 
 @pytest.mark.parametrize("on_device", [False, True])
+def test_non_contiguous_and_float64_weights_decide_alike_on_both_paths(on_device: bool) -> None:
+    # A transposed-back (non-contiguous) weight could not be viewed flat; a float64 weight beyond
+    # float32's range is inf where the core reads it, on either path.
+    model = mlp().double()
+    with torch.no_grad():
+        model[2].weight = nn.Parameter(model[2].weight.t().contiguous().t())
+    assert not model[2].weight.is_contiguous()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctl = SparseController(model, opt, density=0.3, total_steps=100, policy=RigL(interval=1))
+    ctl.reduce_on_device = on_device
+    x, y = data()
+    nn.functional.cross_entropy(model(x.double()), y).backward()
+    opt.step()
+    ctl.apply_masks()
+    assert [e["kind"] for e in ctl.step()] == ["rewire"] * 3
+    present = ctl.layers[1].mask.nonzero()[0]
+    with torch.no_grad():
+        model[2].weight[tuple(present)] = 1e39
+    flat = int(present[0]) * model[2].weight.shape[1] + int(present[1])
+    with pytest.raises(growcore.NonFiniteError, match=rf"^layer '2': drop_scores\[{flat}\]: non-finite value inf$"):
+        ctl.step()
+
+
+@pytest.mark.parametrize("on_device", [False, True])
 def test_a_non_finite_gradient_names_its_layer_and_changes_nothing(on_device: bool) -> None:
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -563,12 +563,13 @@ def _numpy(t: torch.Tensor | None) -> np.ndarray:
 
 
 def _check_finite(arg: str, t: torch.Tensor | None) -> None:
-    """Raises the core's NonFiniteError for the first NaN or inf of ``t`` in row-major order."""
+    """Raises the core's NonFiniteError for the first NaN or inf of ``t`` in row-major order, as
+    the core reads it on the CPU path (in float32: a float64 beyond its range is inf there)."""
     assert t is not None
-    bad = ~torch.isfinite(t.view(-1))
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0])
-        raise NonFiniteError(f"{arg}[{i}]: non-finite value {_core_float(float(t.view(-1)[i]))}")
+    flat = t.reshape(-1) if t.dtype == torch.float32 else t.reshape(-1).float()
+    if not bool(torch.isfinite(flat).all()):  # one pass and one sync; the index only on failure
+        i = int((~torch.isfinite(flat)).nonzero()[0])
+        raise NonFiniteError(f"{arg}[{i}]: non-finite value {_core_float(float(flat[i]))}")
 
 
 def _core_float(x: float) -> str:
