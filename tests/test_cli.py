@@ -621,3 +621,87 @@ def test_train_run_refuses_a_density_that_leaves_a_layer_without_edges() -> None
     data = Dataset("t", np.zeros((4, 3), np.float32), np.zeros(4, np.int64), np.zeros((2, 3), np.float32), np.zeros(2, np.int64), 2)
     with pytest.raises(InvalidArgumentError, match=r"^density: 0\.01 leaves no edge in layer 0 \(3->4\), layer 1 \(4->2\)"):
         train_run(RunConfig(method="set", density=0.01, hidden=(4,), distribution="uniform", epochs=1), data)
+
+
+def test_out_through_a_link_and_dot_dot_lands_where_the_kernel_goes(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "deep" / "x").mkdir(parents=True)
+    (tmp_path / "l2").symlink_to(tmp_path / "deep" / "x")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *TINY, "--policy", "dense", "--epochs", "1", "--out", "l2/../run", "--json", "l2/../run/s.json"]) == 0
+    assert sorted(p.name for p in (tmp_path / "deep" / "run").iterdir()) == [
+        "accuracy.png", "events.jsonl", "metrics.jsonl", "run.sqlite", "s.json", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "l2"]
+
+
+@pytest.mark.parametrize("case", ["dot-dot into a run's folder", "dangling link"])
+def test_out_is_checked_where_it_will_be_written_before_training(tmp_path: Path, monkeypatch, capsys, case: str) -> None:
+    import growcore.torch.train as train
+
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail("trained before refusing --out"))
+    if case == "dangling link":
+        out = tmp_path / "dang"
+        out.symlink_to(tmp_path / "nowhere")
+        words = ["not a folder"]
+    else:
+        (tmp_path / "a" / "b").mkdir(parents=True)
+        (tmp_path / "a" / "b" / "summary.json").write_text("mine")
+        out = tmp_path / "a" / "new" / ".." / "b"
+        words = ["summary.json", "choose another --out"]
+    assert main(["run", *TINY, "--policy", "dense", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and all(w in err for w in words)
+    assert not (tmp_path / "a" / "new").exists() and not list(tmp_path.rglob("*.partial"))
+
+
+@pytest.mark.parametrize("where", ["__enter__", "_publish"])
+def test_an_interrupt_while_the_run_folder_is_set_up_or_put_in_place_leaves_nothing(
+    tmp_path: Path, monkeypatch, capsys, where: str
+) -> None:
+    import growcore.cli as cli
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    real_rename, real_chmod, renames = os.rename, os.chmod, []
+
+    def rename(src, dst):  # Ctrl-C after the first file moved up
+        renames.append(dst)
+        if len(renames) == 2:
+            raise KeyboardInterrupt
+        real_rename(src, dst)
+
+    def chmod(path, mode):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.os, "rename" if where == "_publish" else "chmod", rename if where == "_publish" else chmod)
+    assert main(["run", *TINY, "--policy", "dense", "--epochs", "1", "--out", str(out / "new" / "run" if where == "__enter__" else out)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]  # no stage, no parents, no half-moved run
+
+
+def test_an_out_made_by_someone_else_during_the_run_is_not_replaced(tmp_path: Path, monkeypatch, capsys) -> None:
+    import growcore.torch.train as train
+
+    out = tmp_path / "late"
+    real = train.train_run
+
+    def meanwhile(*a, **k):
+        out.mkdir()
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "train_run", meanwhile)
+    assert main(["run", *TINY, "--policy", "dense", "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    stage = next(tmp_path.glob(".late.*.partial"))
+    assert "could not be put in" in err and str(stage) in err
+    assert list(out.iterdir()) == [] and (stage / "summary.json").exists()
+
+
+def test_a_run_folder_in_a_setgid_folder_keeps_the_bit(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o2775)
+    if not shared.stat().st_mode & 0o2000:
+        pytest.skip("this filesystem does not keep the setgid bit")
+    run(shared, "x", "--policy", "dense", "--epochs", "1")
+    assert (shared / "x").stat().st_mode & 0o2000  # as a folder made by mkdir there would have it

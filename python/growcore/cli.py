@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (KeyboardInterrupt, _Terminated) as e:
         why = "terminated" if isinstance(e, _Terminated) else "interrupted"
-        print(f"growcore {args.command}: {why} (a run folder is only written once the command completes)", file=sys.stderr)
+        print(f"growcore {args.command}: {why} (a run folder is put in place only once complete)", file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
 
 
@@ -221,7 +221,7 @@ def _run(args: argparse.Namespace) -> int:
     if json_copy is not None:
         # The same cleaned JSON as the run folder's (non-finite numbers written as null).
         try:
-            json_copy.write_text((out / "summary.json").read_text())
+            json_copy.write_text((out.resolve() / "summary.json").read_text())
         except OSError as e:
             raise InvalidArgumentError(
                 f"--json: cannot write {str(json_copy)!r} ({e.strerror or e}); the run folder {str(out)!r} is complete"
@@ -271,9 +271,9 @@ def _flag_message(message: str, args: argparse.Namespace) -> str:
 def _check_out(out: Path) -> None:
     """Fails now, before any training, if ``out`` is a file or holds a file a run writes (a
     run's, or the user's: neither is overwritten)."""
-    if out.exists() and not out.is_dir():
+    if os.path.lexists(out) and not out.is_dir():  # a file, or a link to nowhere
         raise InvalidArgumentError(f"--out: {str(out)!r} exists and is not a folder")
-    held = _run_files_in(out)
+    held = _run_files_in(out.resolve())  # the folder _StagedFolder writes to
     if held:
         raise InvalidArgumentError(
             f"--out: the folder {str(out)!r} already holds files a run writes ({', '.join(held)}); choose another --out"
@@ -305,7 +305,8 @@ class _StagedFolder:
 
     def __init__(self, out: Path) -> None:
         self.out = out
-        self.path = Path(os.path.abspath(out))  # "a/new/../b" is a/b, as mkdir -p reads it
+        # Links followed, as the kernel does, then "a/new/../b" is a/b even when a/new is missing.
+        self.path = out.resolve()
         self.inside = False
         self.stage: Path | None = None
         self.created: list[Path] = []  # parent folders made here, deepest last
@@ -319,10 +320,14 @@ class _StagedFolder:
                 self.created.append(folder)
             prefix = ".growcore-run-" if self.inside else f".{self.path.name}."
             self.stage = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=parent))
-            os.chmod(self.stage, 0o777 & ~_umask())  # mkdtemp's 0o700 would become the run folder's
-        except OSError as e:
+            # mkdtemp's 0o700 would become the run folder's: the umask's mode instead, keeping
+            # the setgid bit a shared folder passes down.
+            os.chmod(self.stage, (self.stage.stat().st_mode & 0o7000) | (0o777 & ~_umask()))
+        except BaseException as e:  # Ctrl-C too: __exit__ does not run when __enter__ raises
             self._clean()
-            raise InvalidArgumentError(f"--out: cannot create the run folder {str(self.out)!r}: {_reason(e)}") from None
+            if isinstance(e, OSError):
+                raise InvalidArgumentError(f"--out: cannot create the run folder {str(self.out)!r}: {_reason(e)}") from None
+            raise
         return self.stage
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
@@ -331,7 +336,10 @@ class _StagedFolder:
             return
         try:
             self._publish()
-        except OSError as e:
+        except BaseException as e:
+            if not isinstance(e, OSError):  # Ctrl-C or SIGTERM: the user's folder was put back
+                self._clean()
+                raise
             raise InvalidArgumentError(
                 f"--out: the run finished but could not be put in {str(self.out)!r} ({_reason(e)}); "
                 f"its files are in {str(self.stage)!r}"
@@ -340,6 +348,8 @@ class _StagedFolder:
     def _publish(self) -> None:
         assert self.stage is not None
         if not self.inside:
+            if os.path.lexists(self.path):  # made during the run (rename would replace an empty one)
+                raise FileExistsError(errno.EEXIST, "File exists", str(self.path))
             os.rename(self.stage, self.path)
             return
         moved: list[str] = []
@@ -350,7 +360,7 @@ class _StagedFolder:
                     raise FileExistsError(errno.EEXIST, "File exists", str(target))
                 os.rename(entry, target)
                 moved.append(entry.name)
-        except OSError:
+        except BaseException:  # Ctrl-C too
             for name in moved:  # back into the stage: the user's folder is as it was
                 with contextlib.suppress(OSError):
                     os.rename(self.path / name, self.stage / name)
