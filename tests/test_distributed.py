@@ -5,6 +5,7 @@ broadcasts)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,6 +56,19 @@ def test_two_ranks_keep_identical_masks(tmp_path: Path, policy: str) -> None:
     assert h0[0][0].sum() == h0[-1][0].sum()  # density kept
 
 
+def _attempt(step: Callable[[], object], rank: int) -> dict[str, object]:
+    """Runs a step that fails on some ranks: the error each rank saw, and the sum of one more
+    collective, which pairs up only if the ranks are still in step."""
+    error = None
+    try:
+        step()
+    except Exception as e:  # noqa: BLE001 - the test records which error each rank saw
+        error = f"{type(e).__name__}: {e}"
+    total = torch.tensor([rank + 1.0])
+    dist.all_reduce(total)
+    return {"error": error, "total": total.item()}
+
+
 def _failing_worker(rank: int, init_file: str, out: str) -> None:
     # A bounded timeout turns a hang (a rank waiting for a plan that never comes) into a failure.
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD, timeout=timedelta(seconds=60))
@@ -75,14 +89,7 @@ def _failing_worker(rank: int, init_file: str, out: str) -> None:
         if rank == 0:
             with torch.no_grad():
                 model[2].weight[ctl.masks()["2"]] = float("nan")  # rank 0's decision fails there
-        error = None
-        try:
-            ctl.step()
-        except Exception as e:  # noqa: BLE001 - the test records which error each rank saw
-            error = f"{type(e).__name__}: {e}"
-        total = torch.tensor([rank + 1.0])
-        dist.all_reduce(total)  # the ranks are still in step: the next collective pairs up
-        result = {"error": error, "same": ctl.graph.to_bytes() == before, "step": ctl.step_count, "total": total.item()}
+        result = {**_attempt(ctl.step, rank), "same": ctl.graph.to_bytes() == before, "step": ctl.step_count}
         torch.save(result, os.path.join(out, f"fail{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -226,14 +233,7 @@ def _failing_profiles_worker(rank: int, init_file: str, out: str) -> None:
         train_step()
         if rank == 0:
             lc._last[2] = _Unreadable()  # read after hidden1 is decided
-        error = None
-        try:
-            lc.step()
-        except Exception as e:  # noqa: BLE001 - the test records which error each rank saw
-            error = f"{type(e).__name__}: {e}"
-        total = torch.tensor([rank + 1.0])
-        dist.all_reduce(total)  # the ranks are still in step: the next collective pairs up
-        result = {"error": error, "same": held.to_bytes() == before, "step": lc.step_count, "total": total.item()}
+        result = {**_attempt(lc.step, rank), "same": held.to_bytes() == before, "step": lc.step_count}
         train_step()  # and the next event is decided alike on every rank
         result["events"] = lc.step()
         result["graph"] = lc.graph.to_bytes()
