@@ -40,6 +40,7 @@ def _worker(rank: int, init_file: str, out: str, policy_name: str) -> None:
             if ctl.step():
                 history.append([layer.mask.clone() for layer in ctl.layers])
         torch.save({"history": history, "events": ctl.events}, os.path.join(out, f"rank{rank}.pt"))
+        dist.barrier()  # no rank tears down while another still talks to it (gloo can abort)
     finally:
         dist.destroy_process_group()
 
@@ -91,6 +92,7 @@ def _failing_worker(rank: int, init_file: str, out: str) -> None:
                 model[2].weight[ctl.masks()["2"]] = float("nan")  # rank 0's decision fails there
         result = {**_attempt(ctl.step, rank), "same": ctl.graph.to_bytes() == before, "step": ctl.step_count}
         torch.save(result, os.path.join(out, f"fail{rank}.pt"))
+        dist.barrier()  # no rank tears down while another still talks to it (gloo can abort)
     finally:
         dist.destroy_process_group()
 
@@ -144,6 +146,7 @@ def _grow_worker(rank: int, init_file: str, out: str) -> None:
             grower.step(loss)
         structure = {k: model.graph.to_dense(*k) for k in model.blocks()}
         torch.save({"structure": structure, "events": grower.events}, os.path.join(out, f"grow{rank}.pt"))
+        dist.barrier()  # no rank tears down while another still talks to it (gloo can abort)
     finally:
         dist.destroy_process_group()
 
@@ -181,6 +184,7 @@ def _lifecycle_worker(rank: int, init_file: str, out: str) -> None:
             opt.step()
             lc.step(labels=y)
         torch.save({"events": lc.events, "graph": lc.graph.to_bytes(), "params": model.state_dict()}, os.path.join(out, f"life{rank}.pt"))
+        dist.barrier()  # no rank tears down while another still talks to it (gloo can abort)
     finally:
         dist.destroy_process_group()
 
@@ -238,6 +242,7 @@ def _failing_profiles_worker(rank: int, init_file: str, out: str) -> None:
         result["events"] = lc.step()
         result["graph"] = lc.graph.to_bytes()
         torch.save(result, os.path.join(out, f"profiles{rank}.pt"))
+        dist.barrier()  # no rank tears down while another still talks to it (gloo can abort)
     finally:
         dist.destroy_process_group()
 
