@@ -248,10 +248,11 @@ def test_a_failed_decision_restores_the_graph_in_place() -> None:
     # (decided before hidden2 failed) applied.
     model = net((10, 10))
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    lc = Lifecycle(model, opt, interval=10, fraction=0.3, maturity_age=0, layer_options={"hidden2": {"fitness": "utility"}})
+    lc = Lifecycle(model, opt, interval=10, fraction=0.3, maturity_age=0, layer_options={"hidden2": {"fitness": "utility"}},
+                   senescence={"window": 2, "flat_steps": 0})  # hidden1 samples the tracker before hidden2 fails
     train(model, opt, lc, 9)
-    held = lc.graph
-    before, ids, ages = held.to_bytes(), held.ids(1), held.ages(1)
+    held, tracker = lc.graph, lc.tracker
+    before, ids, ages, sampled = held.to_bytes(), held.ids(1), held.ages(1), tracker.to_bytes()
 
     def diverge() -> None:
         with torch.no_grad():
@@ -262,11 +263,17 @@ def test_a_failed_decision_restores_the_graph_in_place() -> None:
     assert held.to_bytes() == before
     assert np.array_equal(held.ids(1), ids) and np.array_equal(held.ages(1), ages)
     assert lc.graph is held and lc.step_count == 9
+    assert lc.tracker is tracker and tracker.to_bytes() == sampled
     with torch.no_grad():
         model[4].weight[0, 0] = 0.0
     events = train(model, opt, lc, 1)  # the event now happens on the graph the caller holds
     assert any(e["kind"] == "apoptosis" and e["layer"] == "hidden1" for e in events)
     assert lc.graph is held and held.step == 10 and not np.array_equal(held.ids(1), ids)
+    assert lc.tracker is tracker and tracker.to_bytes() != sampled
+    # Loading a checkpoint is in place too: the references stay live.
+    lc.load_state_dict({**lc.state_dict(), "graph": before, "step": 9, "senescence": sampled})
+    assert lc.graph is held and held.to_bytes() == before
+    assert lc.tracker is tracker and tracker.to_bytes() == sampled
 
 
 @pytest.mark.parametrize("fitness", ["utility", "dormancy"])

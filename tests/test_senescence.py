@@ -241,3 +241,18 @@ def test_a_state_with_a_repeated_neuron_is_refused() -> None:
     data[body + 1] = ids[1]
     with pytest.raises(growcore.StateDictError, match="not strictly increasing"):
         growcore.Senescence.from_bytes(reframed(bytes(data)))
+
+
+def test_load_bytes_replaces_the_state_in_place_or_changes_nothing() -> None:
+    g = growcore.Graph([3, 4, 2], 1.0, seed=0)
+    tracker, other = growcore.Senescence(), growcore.Senescence()
+    for step in range(3):
+        g.advance(1)
+        other.update(g, 1, np.array([1.0, 2.0, 3.0, 4.0]) * step, window=2, flat_steps=0)
+    held = tracker
+    held.load_bytes(other.to_bytes())
+    assert held is tracker and tracker == other
+    before = tracker.to_bytes()
+    with pytest.raises(growcore.StateDictError):
+        tracker.load_bytes(b"\x01\x02junk")
+    assert tracker.to_bytes() == before

@@ -315,9 +315,10 @@ class Lifecycle:
             decisions = [self._decide(layer) for layer in self.hidden]
         except BaseException:
             graph, tracker, self._class_sum, self._class_count = saved
-            # Put back in place: a caller may hold this graph object.
+            # Put back in place: a caller may hold the graph or the tracker.
             self.graph.load_state_dict(graph.state_dict())
-            self.tracker, self._step = growcore.Senescence.from_bytes(tracker), step - 1
+            self.tracker.load_bytes(tracker)
+            self._step = step - 1
             raise
         events: list[Event] = []
         for layer, (found, plan, mean_activation) in zip(self.hidden, decisions):
@@ -699,7 +700,7 @@ class Lifecycle:
         if graph.step != step:
             raise StateDictError(f"state['step']: {step}, but the saved graph is at step {graph.step}")
         try:
-            tracker = growcore.Senescence.from_bytes(state["senescence"])
+            growcore.Senescence.from_bytes(state["senescence"])  # checked before anything changes
         except (growcore.GrowcoreError, TypeError) as e:
             raise StateDictError(f"state['senescence']: {e}") from e
         events = state["events"]
@@ -713,13 +714,16 @@ class Lifecycle:
             ):
                 raise StateDictError(f"state[{key!r}]: does not fit the class tracking of these layers")
             profiles[key] = {l: saved[l].to(mine[l].device, mine[l].dtype) for l in mine}
-        self.graph, self._step, self.tracker = graph, step, tracker
+        # In place, as a failed step restores them: references to the graph or tracker stay live.
+        self.graph.load_state_dict(graph.state_dict())
+        self.tracker.load_bytes(state["senescence"])
+        self._step = step
         self.events = [dict(e) for e in events]
         for key, values in profiles.items():
             for l, t in values.items():
                 getattr(self, f"_{key}")[l].copy_(t)
         self._senescent = {
-            l: torch.as_tensor(tracker.senescent(graph, l), device=self.linears[l - 1].weight.device)
+            l: torch.as_tensor(self.tracker.senescent(self.graph, l), device=self.linears[l - 1].weight.device)
             for l in self.hidden
         }
 

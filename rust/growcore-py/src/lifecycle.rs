@@ -143,6 +143,13 @@ impl PySenescence {
         PyBytes::new(py, &self.inner.lock().to_bytes())
     }
 
+    /// Replaces this tracker's state with the one `data` holds (from `to_bytes`), in place, so
+    /// every reference to this tracker sees it; nothing changes on error.
+    fn load_bytes(&self, data: &[u8]) -> PyResult<()> {
+        *self.inner.lock() = Senescence::from_bytes(data).or_raise()?;
+        Ok(())
+    }
+
     #[staticmethod]
     fn from_bytes(data: &[u8]) -> PyResult<Self> {
         let inner = Senescence::from_bytes(data).or_raise()?;
