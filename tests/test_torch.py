@@ -141,7 +141,7 @@ def test_candidates_reduced_on_the_device_give_the_same_plan() -> None:
 def test_device_candidates_follow_the_cores_tie_rule(seed, regrow) -> None:
     # Magnitudes with many ties at the cut: torch.topk keeps any of the tied positions, the core
     # the smallest (row, col); the device path must hand the core the same ones.
-    from growcore.torch.controller import decide_rewire
+    from growcore.torch.rewire import decide_rewire
 
     gen = torch.Generator().manual_seed(seed)
     w = torch.randint(1, 4, (30, 40), generator=gen).float()

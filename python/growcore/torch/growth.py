@@ -65,7 +65,7 @@ import torch
 import growcore
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_state
-from growcore.torch.controller import apply_rewire, decide_rewire
+from growcore.torch.rewire import apply_rewire, decide_rewire
 from growcore.torch.distributed import all_reduce_mean, is_distributed, mean_summaries
 from growcore.torch.growing import Block, GrowingMLP
 from growcore.torch.optim import zero_state

@@ -76,24 +76,21 @@ from growcore import lineage
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_state, load_graph
 from growcore.torch.distributed import all_reduce_sum, broadcast_from_rank0, broadcast_graph, is_distributed, mean_summaries
-from growcore.torch.optim import zero_state
+from growcore.torch.journal import Journal
+from growcore.torch.neurons import (
+    FITNESS,
+    STRATEGIES,
+    check_apoptosis_options,
+    replace,
+    senescence_options,
+)
+from growcore.torch.sites import NeuronGroup, Site
 from growcore.torch.stats import ActivationStats
 
-STRATEGIES = ("random", "mutation", "crossover", "function_preserving")
-FITNESS = ("default", "utility", "dormancy", "multi")
 STATE_VERSION = 2
 STAGES = ("newborn", "mature", "senior", "dying")
 #: Normalisation modules whose per-unit state is reset for a newborn.
 _NORMS = (nn.BatchNorm1d, nn.LayerNorm)
-#: Senescence options and their defaults (``None``: a multiple of ``interval``, see below).
-SENESCENCE = {
-    "window": 5,
-    "epsilon": 0.1,
-    "flat_steps": None,  # 5 * interval
-    "escalate_after": None,  # 5 * interval
-    "max_fraction": 0.05,
-    "lr_scale": 1.0,
-}
 Event = dict[str, Any]
 
 
@@ -191,7 +188,7 @@ class Lifecycle:
             "noise": noise,
             "fitness": fitness,
         }
-        _check_options("", defaults)
+        check_apoptosis_options("", defaults)
         self.hidden = list(range(1, len(linears)))
         names = {f"hidden{l}": l for l in self.hidden}
         self.options: dict[int, dict[str, Any]] = {l: dict(defaults) for l in self.hidden}
@@ -202,11 +199,11 @@ class Lifecycle:
             if unknown:
                 raise InvalidArgumentError(f"layer_options[{name!r}]: unknown options {unknown}; expected some of {sorted(defaults)}")
             merged = {**defaults, **overrides}
-            _check_options(f"layer_options[{name!r}].", merged)
+            check_apoptosis_options(f"layer_options[{name!r}].", merged)
             self.options[names[name]] = merged
         if end is not None and (not is_int(end) or end < 0):
             raise InvalidArgumentError(f"end: must be a non-negative integer step or None, got {end!r}")
-        self.senescence = _senescence_options(senescence, interval)
+        self.senescence = senescence_options(senescence, interval)
         if (
             not isinstance(objective_weights, (tuple, list))
             or len(objective_weights) != 4
@@ -245,6 +242,10 @@ class Lifecycle:
                 )
         self.norms = norms
         self.linears = linears
+        self._groups = {
+            l: NeuronGroup(f"hidden{l}", l, Site(str(l - 1), linears[l - 1], "weight"), Site(str(l), linears[l], "weight"), norms.get(l, []))
+            for l in self.hidden
+        }
         self.optimizer = optimizer
         self.interval = interval
         self.end = end
@@ -540,88 +541,15 @@ class Lifecycle:
         """Applies a layer's apoptosis plan to the weights, the optimizer state and the norms."""
         if len(plan["slot"]) == 0:
             return []
-        options = self.options[layer]
-        incoming, outgoing = self.linears[layer - 1], self.linears[layer]
-        w_in, w_out = incoming.weight, outgoing.weight
-        slots = torch.as_tensor(plan["slot"], device=w_in.device)
-        table = self.graph.lineage()  # ids index its rows
-        # Parents are survivors, whose rows this event never writes: read them in place.
-        old_in = w_in.detach()
-        old_bias = incoming.bias.detach() if incoming.bias is not None else None
-        events = []
-        for k in range(len(plan["slot"])):
-            slot, strategy = int(plan["slot"][k]), str(plan["strategy"][k])
-            gen = torch.Generator().manual_seed(int(plan["noise_seed"][k]))
-            row, bias = self._newborn_row(strategy, plan, k, old_in, old_bias, gen, options["noise"])
-            w_in[slot] = row.to(w_in.device, w_in.dtype)
-            if incoming.bias is not None and bias is not None:
-                incoming.bias[slot] = bias
-            if strategy == "function_preserving" and outgoing.bias is not None:
-                outgoing.bias.add_(w_out[:, slot] * float(mean_activation[slot]))
-            w_out[:, slot] = 0.0
-            born = int(plan["born"][k])
-            events.append({
-                "kind": "apoptosis",
-                "step": self._step,
-                "layer": f"hidden{layer}",
-                "slot": slot,
-                "dead": int(plan["dead"][k]),
-                "born": born,
-                "strategy": strategy,
-                "parents": [int(p) for p in (table["parent_a"][born], table["parent_b"][born]) if p >= 0],
-                "parent_slots": [int(p) for p in (plan["parent_a"][k], plan["parent_b"][k]) if p >= 0],
-                "alpha": None if math.isnan(plan["alpha"][k]) else float(plan["alpha"][k]),
-                "fitness": float(plan["fitness"][k]),
-                "mean_activation": float(mean_activation[slot]),
-                "cause": "senescence" if plan["escalated"][k] else "fitness",
-            })
-        n_in = w_in.shape[1]
-        rows = (slots[:, None] * n_in + torch.arange(n_in, device=slots.device)).reshape(-1)
-        zero_state(self.optimizer, w_in, rows)
-        if incoming.bias is not None:
-            zero_state(self.optimizer, incoming.bias, slots)
-        n_out = w_out.shape[1]
-        cols = (torch.arange(w_out.shape[0], device=slots.device)[:, None] * n_out + slots).reshape(-1)
-        zero_state(self.optimizer, w_out, cols)
-        for norm in self.norms.get(layer, []):  # the newborns' normalisation starts afresh
-            _reset_norm_units(norm, slots, self.optimizer)
+        group = self._groups[layer]
+        events = replace(
+            group, plan, mean_activation, self.graph.lineage(), self.options[layer]["noise"], self.optimizer, Journal(), self._step
+        )
+        slots = torch.as_tensor(plan["slot"])
         if layer in self._class_sum:  # a newborn's class profile starts over
             self._class_sum[layer][:, slots.to(self._class_sum[layer].device)] = 0.0
             self._class_count[layer][:, slots.to(self._class_count[layer].device)] = 0.0
         return events
-
-    def _newborn_row(
-        self,
-        strategy: str,
-        plan: Mapping[str, Any],
-        k: int,
-        old_in: torch.Tensor,
-        old_bias: torch.Tensor | None,
-        gen: torch.Generator,
-        noise: float,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        fan_in = old_in.shape[1]
-        if strategy in ("random", "function_preserving"):
-            bound = 1.0 / math.sqrt(fan_in)
-            row = (torch.rand(fan_in, generator=gen, dtype=torch.float64) * 2 - 1) * bound
-            fresh = (torch.rand((), generator=gen, dtype=torch.float64) * 2 - 1) * bound
-            return row, (fresh if old_bias is not None else None)
-        p1 = int(plan["parent_a"][k])
-        bias: torch.Tensor | None = None
-        if strategy == "mutation":
-            row = old_in[p1].double().cpu()
-            if old_bias is not None:
-                bias = old_bias[p1].double().cpu()
-        else:
-            a = float(plan["alpha"][k])
-            p2 = int(plan["parent_b"][k])
-            row = a * old_in[p1].double().cpu() + (1 - a) * old_in[p2].double().cpu()
-            if old_bias is not None:
-                bias = a * old_bias[p1].double().cpu() + (1 - a) * old_bias[p2].double().cpu()
-        scale = noise * float(row.std()) if fan_in > 1 else 0.0
-        if scale > 0.0:
-            row = row + scale * torch.randn(fan_in, generator=gen, dtype=torch.float64)
-        return row, bias
 
     # ------------------------------------------------------------------ reports
 
@@ -735,60 +663,6 @@ class Lifecycle:
         self._handles = []
 
 
-def _check_options(prefix: str, o: Mapping[str, Any]) -> None:
-    """Checks one layer's apoptosis options; ``prefix`` names where they came from."""
-    if o["strategy"] not in STRATEGIES:
-        raise InvalidArgumentError(f"{prefix}strategy: unknown strategy {o['strategy']!r}; expected one of {list(STRATEGIES)}")
-    if not isinstance(o["fraction"], (int, float)) or not 0.0 <= o["fraction"] <= 1.0:
-        raise InvalidArgumentError(f"{prefix}fraction: must be in [0, 1], got {o['fraction']!r}")
-    for age in ("maturity_age", "senior_age"):
-        if not isinstance(o[age], int) or isinstance(o[age], bool) or not 0 <= o[age] < 2**31:
-            raise InvalidArgumentError(f"{prefix}{age}: must be an integer in [0, 2**31), got {o[age]!r}")
-    alpha = o["alpha"]
-    if alpha is not None and o["strategy"] != "crossover":
-        raise InvalidArgumentError(f"{prefix}alpha: only applies to the crossover strategy, not {o['strategy']!r}")
-    if alpha is not None and alpha != "fitness" and not (
-        isinstance(alpha, (tuple, list))
-        and len(alpha) == 2
-        and all(is_real(a) for a in alpha)
-        and 0.0 <= alpha[0] <= alpha[1] <= 1.0
-    ):
-        raise InvalidArgumentError(f'{prefix}alpha: expected "fitness" or (low, high) with 0 <= low <= high <= 1, got {alpha!r}')
-    if not is_real(o["noise"]) or not 0.0 <= o["noise"] < math.inf:
-        raise InvalidArgumentError(f"{prefix}noise: must be a finite non-negative number, got {o['noise']!r}")
-    if o["threshold"] is not None and (not is_real(o["threshold"]) or math.isnan(o["threshold"])):
-        raise InvalidArgumentError(f"{prefix}threshold: must be a number or None, got {o['threshold']!r}")
-    if o["fitness"] not in FITNESS:
-        raise InvalidArgumentError(f"{prefix}fitness: unknown fitness {o['fitness']!r}; expected one of {list(FITNESS)}")
-
-
-def _senescence_options(value: bool | Mapping[str, Any], interval: int) -> dict[str, Any] | None:
-    """The senescence options with defaults filled in, or None when senescence is off."""
-    if value is False:
-        return None
-    if value is True:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise InvalidArgumentError(f"senescence: expected True, False or a mapping of options, got {value!r}")
-    unknown = sorted(set(value) - set(SENESCENCE))
-    if unknown:
-        raise InvalidArgumentError(f"senescence: unknown options {unknown}; expected some of {sorted(SENESCENCE)}")
-    o = {**SENESCENCE, **value}
-    for key in ("flat_steps", "escalate_after"):
-        if o[key] is None:
-            o[key] = 5 * interval
-    if not isinstance(o["window"], int) or isinstance(o["window"], bool) or o["window"] < 2:
-        raise InvalidArgumentError(f"senescence['window']: a slope needs at least 2 samples, got {o['window']!r}")
-    for key in ("flat_steps", "escalate_after"):
-        if not isinstance(o[key], int) or isinstance(o[key], bool) or not 0 <= o[key] < 2**31:
-            raise InvalidArgumentError(f"senescence[{key!r}]: must be an integer in [0, 2**31), got {o[key]!r}")
-    for key, low, high in (("epsilon", 0.0, 1e300), ("max_fraction", 0.0, 1.0), ("lr_scale", 0.0, 1.0)):
-        x = o[key]
-        if not isinstance(x, (int, float)) or isinstance(x, bool) or not low <= x <= high or math.isnan(x):
-            raise InvalidArgumentError(f"senescence[{key!r}]: must be in [{low}, {high}], got {x!r}")
-    return o
-
-
 def _norm_size(m: nn.Module) -> int:
     if isinstance(m, nn.LayerNorm):
         shape = m.normalized_shape
@@ -796,17 +670,3 @@ def _norm_size(m: nn.Module) -> int:
     return int(m.num_features)  # type: ignore[arg-type]
 
 
-@torch.no_grad()
-def _reset_norm_units(norm: nn.Module, slots: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-    """A newborn's units of a BatchNorm1d or LayerNorm start as a fresh module's: running mean 0
-    and variance 1, affine weight 1 and bias 0, their optimizer state zeroed."""
-    if isinstance(norm, nn.BatchNorm1d) and norm.running_mean is not None and norm.running_var is not None:
-        norm.running_mean[slots] = 0.0
-        norm.running_var[slots] = 1.0
-    weight, bias = getattr(norm, "weight", None), getattr(norm, "bias", None)
-    if weight is not None:
-        weight[slots] = 1.0
-        zero_state(optimizer, weight, slots)
-    if bias is not None:
-        bias[slots] = 0.0
-        zero_state(optimizer, bias, slots)

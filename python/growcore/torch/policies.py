@@ -16,18 +16,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Literal
 
-from growcore.errors import InvalidArgumentError, is_real
+import torch
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from growcore.errors import InvalidArgumentError, NonFiniteError, is_real
+from growcore.torch.rules import Plan, Rule
+
+if TYPE_CHECKING:
+    from growcore.torch.engine import Plasticity
+    from growcore.torch.journal import Journal
 
 Decay = Literal["cosine", "linear", "constant"]
 
 
 @dataclass(frozen=True)
-class Policy:
-    """Base of all policies; ``Static`` never changes the structure."""
+class Policy(Rule):
+    """Base of all connection rules (policies); ``Static`` never changes the structure. As a
+    rule of :class:`growcore.torch.Plasticity` it acts on every site the engine sparsifies."""
 
     name: ClassVar[str] = "static"
+    order: ClassVar[int] = 30
+    connections: ClassVar[bool] = True
     interval: int = 100
     drop_fraction: float = 0.3
     decay: Decay = "cosine"
@@ -68,6 +78,56 @@ class Policy:
     def to_dict(self) -> dict[str, Any]:
         return {"policy": self.name, **asdict(self)}
 
+    def options(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # ------------------------------------------------------------------ as a rule of the engine
+
+    def due(self, step: int, total_steps: int) -> bool:
+        return self.fraction(step, total_steps) > 0.0
+
+    def decide(self, engine: Plasticity, step: int) -> list[Plan]:
+        """Every sparse site's prune-and-regrow plan (the graph is updated as each is decided)."""
+        from growcore.torch.distributed import broadcast_plan, is_distributed
+        from growcore.torch.rewire import apply_rewire_journaled, decide_rewire
+
+        fraction = self.fraction(step, engine.total_steps)
+        plans: list[Plan] = []
+        for site in engine.sparse_sites:
+            count = round(fraction * engine.graph.block_nnz(*site.block))
+            if count == 0:
+                continue
+            mask = site.mask
+            assert mask is not None
+            w = site.matrix(site.weight.detach())
+            grad = engine.gradient(site) if self.grow == "gradient" else None
+            g = None if grad is None else site.matrix(grad)
+
+            def here(site: Any = site, w: torch.Tensor = w, g: Any = g, mask: torch.Tensor = mask, count: int = count) -> Any:
+                try:
+                    return decide_rewire(engine.graph, site.block, w, g, mask, count, self, engine.reduce_on_device)
+                except NonFiniteError as e:
+                    # The core names the score's position in the block; say which layer it is.
+                    raise NonFiniteError(f"layer {site.name!r}: {e}") from e
+
+            plan = broadcast_plan(here, engine.graph, site.block) if is_distributed() else here()
+
+            def apply(journal: Journal, site: Any = site, plan: Any = plan, mask: torch.Tensor = mask) -> list[dict[str, Any]]:
+                apply_rewire_journaled(plan, mask, site.weight, engine.optimizer, journal)
+                return [{
+                    "kind": "rewire",
+                    "step": engine.step_count,
+                    "layer": site.name,
+                    "policy": self.name,
+                    "fraction": fraction,
+                    "dropped": int(len(plan["drop_rows"])),
+                    "grown": int(len(plan["grow_rows"])),
+                    "nnz": engine.graph.block_nnz(*site.block),
+                }]
+
+            plans.append(apply)
+        return plans
+
 
 @dataclass(frozen=True)
 class Static(Policy):
@@ -92,6 +152,7 @@ class RigL(Policy):
 
     name: ClassVar[str] = "rigl"
     grow: ClassVar[str] = "gradient"
+    reads_gradient: ClassVar[bool] = True
 
 
 POLICIES: dict[str, type[Policy]] = {"static": Static, "set": SET, "rigl": RigL}

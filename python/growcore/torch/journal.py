@@ -1,0 +1,73 @@
+"""An undo log for the writes a structural step makes to tensors, so a step is one transaction.
+
+Plans are applied to weights, masks and optimizer state through a :class:`Journal`, which keeps
+the old values of exactly the coordinates it overwrites. If anything fails while plans are being
+applied, :meth:`Journal.rollback` puts every written coordinate back, newest first. The cost is
+proportional to the change (a RigL update of 30% of a layer's edges saves those edges' values,
+not the layer), unlike a copy of every tensor a step might touch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _gather(t: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
+    if t.is_contiguous():
+        return t.view(-1).index_select(0, flat_index)
+    return t[torch.unravel_index(flat_index, t.shape)]  # e.g. channels_last
+
+
+def _scatter(t: torch.Tensor, flat_index: torch.Tensor, values: torch.Tensor | float) -> None:
+    if t.is_contiguous():
+        flat = t.view(-1)
+        if isinstance(values, float):
+            flat.index_fill_(0, flat_index, values)
+        else:
+            flat.index_copy_(0, flat_index, values.to(t.dtype))
+    else:
+        t[torch.unravel_index(flat_index, t.shape)] = values if isinstance(values, float) else values.to(t.dtype)
+
+
+class Journal:
+    """Records the old values of the coordinates it writes; :meth:`rollback` restores them."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    @torch.no_grad()
+    def write(self, t: torch.Tensor, flat_index: torch.Tensor, values: torch.Tensor | float) -> None:
+        """``t.view(-1)[flat_index] = values`` (in place, whatever ``t``'s memory layout)."""
+        flat_index = flat_index.to(t.device, torch.long)
+        if flat_index.numel() == 0:
+            return
+        self._undo.append((t, flat_index, _gather(t, flat_index).clone()))
+        _scatter(t, flat_index, values)
+
+    @torch.no_grad()
+    def add(self, t: torch.Tensor, flat_index: torch.Tensor, values: torch.Tensor) -> None:
+        """``t.view(-1)[flat_index] += values`` (indices unique)."""
+        flat_index = flat_index.to(t.device, torch.long)
+        self.write(t, flat_index, _gather(t, flat_index) + values.to(t.device, t.dtype))
+
+    @torch.no_grad()
+    def zero_state(self, optimizer: torch.optim.Optimizer, param: torch.Tensor, flat_index: torch.Tensor) -> None:
+        """Zeroes every per-coordinate optimizer state tensor of ``param`` (those of its shape:
+        momentum, Adam's moments, ...) at ``flat_index``; see :mod:`growcore.torch.optim`."""
+        state = optimizer.state.get(param)
+        if not state:
+            return
+        for value in state.values():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape and value.dim() > 0:
+                self.write(value, flat_index, 0.0)
+
+    @torch.no_grad()
+    def rollback(self) -> None:
+        """Restores every recorded coordinate, newest write first, and empties the journal."""
+        while self._undo:
+            t, flat_index, old = self._undo.pop()
+            _scatter(t, flat_index, old)
+
+    def clear(self) -> None:
+        """Forgets the recorded values (the transaction committed)."""
+        self._undo.clear()
