@@ -19,14 +19,15 @@ def _gather(t: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
 
 
 def _scatter(t: torch.Tensor, flat_index: torch.Tensor, values: torch.Tensor | float) -> None:
+    scalar = not isinstance(values, torch.Tensor)
     if t.is_contiguous():
         flat = t.view(-1)
-        if isinstance(values, float):
+        if scalar:
             flat.index_fill_(0, flat_index, values)
         else:
-            flat.index_copy_(0, flat_index, values.to(t.dtype))
+            flat.index_copy_(0, flat_index, values.to(t.device, t.dtype))
     else:
-        t[torch.unravel_index(flat_index, t.shape)] = values if isinstance(values, float) else values.to(t.dtype)
+        t[torch.unravel_index(flat_index, t.shape)] = values if scalar else values.to(t.device, t.dtype)
 
 
 class Journal:
@@ -60,6 +61,16 @@ class Journal:
         for value in state.values():
             if isinstance(value, torch.Tensor) and value.shape == param.shape and value.dim() > 0:
                 self.write(value, flat_index, 0.0)
+
+    @torch.no_grad()
+    def forget(self, optimizer: torch.optim.Optimizer, param: torch.Tensor, flat_index: torch.Tensor) -> None:
+        """Everything a changed coordinate carries besides its value: its optimizer state and
+        its pending gradient (if the optimizer step comes after the change, as when the engine's
+        step is called before ``optimizer.step()``, it must not apply the old coordinate's
+        gradient to the new one)."""
+        self.zero_state(optimizer, param, flat_index)
+        if param.grad is not None:
+            self.write(param.grad, flat_index, 0.0)
 
     @torch.no_grad()
     def rollback(self) -> None:

@@ -155,7 +155,7 @@ def reset_norm_units(
     for param, fresh in ((weight, 1.0), (bias, 0.0)):
         if isinstance(param, torch.Tensor):
             journal.write(param, slots, fresh)
-            journal.zero_state(optimizer, param, slots)
+            journal.forget(optimizer, param, slots)
 
 
 @torch.no_grad()
@@ -198,7 +198,7 @@ def replace(
             contribution = consumer.matrix(w_out.detach())[:, slot * k : (slot + 1) * k].sum(dim=1)
             journal.add(bias_out, out_rows, contribution * float(mean_activation[slot]))
         journal.write(w_out, cols, 0.0)
-        journal.zero_state(optimizer, w_out, cols)
+        journal.forget(optimizer, w_out, cols)
         born = int(plan["born"][j])
         events.append({
             "kind": "apoptosis",
@@ -217,9 +217,9 @@ def replace(
         })
     slots = torch.as_tensor(plan["slot"], device=device)
     rows = (slots[:, None] * fan_in + torch.arange(fan_in, device=device)).reshape(-1)
-    journal.zero_state(optimizer, w_in, rows)
+    journal.forget(optimizer, w_in, rows)
     if bias_in is not None:
-        journal.zero_state(optimizer, bias_in, slots)
+        journal.forget(optimizer, bias_in, slots)
     for norm in group.norms:  # the newborns' normalisation starts afresh
         reset_norm_units(norm, slots, optimizer, journal)
     return events

@@ -85,7 +85,7 @@ def apply_rewire_journaled(plan: Mapping[str, np.ndarray], mask: torch.Tensor, w
     journal.write(mask, grown, True)
     for changed in (dropped, grown):
         journal.write(weight, changed, 0.0)
-        journal.zero_state(optimizer, weight, changed)
+        journal.forget(optimizer, weight, changed)
 
 
 def _numpy(t: torch.Tensor | None) -> np.ndarray:

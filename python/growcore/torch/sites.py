@@ -30,8 +30,10 @@ import fnmatch
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -150,7 +152,7 @@ def find_sites(
             for p in ATTENTION_PARAMS:
                 if isinstance(getattr(m, p, None), torch.Tensor):
                     candidates.append(Site(f"{name}.{p}" if name else p, m, p))
-    kind_names = " or ".join(k.__name__ for k in kinds) + (" module or attention projection" if attention else " module")
+    kind_names = " or ".join(f"nn.{k.__name__}" for k in kinds) + (" module or attention projection" if attention else " module")
     if isinstance(layers, str) or isinstance(dense, str):
         which, value = ("layers", layers) if isinstance(layers, str) else ("dense", dense)
         raise TypeError(f"{which}: expected a list of name patterns, got the string {value!r}; write [{value!r}]")
@@ -331,3 +333,40 @@ def _topological(sites: list[Site], consumer_of: dict[str, str]) -> list[Site]:
         loop = sorted(set(by_name) - placed)
         raise InvalidArgumentError(f"pairs: the pairs among {loop} form a loop; a network's units flow forward")
     return order
+
+
+def check_masks(masks: Any, sites: list[Site]) -> dict[str, np.ndarray]:
+    """The given masks as (out, in*kh*kw) bool arrays, all checked before any is used."""
+    if not isinstance(masks, Mapping):
+        raise TypeError(
+            f"masks: expected a mapping of module name to bool mask, e.g. {{'0': mask}}, got {type(masks).__name__}"
+        )
+    by_name = {s.name: s for s in sites}
+    out = {}
+    for name, mask in masks.items():
+        if name not in by_name:
+            raise InvalidArgumentError(f"masks: {name!r} is not a sparsified module; they are {list(by_name)}")
+        w = by_name[name].weight
+        matrix = (w.shape[0], w[0].numel())
+        try:
+            # A tensor, a numpy array or nested lists of bools.
+            t = torch.as_tensor(mask)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(
+                f"masks[{name!r}]: expected a bool tensor or array, got {type(mask).__name__} ({e})"
+            ) from None
+        if t.dtype != torch.bool:
+            raise TypeError(f"masks[{name!r}]: expected a bool tensor, got dtype {t.dtype}")
+        if tuple(t.shape) not in (tuple(w.shape), matrix):
+            raise InvalidArgumentError(
+                f"masks[{name!r}]: shape {tuple(t.shape)} fits neither the weight {tuple(w.shape)} nor its matrix {matrix}"
+            )
+        if not bool(t.any()):
+            # An empty block stays empty: an update moves a fraction of its edges, i.e. none.
+            raise InvalidArgumentError(
+                f"masks[{name!r}]: the mask is all False, so module {name!r} would have no weight to "
+                "train (an update moves a fraction of a layer's edges, so none would ever grow); "
+                f"give it at least one True, or leave {name!r} out of the controller with dense=[{name!r}]"
+            )
+        out[name] = t.detach().cpu().reshape(matrix).numpy()
+    return out

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from growcore._core import add_activation_sums
+from growcore.torch.hooks import CopyDropped
 
 
 #: The activation summaries, in the order of the rows of the sums.
@@ -51,13 +52,15 @@ class ActivationStats:
         # float32 tensor on their device otherwise, and the samples they sum.
         self._sums: dict[str, np.ndarray | torch.Tensor] = {}
         self._samples: dict[str, int] = {}
+        # (CopyDropped: a saved or deep-copied model neither fails to pickle nor feeds these sums.)
         if on == "output":
-            self._handles = [m.register_forward_hook(self._hook(name, m)) for name, m in modules]
+            self._handles = [m.register_forward_hook(CopyDropped(self._hook(name, m))) for name, m in modules]
         else:  # a module's input: the activations of the layer before it
             self._handles = []
             for name, m in modules:
                 hook = self._hook(name, m)
-                self._handles.append(m.register_forward_pre_hook(lambda mod, inputs, h=hook: h(mod, inputs, inputs[0])))
+                pre = CopyDropped(lambda mod, inputs, h=hook: h(mod, inputs, inputs[0]))
+                self._handles.append(m.register_forward_pre_hook(pre))
 
     def _hook(self, name: str, module: nn.Module) -> Any:
         # Neurons are a convolution's channels (dimension 1) and a linear layer's features (last).

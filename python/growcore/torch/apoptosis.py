@@ -1,0 +1,351 @@
+"""Neuron rules of the engine: :class:`Apoptosis` (replace the least fit neurons) and
+:class:`Senescence` (age neurons whose fitness stopped moving, then retire them).
+
+Both act on the engine's neuron groups (producer -> consumer pairs, see
+:mod:`growcore.torch.sites`): decisions come from the core (``Graph.apoptosis`` and the
+``growcore.Senescence`` tracker, where each rule's algorithm is documented), and replacements are
+applied by :func:`growcore.torch.neurons.replace` (the strategies are documented there).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+import growcore
+from growcore.errors import InvalidArgumentError, StateDictError, is_int
+from growcore.torch.neurons import FITNESS, check_apoptosis_options, replace, senescence_options
+from growcore.torch.rules import Event, Plan, Rule
+
+if TYPE_CHECKING:
+    from growcore.torch.engine import Plasticity
+    from growcore.torch.journal import Journal
+    from growcore.torch.sites import NeuronGroup
+
+#: The fitness kinds the engine's rules take ("multi" needs Lifecycle's activation profiles).
+ENGINE_FITNESS = tuple(f for f in FITNESS if f != "multi")
+
+
+def _select(rule: str, engine: Plasticity, patterns: list[str] | None) -> list[NeuronGroup]:
+    names = [g.name for g in engine.groups]
+    if not engine.groups:
+        raise InvalidArgumentError(
+            f"{rule}: the model has no neuron group (a producer module whose outputs one consumer reads unit "
+            "by unit); none was found in nn.Sequential chains or transformer layers: name them with "
+            "pairs=[('producer', 'consumer')]"
+        )
+    if patterns is None:
+        return list(engine.groups)
+    for p in patterns:
+        if not isinstance(p, str) or not any(fnmatch.fnmatchcase(n, p) for n in names):
+            raise InvalidArgumentError(f"{rule}: groups pattern {p!r} matches no neuron group; the groups are {names}")
+    return [g for g in engine.groups if any(fnmatch.fnmatchcase(g.name, p) for p in patterns)]
+
+
+def _fitness(engine: Plasticity, group: NeuronGroup, kind: str) -> np.ndarray | None:
+    """The group's raw fitness of ``kind`` (None: the accumulated default)."""
+    if kind == "utility":
+        w = group.consumer.matrix(group.consumer.weight.detach()).abs()
+        per_unit = w.reshape(w.shape[0], group.size, group.consumer.kernel).mean(dim=(0, 2))
+        return engine.graph.fitness_scores(group.layer, "utility", per_unit.double().cpu().numpy())
+    if kind == "dormancy":
+        return engine.graph.fitness_scores(group.layer, "dormancy")
+    return None
+
+
+def _check_groups_option(rule: str, groups: Any) -> None:
+    if groups is not None and (isinstance(groups, str) or not all(isinstance(g, str) for g in groups)):
+        raise TypeError(f"{rule}: groups: expected a list of name patterns of neuron groups, got {groups!r}")
+
+
+@dataclass
+class Apoptosis(Rule):
+    """Every ``interval`` steps, replace up to ``fraction`` of each neuron group's mature neurons,
+    least fit first (and the senescent ones :class:`Senescence` escalated).
+
+    Args:
+        interval: steps between events.
+        fraction: at most this fraction of a group's mature neurons dies per event.
+        strategy: ``"random"``, ``"mutation"``, ``"crossover"`` or ``"function_preserving"``
+            (see :mod:`growcore.torch.neurons`).
+        maturity_age: neurons younger than this never die (default: ``interval``).
+        threshold: if set, only neurons whose normalised fitness is below it die.
+        alpha: crossover's ``(low, high)`` range for the first parent's weight, or ``"fitness"``.
+        noise: mutation and crossover noise, relative to the parent's weight standard deviation.
+        end: no apoptosis from this step on (None: never stops).
+        fitness: ``"default"``, ``"utility"`` (Continual Backprop) or ``"dormancy"`` (ReDo).
+        groups: name patterns of the neuron groups it acts on (None: all).
+    """
+
+    name: ClassVar[str] = "apoptosis"
+    order: ClassVar[int] = 20
+    interval: int = 100
+    fraction: float = 0.05
+    strategy: str = "function_preserving"
+    maturity_age: int | None = None
+    threshold: float | None = None
+    alpha: tuple[float, float] | str | None = None
+    noise: float = 0.1
+    end: int | None = None
+    fitness: str = "default"
+    groups: list[str] | None = None
+    _acting: list[NeuronGroup] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not is_int(self.interval) or self.interval < 1:
+            raise InvalidArgumentError(f"interval: must be a positive integer, got {self.interval!r}")
+        if self.fitness not in ENGINE_FITNESS:
+            raise InvalidArgumentError(
+                f"fitness: expected one of {list(ENGINE_FITNESS)}, got {self.fitness!r}"
+                + ("; 'multi' needs activation profiles: use Lifecycle" if self.fitness == "multi" else "")
+            )
+        check_apoptosis_options("", {**self.options(), "maturity_age": self.mature_age, "senior_age": 0})
+        if self.end is not None and (not is_int(self.end) or self.end < 0):
+            raise InvalidArgumentError(f"end: must be a non-negative integer step or None, got {self.end!r}")
+        _check_groups_option("Apoptosis", self.groups)
+
+    @property
+    def mature_age(self) -> int:
+        return self.interval if self.maturity_age is None else self.maturity_age
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "interval": self.interval,
+            "fraction": self.fraction,
+            "strategy": self.strategy,
+            "maturity_age": self.maturity_age,
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "noise": self.noise,
+            "end": self.end,
+            "fitness": self.fitness,
+            "groups": self.groups,
+        }
+
+    def bind(self, engine: Plasticity) -> None:
+        self._acting = _select("Apoptosis", engine, self.groups)
+        if self.strategy == "function_preserving":
+            for g in self._acting:
+                if g.consumer.bias is None:
+                    raise InvalidArgumentError(
+                        f"Apoptosis: function_preserving moves a dying neuron's mean contribution into the "
+                        f"consumer's bias, but {g.consumer.name!r} (reading {g.name!r}) has no bias; use another strategy"
+                    )
+                if any(isinstance(m, torch.nn.LayerNorm) for m in g.norms):
+                    raise InvalidArgumentError(
+                        f"Apoptosis: function_preserving cannot keep the output with a LayerNorm over {g.name!r}: "
+                        "it normalises across the units, so a newborn shifts every unit; use another strategy"
+                    )
+
+    def acts_on(self, group: NeuronGroup) -> bool:
+        return any(g is group for g in self._acting)
+
+    def due(self, step: int, total_steps: int) -> bool:
+        return step % self.interval == 0 and (self.end is None or step < self.end)
+
+    def decide(self, engine: Plasticity, step: int) -> list[Plan]:
+        plans: list[Plan] = []
+        for group in self._acting:
+            kwargs: dict[str, Any] = {}
+            if self.alpha is not None:
+                kwargs["alpha"] = self.alpha
+            fitness = _fitness(engine, group, self.fitness)
+            if fitness is not None:
+                kwargs["fitness"] = fitness
+            escalated = engine.handoff.pop(("escalated", group.name), None)
+            if escalated:
+                kwargs["escalated"] = np.asarray(escalated, dtype=np.int64)
+            mean_activation = engine.graph.stats(group.layer)["mean"]  # before the dead lose theirs
+            plan = engine.graph.apoptosis(
+                group.layer,
+                self.fraction,
+                strategy=self.strategy,  # type: ignore[arg-type]  # checked above
+                threshold=self.threshold,
+                maturity_age=self.mature_age,
+                **kwargs,
+            )
+            plans.append(_replacement(engine, group, plan, mean_activation, self.noise))
+        return plans
+
+
+def _replacement(engine: Plasticity, group: NeuronGroup, plan: Any, mean_activation: np.ndarray, noise: float) -> Plan:
+    def apply(journal: Journal) -> list[Event]:
+        return replace(group, plan, mean_activation, engine.graph.lineage(), noise, engine.optimizer, journal, engine.step_count)
+
+    return apply
+
+
+@dataclass
+class Senescence(Rule):
+    """Every ``interval`` steps, sample each neuron's fitness into the core's senescence tracker:
+    a senior neuron whose fitness trend has been flat for ``flat_steps`` turns senescent (an
+    event ``senescence``), its updates scaled by ``lr_scale``; ``escalate_after`` steps later it
+    is escalated (an event ``escalation``) and replaced: by :class:`Apoptosis` when that rule acts
+    on the group at the same step, otherwise by this rule with ``strategy``.
+
+    Args:
+        interval: steps between samples (default: the Apoptosis rule's, else 100).
+        window, epsilon, flat_steps, escalate_after, max_fraction, lr_scale: as for
+            :class:`growcore.Senescence` (``flat_steps`` and ``escalate_after`` default to
+            ``5 * interval``).
+        senior_age: age from which a neuron can turn senescent (default ``10 * interval``).
+        maturity_age: an escalated neuron younger than this waits (default ``interval``).
+        strategy, noise: how this rule replaces escalated neurons on its own.
+        groups: name patterns of the neuron groups it acts on (None: all).
+    """
+
+    name: ClassVar[str] = "senescence"
+    order: ClassVar[int] = 10
+    interval: int | None = None
+    window: int = 5
+    epsilon: float = 0.1
+    flat_steps: int | None = None
+    escalate_after: int | None = None
+    max_fraction: float = 0.05
+    lr_scale: float = 1.0
+    senior_age: int | None = None
+    maturity_age: int | None = None
+    strategy: str = "function_preserving"
+    noise: float = 0.1
+    groups: list[str] | None = None
+    tracker: growcore.Senescence = field(default_factory=growcore.Senescence, init=False, repr=False, compare=False)
+    _acting: list[NeuronGroup] = field(default_factory=list, init=False, repr=False, compare=False)
+    _resolved: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _saved: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.interval is not None and (not is_int(self.interval) or self.interval < 1):
+            raise InvalidArgumentError(f"interval: must be a positive integer or None, got {self.interval!r}")
+        self._resolve(self.interval or 100)
+        _check_groups_option("Senescence", self.groups)
+
+    def _resolve(self, interval: int) -> None:
+        """The options with their defaults filled in, checked."""
+        tracker = senescence_options(
+            {k: getattr(self, k) for k in ("window", "epsilon", "flat_steps", "escalate_after", "max_fraction", "lr_scale")},
+            interval,
+        )
+        assert tracker is not None
+        ages = {
+            "senior_age": 10 * interval if self.senior_age is None else self.senior_age,
+            "maturity_age": interval if self.maturity_age is None else self.maturity_age,
+        }
+        check_apoptosis_options(
+            "", {"strategy": self.strategy, "fraction": 0.0, "threshold": None, "alpha": None, "noise": self.noise, "fitness": "default", **ages}
+        )
+        self._resolved = {"interval": interval, **tracker, **ages}
+
+    def options(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "interval", "window", "epsilon", "flat_steps", "escalate_after", "max_fraction", "lr_scale",
+                "senior_age", "maturity_age", "strategy", "noise", "groups",
+            )
+        }
+
+    def bind(self, engine: Plasticity) -> None:
+        self._acting = _select("Senescence", engine, self.groups)
+        apoptosis = next((r for r in engine.rules if isinstance(r, Apoptosis)), None)
+        if self.interval is None:
+            self._resolve(apoptosis.interval if apoptosis is not None else 100)
+
+    def due(self, step: int, total_steps: int) -> bool:
+        return step % self._resolved["interval"] == 0
+
+    def decide(self, engine: Plasticity, step: int) -> list[Plan]:
+        o = self._resolved
+        apoptosis = next((r for r in engine.acting if isinstance(r, Apoptosis)), None)
+        plans: list[Plan] = []
+        for group in self._acting:
+            kind = apoptosis.fitness if apoptosis is not None and apoptosis.acts_on(group) else "default"
+            up = self.tracker.update(
+                engine.graph,
+                group.layer,
+                _fitness(engine, group, kind),
+                window=o["window"],
+                epsilon=o["epsilon"],
+                flat_steps=o["flat_steps"],
+                escalate_after=o["escalate_after"],
+                max_fraction=o["max_fraction"],
+                min_age=o["senior_age"],
+            )
+            ids, ages = engine.graph.ids(group.layer), engine.graph.ages(group.layer)
+            events: list[Event] = []
+            for kind_name, slots in (("senescence", up["newly_senescent"]), ("escalation", up["escalated"])):
+                for slot in slots.tolist():
+                    events.append({
+                        "kind": kind_name,
+                        "step": step,
+                        "layer": group.name,
+                        "slot": slot,
+                        "id": int(ids[slot]),
+                        "age": int(ages[slot]),
+                        "slope": float(up["slope"][slot]),
+                    })
+            plans.append(lambda journal, events=events: events)
+            # Never kill a neuron younger than the maturity age, escalated or not: it waits.
+            due = [s for s in up["escalated"].tolist() if ages[s] >= o["maturity_age"]]
+            if not due:
+                continue
+            if apoptosis is not None and apoptosis.acts_on(group):
+                engine.handoff[("escalated", group.name)] = due
+                continue
+            mean_activation = engine.graph.stats(group.layer)["mean"]
+            plan = engine.graph.apoptosis(
+                group.layer,
+                0.0,
+                strategy=self.strategy,  # type: ignore[arg-type]  # checked above
+                maturity_age=o["maturity_age"],
+                escalated=np.asarray(due, dtype=np.int64),
+            )
+            plans.append(_replacement(engine, group, plan, mean_activation, self.noise))
+        return plans
+
+    def senescent(self, engine: Plasticity, group: str) -> np.ndarray:
+        """Slots of the group's senescent neurons."""
+        return self.tracker.senescent(engine.graph, engine.group(group).layer)
+
+    # lr_scale: after every optimizer step, the change it made to a senescent neuron's incoming
+    # weights and bias is multiplied by lr_scale (the same meaning for SGD and Adam).
+
+    @torch.no_grad()
+    def before_optimizer_step(self, engine: Plasticity) -> None:
+        self._saved = {}
+        if self._resolved["lr_scale"] == 1.0:
+            return
+        for group in self._acting:
+            slots = self.tracker.senescent(engine.graph, group.layer)
+            if len(slots):
+                p = group.producer
+                index = torch.as_tensor(slots, device=p.weight.device)
+                bias = p.bias
+                self._saved[group.name] = (index, p.weight[index].clone(), None if bias is None else bias[index].clone())
+
+    @torch.no_grad()
+    def after_optimizer_step(self, engine: Plasticity) -> None:
+        scale = self._resolved["lr_scale"]
+        for name, (index, rows, bias_rows) in self._saved.items():
+            p = engine.group(name).producer
+            p.weight[index] = rows + scale * (p.weight[index] - rows)
+            if bias_rows is not None and p.bias is not None:
+                p.bias[index] = bias_rows + scale * (p.bias[index] - bias_rows)
+        self._saved = {}
+
+    def state_dict(self) -> Any:
+        return self.tracker.to_bytes()
+
+    def check_state(self, state: Any) -> None:
+        try:
+            growcore.Senescence.from_bytes(state)
+        except (growcore.GrowcoreError, TypeError) as e:
+            raise StateDictError(f"state['rule_state'] (senescence): {e}") from e
+
+    def load_state_dict(self, state: Any) -> None:
+        self.tracker.load_bytes(state)  # in place: a caller may hold the tracker
