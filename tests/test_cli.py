@@ -99,6 +99,24 @@ def test_apoptosis_reports_turnover_lineage_and_logs_every_replacement(tmp_path:
     assert main(["run", *TINY, "--policy", "apoptosis", "--strategy", "magic", "--out", str(tmp_path / "bad")]) == 2
 
 
+def test_a_combination_of_rules_runs_through_one_engine(tmp_path: Path) -> None:
+    summary = run(tmp_path, "combo", "--policy", "rigl,rigl+apoptosis", "--strategy", "crossover", "--rate", "0.2",
+                  "--epochs", "4", "--senescence")
+    rigl, combo = summary["runs"]
+    assert combo["method"] == "rigl+apoptosis-crossover+senescence" and combo["policy"] == "rigl+apoptosis"
+    assert combo["density"] == pytest.approx(rigl["density"]) and combo["active_params"] == rigl["active_params"]
+    events = [e for e in read_events(tmp_path / "combo") if e["run"] == combo["run"]]
+    kinds = Counter(e["kind"] for e in events)
+    assert combo["events"] == dict(sorted(kinds.items())) and kinds["rewire"] > 0 and kinds["apoptosis"] > 0
+    assert combo["turnover"] == pytest.approx(kinds["apoptosis"] / 16)
+    assert combo["edges_moved"] == sum(e["dropped"] for e in events if e["kind"] == "rewire") > 0
+    assert (tmp_path / "combo" / "family_tree-rigl+apoptosis-crossover+senescence.png").stat().st_size > 0
+    # Deterministic: the same command gives the same events.
+    again = run(tmp_path, "combo2", "--policy", "rigl+apoptosis", "--strategy", "crossover", "--rate", "0.2",
+                "--epochs", "4", "--senescence")
+    assert again["runs"][0]["test_loss"] == combo["test_loss"] and again["runs"][0]["events"] == combo["events"]
+
+
 def test_senescence_logs_senescence_escalation_and_the_replacement(tmp_path: Path) -> None:
     summary = run(tmp_path, "sen", "--policy", "apoptosis", "--senescence", "--lr-scale", "0.5",
                   "--limit", "200", "--epochs", "8", "--hidden", "40")
@@ -151,6 +169,11 @@ def test_mnist_folder_in_idx_format(tmp_path: Path) -> None:
         (["--policy", "dense", "--strategy", ""], ["--strategy"]),
         (["--policy", "dense", "--selection", "bogus"], ["--selection", "bogus"]),
         (["--policy", "apoptosis", "--selection", "extrema,"], ["--selection", "empty item"]),
+        (["--policy", "grow+rigl"], ["--policy", "'grow'", "not yet a rule"]),
+        (["--policy", "rigl+set"], ["--policy", "at most one connection rule"]),
+        (["--policy", "dense+apoptosis"], ["--policy", "'dense'"]),
+        (["--policy", "apoptosis+apoptosis"], ["--policy", "twice"]),
+        (["--policy", "rigl+magic"], ["--policy", "'magic'"]),
         (["--json", "."], ["--json", "folder"]),
         (["--json", "/nonexistent/folder/x.json"], ["--json", "/nonexistent/folder"]),
     ],

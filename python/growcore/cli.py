@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     run.add_argument("--dataset", default="digits", help="digits, or mnist:DIR with MNIST IDX files (t10k only: the 8,000/2,000 split)")
-    run.add_argument("--policy", default="dense,static,set,rigl", help="comma-separated methods: dense, static, set, rigl, apoptosis, grow")
+    run.add_argument("--policy", default="dense,static,set,rigl", help="comma-separated methods: dense, static, set, rigl, apoptosis, grow, or a combination of rules run by one engine such as rigl+apoptosis")
     run.add_argument("--density", type=float, default=0.1, help="fraction of each sparse layer's weights kept (over all layers with ERK)")
     run.add_argument("--distribution", default="erk", choices=["erk", "uniform"], help="how the density is spread over layers")
     run.add_argument("--epochs", type=int, default=30)
@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     hidden = _ints("--hidden", args.hidden)
     if args.seeds < 1:
         raise ValueError(f"--seeds: must be at least 1, got {args.seeds}")
-    if args.senescence and "apoptosis" not in methods:
+    if args.senescence and not any("apoptosis" in m.split("+") for m in methods):
         raise ValueError(f"--senescence: only applies to the apoptosis policy, got --policy {args.policy!r}")
     for flag in ("braess", "katz"):
         if getattr(args, flag) and "grow" not in methods:
@@ -160,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
 
     def variants(method: str) -> list[dict[str, Any]]:
         """The runs of one method and seed: one per apoptosis strategy or grow selection."""
-        if method == "apoptosis":
+        if "apoptosis" in method.split("+"):
             return [{"strategy": x, "senescence": args.senescence} for x in strategies]
         first = {"strategy": strategies[0]}
         if method == "grow":
@@ -210,7 +210,7 @@ def _run(args: argparse.Namespace) -> int:
         for config in configs:
             task = progress.add(f"{config.label} seed {config.seed}", config.epochs)
             # One family tree per apoptosis method, from its first seed's run.
-            first = config.method == "apoptosis" and config.seed == args.seed
+            first = "apoptosis" in config.parts and config.seed == args.seed
             tree = stage / f"family_tree-{config.label}.png" if first else None
             runs.append(train_run(config, data_for(config.seed), log, progress=progress.callback(task), family_tree=tree))
         summary = _summary(args, dataset, runs)

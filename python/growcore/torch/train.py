@@ -1,7 +1,8 @@
 """One supervised training run of an MLP, dense, under a :class:`SparseController`, a
-:class:`Lifecycle` (apoptosis) or, for ``grow``, a :class:`GrowingMLP` driven by a
-:class:`Grower`: the loop behind ``growcore run``. Deterministic on CPU for a seed: the same
-structure, events and losses.
+:class:`Lifecycle` (apoptosis), a :class:`Plasticity` engine for a combination of rules
+(``rigl+apoptosis``) or, for ``grow``, a :class:`GrowingMLP` driven by a :class:`Grower`: the
+loop behind ``growcore run``. Deterministic on CPU for a seed: the same structure, events and
+losses.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from growcore.data import Dataset
 from growcore.errors import InvalidArgumentError, is_int, is_real
 from growcore.lineage import plot_family_tree
 from growcore.log import RunLog, growth_curves, growth_per_window, run_name
+from growcore.torch.apoptosis import Apoptosis, Senescence
 from growcore.torch.controller import SparseController
+from growcore.torch.engine import Plasticity
 from growcore.torch.growing import ACTIVATIONS, GrowingMLP
 from growcore.torch.growth import SELECTIONS, Grower, check_options
 from growcore.torch.lifecycle import STRATEGIES, Lifecycle
@@ -30,6 +33,8 @@ from growcore.torch.policies import POLICIES, make_policy
 from growcore.torch.triggers import TRIGGERS, Trigger, make_trigger
 
 METHODS = ("dense", *POLICIES, "apoptosis", "grow")
+#: The methods a combination (``rigl+apoptosis``) may join, run by one Plasticity engine.
+COMBINABLE = (*POLICIES, "apoptosis")
 CLONE_TYPES = ("vertical", "horizontal", "both")
 
 
@@ -68,14 +73,29 @@ class RunConfig:
     growth_window: int = 1000  # steps per window of the summary's growth rate
 
     @property
+    def parts(self) -> list[str]:
+        """The methods a combination joins (``["rigl", "apoptosis"]``), or the one method."""
+        return self.method.split("+")
+
+    @property
+    def combined(self) -> bool:
+        return len(self.parts) > 1
+
+    @property
+    def connection(self) -> str | None:
+        """The connection rule (static, set, rigl) of the method, if any."""
+        return next((p for p in self.parts if p in POLICIES), None)
+
+    @property
     def label(self) -> str:
-        """The method as reported: the policy, ``apoptosis-<strategy>`` (``+senescence``), or
-        ``grow`` (``grow-random`` for the random-selection ablation)."""
+        """The method as reported: the policy, ``apoptosis-<strategy>`` (``+senescence``),
+        ``grow`` (``grow-random`` for the random-selection ablation), or a combination with the
+        apoptosis strategy (``rigl+apoptosis-crossover``)."""
         if self.method == "grow":
             return "grow" if self.selection == "extrema" else f"grow-{self.selection}"
-        if self.method != "apoptosis":
+        if "apoptosis" not in self.parts:
             return self.method
-        return f"apoptosis-{self.strategy}" + ("+senescence" if self.senescence else "")
+        return f"{self.method}-{self.strategy}" + ("+senescence" if self.senescence else "")
 
     @property
     def growth_period(self) -> int:
@@ -99,7 +119,11 @@ class RunConfig:
         }
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
+        if not isinstance(self.method, str):
+            raise InvalidArgumentError(f"policy: expected a method name, got {self.method!r}")
+        if self.combined:
+            _check_combination(self.method)
+        elif self.method not in METHODS:
             raise InvalidArgumentError(f"policy: unknown method {self.method!r}; expected one of {list(METHODS)}")
         # Types first: a float epochs or batch size failed inside training (or trained a wrong thing).
         for name in ("seed", "epochs", "batch_size", "interval"):
@@ -124,17 +148,17 @@ class RunConfig:
             raise InvalidArgumentError(f"rate: must be in [0, 1], got {self.rate!r}")
         if not 0.0 <= self.lr_scale <= 1.0:
             raise InvalidArgumentError(f"lr_scale: must be in [0, 1], got {self.lr_scale!r}")
-        if self.senescence and self.method != "apoptosis":
+        if self.senescence and "apoptosis" not in self.parts:
             raise InvalidArgumentError(f"senescence: only applies to the apoptosis method, not {self.method!r}")
-        if not self.hidden and self.method == "apoptosis":
+        if not self.hidden and "apoptosis" in self.parts:
             raise InvalidArgumentError("hidden: apoptosis needs at least one hidden layer")
         if any(h < 1 for h in self.hidden):
             raise InvalidArgumentError(f"hidden: layer sizes must be at least 1, got {list(self.hidden)}")
         if self.method == "grow":
             self._check_grow()
-        elif self.method in POLICIES:
-            make_policy(self.method, interval=self.interval, drop_fraction=self.drop_fraction, **self.policy_options)
-        elif self.method == "apoptosis" and self.interval < 1:
+        elif self.connection is not None:
+            make_policy(self.connection, interval=self.interval, drop_fraction=self.drop_fraction, **self.policy_options)
+        if "apoptosis" in self.parts and self.interval < 1:
             raise InvalidArgumentError(f"interval: must be at least 1, got {self.interval!r}")
 
     def _check_grow(self) -> None:
@@ -167,6 +191,26 @@ class RunConfig:
         check_options(len(self.start_hidden) + 2, self.activation, self.grow_options())
 
 
+def _check_combination(method: str) -> None:
+    """A combination joins distinct combinable methods, at most one of them a connection rule."""
+    parts = method.split("+")
+    unknown = [p for p in parts if p not in COMBINABLE]
+    if unknown:
+        also = (
+            "; growth is not yet a rule of the engine, so grow runs on its own"
+            if "grow" in unknown
+            else "; dense is what the rules start from, not a rule" if "dense" in unknown else ""
+        )
+        raise InvalidArgumentError(
+            f"policy: {unknown[0]!r} cannot be part of the combination {method!r}; combine {list(COMBINABLE)}{also}"
+        )
+    if len(set(parts)) != len(parts):
+        raise InvalidArgumentError(f"policy: {method!r} names a method twice")
+    connections = [p for p in parts if p in POLICIES]
+    if len(connections) > 1:
+        raise InvalidArgumentError(f"policy: {method!r} combines {connections}; a model has at most one connection rule")
+
+
 def _check_int(name: str, value: object, optional: bool = False) -> None:
     """Refuses a ``value`` of field ``name`` that is not an integer (a bool, a float such as
     2.0 or 2.5, a string), or not None when ``optional``."""
@@ -192,7 +236,7 @@ def check_edges(config: RunConfig, num_features: int, num_classes: int) -> None:
     num_features, config.hidden, num_classes)``) without a single edge, naming ``density`` and
     the smallest density that gives every layer one. The edges per layer are the core's, for the
     layer shapes the :class:`SparseController` passes it."""
-    if config.method not in POLICIES:
+    if config.connection is None:
         return
     sizes = [num_features, *config.hidden, num_classes]
     shapes = list(zip(sizes[:-1], sizes[1:]))  # (in, out) per Linear layer
@@ -273,10 +317,16 @@ def train_run(
             layer = event.get("layer")
             log.event(event["kind"], step=event["step"], run=run, layer=None if layer is None else str(layer), **fields)
 
-    controller: SparseController | None = None
+    controller: Plasticity | None = None  # the engine of every sparse method
     lifecycle: Lifecycle | None = None
     grower: Grower | None = None
-    if growing is not None:
+    if config.combined:
+        controller = Plasticity(
+            model, optimizer, _rules(config, total_steps), total_steps=total_steps,
+            density=config.density if config.connection is not None else None,
+            distribution=config.distribution, seed=config.seed, on_event=on_event,
+        )
+    elif growing is not None:
         grower = Grower(
             growing, optimizer, trigger=config.make_trigger(), katz=config.katz,
             braess=config.braess or None, selection=config.selection, seed=config.seed,
@@ -326,7 +376,7 @@ def train_run(
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             if controller is not None:
-                controller.step()
+                controller.step(loss)
             if lifecycle is not None:
                 lifecycle.step()
             if grower is not None:
@@ -352,11 +402,21 @@ def train_run(
         else []
     )
     events = Counter(e["kind"] for e in structural)
-    density = controller.actual_density if controller is not None else 1.0
+    sparse = controller is not None and config.connection is not None
+    density = controller.actual_density if sparse and controller is not None else 1.0
     active_params = controller.active_params() if controller is not None else total_params
     extra: dict[str, Any] = {}
     if controller is not None:
         controller.remove()
+    if controller is not None and "apoptosis" in config.parts:
+        hidden = [g.layer for g in controller.groups]
+        extra = {
+            "strategy": config.strategy,
+            "turnover": events["apoptosis"] / sum(controller.graph.layer_sizes[l] for l in hidden),
+        }
+        if family_tree is not None:
+            plot_family_tree(controller.graph.lineage(), family_tree, layer=hidden,
+                             title=f"{run}: hidden neurons", end=controller.step_count)
     if lifecycle is not None:
         lifecycle.remove()
         extra = {
@@ -391,7 +451,7 @@ def train_run(
         "dataset": data.name,
         "seed": config.seed,
         "density": density,
-        "distribution": config.distribution if controller is not None else None,
+        "distribution": config.distribution if sparse else None,
         "test_accuracy": accuracy,
         "test_loss": test_loss,
         "train_seconds": train_seconds,
@@ -399,9 +459,21 @@ def train_run(
         "total_params": total_params,
         "steps": total_steps,
         "events": dict(sorted(events.items())),
-        "edges_moved": sum(e["dropped"] for e in controller.events) if controller is not None else 0,
+        "edges_moved": sum(e["dropped"] for e in controller.events if e["kind"] == "rewire") if controller is not None else 0,
         **extra,
     }
+
+
+def _rules(config: RunConfig, total_steps: int) -> list[Any]:
+    """The engine's rules of a combined method, with the options its single methods use."""
+    rules: list[Any] = []
+    if config.connection is not None:
+        rules.append(make_policy(config.connection, interval=config.interval, drop_fraction=config.drop_fraction, **config.policy_options))
+    if "apoptosis" in config.parts:
+        rules.append(Apoptosis(interval=config.interval, fraction=config.rate, strategy=config.strategy, end=int(0.75 * total_steps)))
+        if config.senescence:
+            rules.append(Senescence(lr_scale=config.lr_scale))
+    return rules
 
 
 @torch.no_grad()
@@ -414,8 +486,8 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float
     return loss, accuracy
 
 
-def _density(controller: SparseController | None) -> dict[str, Any]:
-    if controller is None:
+def _density(controller: Plasticity | None) -> dict[str, Any]:
+    if controller is None or not controller.sparse:
         return {}
     return {"density": controller.density_report()}
 
