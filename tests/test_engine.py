@@ -441,3 +441,25 @@ def test_save_and_deepcopy_of_a_model_with_an_engine_attached() -> None:
     assert not engine.stats_feed[0]._sums and not engine.stats_feed[1]._sums
     for name, p in twin.named_parameters():
         assert torch.equal(p, dict(model.named_parameters())[name])
+
+
+def test_torch_compile_traces_the_statistics_hooks_without_graph_breaks() -> None:
+    import torch._dynamo as dynamo
+
+    model, opt, engine = build("mlp", [RigL(interval=2), Apoptosis(interval=2, maturity_age=0)])
+    x, y = batch("x")
+    dynamo.reset()
+    explained = dynamo.explain(model)(x)
+    assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
+    engine.stats_feed[0].reset()
+    engine.stats_feed[1].reset()
+    compiled = torch.compile(model, backend="eager")  # dynamo's tracing, without code generation
+    for _ in range(4):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(compiled(x), y)
+        loss.backward()
+        opt.step()
+        engine.step(loss)
+        check_invariants(engine, opt)
+    assert {"rewire", "apoptosis"} <= {e["kind"] for e in engine.events}
+    assert engine.graph.stats(1)["observations"][0] == 4  # the compiled forward fed the statistics

@@ -79,7 +79,9 @@ class ActivationStats:
                 x = output.detach()
                 if x.dim() == unbatched_dims:
                     x = x.unsqueeze(0)
-                if x.device.type == "cpu":
+                # Under torch.compile the reduction is torch operations that the compiled graph
+                # fuses (a call into the core would break the graph at every hook).
+                if x.device.type == "cpu" and not torch.compiler.is_compiling():
                     self._add_on_host(name, x, channels_first)
                 else:
                     self._add_on_device(name, x, channels_first)
