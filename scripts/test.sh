@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== install growcore with its test dependencies (builds the Rust extension)"
-python -m pip install --quiet ".[test,run]"   # torch: reused when already installed
+python -m pip install --quiet ".[test,run,lightning,hf]"   # torch: reused when already installed
 
 echo "== Rust: unit and property tests of the core"
 cargo test --locked -p growcore-core --release

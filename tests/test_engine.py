@@ -338,7 +338,9 @@ def test_a_failure_while_plans_are_applied_puts_everything_back(monkeypatch) -> 
 # ---------------------------------------------------------------------- checkpoints
 
 
-def test_resume_is_bit_identical() -> None:
+@pytest.mark.parametrize("model_first", [False, True])
+def test_resume_is_bit_identical(model_first: bool) -> None:
+    """Whether the model's weights are loaded before or after the engine is built."""
     def rules():
         return [RigL(interval=2), Apoptosis(interval=3, maturity_age=0, strategy="crossover"), Senescence(interval=3, senior_age=0, flat_steps=0, escalate_after=3, window=2, epsilon=1e9)]
 
@@ -353,8 +355,15 @@ def test_resume_is_bit_identical() -> None:
     buf.seek(0)
     saved = torch.load(buf, weights_only=False)
     engine.remove()
-    model2, opt2, engine2 = build("mlp", rules(), seed=1)  # different initial structure
-    model2.load_state_dict(saved["model"])
+    if model_first:  # the engine's first masking zeroes edges the checkpoint has: load brings them back
+        torch.manual_seed(1)
+        model2 = mlp()
+        model2.load_state_dict(saved["model"])
+        opt2 = torch.optim.Adam(model2.parameters(), lr=1e-2, weight_decay=0.01)
+        engine2 = Plasticity(model2, opt2, rules(), total_steps=40, density=0.5, seed=1)
+    else:
+        model2, opt2, engine2 = build("mlp", rules(), seed=1)  # different initial structure
+        model2.load_state_dict(saved["model"])
     opt2.load_state_dict(saved["opt"])
     engine2.load_state_dict(saved["engine"])
     train(model2, opt2, engine2, 7, seed=5)

@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     from growcore.data import Dataset, load_dataset
     from growcore.log import RunLog
     from growcore.torch.growth import SELECTIONS
-    from growcore.torch.lifecycle import STRATEGIES
+    from growcore.torch.neurons import STRATEGIES
     from growcore.torch.train import RunConfig, check_edges, train_run
 
     # A method (strategy, selection) listed twice would log two runs under one name: once is enough.

@@ -179,6 +179,15 @@ def _replacement(engine: Plasticity, group: NeuronGroup, plan: Any, mean_activat
     return apply
 
 
+def _reported(events: list[Event]) -> Plan:
+    """A plan that changes no tensor: it reports ``events``."""
+
+    def apply(journal: Journal) -> list[Event]:
+        return events
+
+    return apply
+
+
 @dataclass
 class Senescence(Rule):
     """Every ``interval`` steps, sample each neuron's fitness into the core's senescence tracker:
@@ -257,7 +266,7 @@ class Senescence(Rule):
             self._resolve(apoptosis.interval if apoptosis is not None else 100)
 
     def due(self, step: int, total_steps: int) -> bool:
-        return step % self._resolved["interval"] == 0
+        return step % int(self._resolved["interval"]) == 0
 
     def decide(self, engine: Plasticity, step: int) -> list[Plan]:
         o = self._resolved
@@ -289,7 +298,7 @@ class Senescence(Rule):
                         "age": int(ages[slot]),
                         "slope": float(up["slope"][slot]),
                     })
-            plans.append(lambda journal, events=events: events)
+            plans.append(_reported(events))
             # Never kill a neuron younger than the maturity age, escalated or not: it waits.
             due = [s for s in up["escalated"].tolist() if ages[s] >= o["maturity_age"]]
             if not due:

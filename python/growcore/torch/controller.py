@@ -180,6 +180,4 @@ class SparseController(Plasticity):
         self.graph.load_state_dict(graph.state_dict())
         self._step = step
         self._deferred = {}
-        for layer, mask in zip(self.layers, masks):
-            layer.mask = mask
-        self.apply_masks()
+        self._unmask(masks)

@@ -145,7 +145,7 @@ class Plasticity:
         self.model = model
         self.optimizer = optimizer
         self.total_steps = int(total_steps)
-        self.density = float(density) if connection else 1.0
+        self.density = float(density) if connection and density is not None else 1.0
         self.distribution = distribution
         self.seed = seed
         self.on_event = on_event
@@ -182,6 +182,10 @@ class Plasticity:
         self._install_hooks()
         for site in sites:
             _OWNERS[id(site.weight)] = (weakref.ref(site.weight), weakref.ref(self))
+        # The weights as they were before the first masking, until the first step: a model
+        # whose checkpoint was loaded before the engine was built gets them back in
+        # load_state_dict (see _unmask), instead of losing the edges the checkpoint has.
+        self._unmasked = {s.name: s.weight.detach().clone() for s in self.sparse_sites}
         self.apply_masks()
 
     # ------------------------------------------------------------------ construction
@@ -261,7 +265,9 @@ class Plasticity:
             for site in self.sites:
                 if site.weight.requires_grad:
                     self._handles.append(
-                        site.weight.register_post_accumulate_grad_hook(CopyDropped(lambda p, site=site: self._on_gradient(site, p)))
+                        site.weight.register_post_accumulate_grad_hook(  # type: ignore[no-untyped-call]
+                            CopyDropped(lambda p, site=site: self._on_gradient(site, p))
+                        )
                     )
         self._handles.append(self.optimizer.register_step_pre_hook(CopyDropped(lambda *_: self._before_optimizer_step())))
         self._handles.append(self.optimizer.register_step_post_hook(CopyDropped(lambda *_: self._after_optimizer_step())))
@@ -408,6 +414,7 @@ class Plasticity:
         if not skipped:
             self._deferred = {}
         self._dense_grads.clear()
+        self._unmasked = {}
         if not self._masked_since_step:
             self.apply_masks()  # no optimizer step since the last call: mask here
         self._masked_since_step = False
@@ -549,8 +556,22 @@ class Plasticity:
         self.events = [dict(e) for e in events]
         for rule, s in zip(self.rules, rule_state):
             rule.load_state_dict(s)
+        self._unmask(masks)
+
+    @torch.no_grad()
+    def _unmask(self, masks: list[torch.Tensor]) -> None:
+        """Installs the loaded ``masks`` (one per sparse site). A site whose weight is still as
+        the engine's construction left it (the model's checkpoint was loaded before the engine
+        was built, so its first masking zeroed the checkpoint's other edges) gets its weight
+        from before that masking back; a weight loaded since is kept. Then the masks apply."""
         for site, mask in zip(self.sparse_sites, masks):
+            before = self._unmasked.get(site.name)
+            assert site.mask is not None
+            w = site.weight
+            if before is not None and torch.equal(w, before * site.mask.view_as(w)):
+                w.copy_(before)
             site.mask = mask
+        self._unmasked = {}
         self.apply_masks()
 
     def remove(self) -> None:
@@ -592,7 +613,7 @@ def _check_rules(rules: Any) -> list[Rule]:
 def _explicit_pairs(model: nn.Module, sites: list[Site], pairs: Any) -> list[tuple[str, str, list[nn.Module]]]:
     if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (list, tuple)):
         raise TypeError(f"pairs: expected a list of (producer, consumer) module names, got {pairs!r}")
-    out = []
+    out: list[tuple[str, str, list[nn.Module]]] = []
     for p in pairs:
         if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(n, str) for n in p)):
             raise TypeError(f"pairs: expected (producer, consumer) pairs of module names, got {p!r}")

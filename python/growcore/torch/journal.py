@@ -19,15 +19,14 @@ def _gather(t: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
 
 
 def _scatter(t: torch.Tensor, flat_index: torch.Tensor, values: torch.Tensor | float) -> None:
-    scalar = not isinstance(values, torch.Tensor)
     if t.is_contiguous():
         flat = t.view(-1)
-        if scalar:
-            flat.index_fill_(0, flat_index, values)
-        else:
+        if isinstance(values, torch.Tensor):
             flat.index_copy_(0, flat_index, values.to(t.device, t.dtype))
+        else:
+            flat.index_fill_(0, flat_index, values)
     else:
-        t[torch.unravel_index(flat_index, t.shape)] = values if scalar else values.to(t.device, t.dtype)
+        t[torch.unravel_index(flat_index, t.shape)] = values.to(t.device, t.dtype) if isinstance(values, torch.Tensor) else values
 
 
 class Journal:

@@ -146,6 +146,7 @@ def find_sites(
     less those matching a ``dense`` pattern, in ``named_modules`` order."""
     candidates: list[Site] = []
     for name, m in model.named_modules():
+        assert isinstance(m, nn.Module)
         if isinstance(m, kinds):
             candidates.append(Site(name, m, "weight"))
         elif attention and isinstance(m, nn.MultiheadAttention):
@@ -298,13 +299,13 @@ def wire(
         rows, cols = site.shape
         shared = producer_of.get(site.name)
         if share_layers and shared is not None and site.kernel == 1 and by_name[shared].kernel == 1:
-            a = out_layer[shared]
+            source = out_layer[shared]
         else:
-            a = len(sizes)
+            source = len(sizes)
             sizes.append(cols)
         out_layer[site.name] = len(sizes)
         sizes.append(rows)
-        site.block = (a, len(sizes) - 1)
+        site.block = (source, len(sizes) - 1)
     groups = [
         NeuronGroup((names or {}).get(pa.name, pa.name), out_layer[pa.name], pa, pb, norms) for pa, pb, norms in links
     ]

@@ -28,7 +28,8 @@ from growcore.torch.controller import SparseController
 from growcore.torch.engine import Plasticity
 from growcore.torch.growing import ACTIVATIONS, GrowingMLP
 from growcore.torch.growth import SELECTIONS, Grower, check_options
-from growcore.torch.lifecycle import STRATEGIES, Lifecycle
+from growcore.torch.lifecycle import Lifecycle
+from growcore.torch.neurons import STRATEGIES
 from growcore.torch.policies import POLICIES, make_policy
 from growcore.torch.triggers import TRIGGERS, Trigger, make_trigger
 
