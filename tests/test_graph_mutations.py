@@ -617,3 +617,19 @@ def test_rewire_regrow_dropped_that_fails_changes_nothing():
     with pytest.raises(EdgeError, match="already exists"):
         g.rewire(0, 1, rows[:1], cols[:1], rows[:2], cols[:2], regrow_dropped=True)
     assert g == before
+
+
+def test_restore_puts_a_snapshot_back_in_place():
+    g = Graph([4, 5, 3], 0.5, seed=1)
+    snapshot = g.copy()
+    alias = g
+    g.remove_edges(0, 1, *(a[:2] for a in np.nonzero(g.to_dense(0, 1))))
+    g.advance(3)
+    assert g != snapshot
+    g.restore(snapshot)
+    assert alias is g and g == snapshot and g.step == 0
+    g.add_edges(1, 2, [0], [0]) if not g.to_dense(1, 2)[0, 0] else g.remove_edges(1, 2, [0], [0])
+    assert snapshot != g  # an independent copy, not shared
+    g.restore(g)  # from itself: nothing happens
+    with pytest.raises(TypeError):
+        g.restore(snapshot.state_dict())

@@ -739,3 +739,28 @@ def test_prune_and_regrow_runs_on_every_block_of_a_growing_network(policy):
         assert torch.count_nonzero(model.weight(key).detach() * ~model.masks[key]) == 0
     with pytest.raises(ValueError, match="total_steps"):
         Grower(model, opt, policy=make_policy(policy))
+
+
+def test_misuse_of_a_grower_is_refused_naming_the_argument():
+    seq = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    with pytest.raises(TypeError, match="model: expected a GrowingMLP.*Sequential"):
+        Grower(seq, torch.optim.SGD(seq.parameters(), lr=0.1))
+    model = GrowingMLP([4, 6, 2])
+    grower = Grower(model, torch.optim.SGD(model.parameters(), lr=0.1), trigger=Plateau(window=2))
+    with pytest.raises(growcore.InvalidArgumentError, match="loss: the plateau trigger"):
+        grower.step()
+    assert grower.step_count == 0
+
+
+@pytest.mark.parametrize(
+    ("changed", "key"),
+    [({"clone_budget": 2}, "grow"), ({"selection": "random"}, "selection"), ({"gain": 0.5}, "gain"), ({"katz": True}, "katz")],
+)
+def test_a_grower_checkpoint_is_refused_by_a_grower_built_differently(changed, key):
+    model = GrowingMLP([4, 6, 2])
+    state = Grower(model, torch.optim.SGD(model.parameters(), lr=0.1)).state_dict()
+    other = GrowingMLP([4, 6, 2])
+    grower = Grower(other, torch.optim.SGD(other.parameters(), lr=0.1), **changed)
+    with pytest.raises(growcore.StateDictError, match=rf"state\['config'\]\['{key}'\]"):
+        grower.load_state_dict(state)
+    Grower(GrowingMLP([4, 6, 2]), torch.optim.SGD(other.parameters(), lr=0.1)).load_state_dict(state)

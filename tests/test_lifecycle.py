@@ -140,7 +140,8 @@ def test_state_dict_round_trip_and_strictness() -> None:
     lc = Lifecycle(model, opt, interval=5, fraction=0.2)
     train(model, opt, lc, 12)
     state = lc.state_dict()
-    other = Lifecycle(net((10,)), opt, interval=5, fraction=0.2)
+    other_model = net((10,))
+    other = Lifecycle(other_model, torch.optim.SGD(other_model.parameters(), lr=0.05), interval=5, fraction=0.2)
     other.load_state_dict(state)
     assert other.graph == lc.graph and other.step_count == 12
     assert other.events == lc.events and other.turnover() == lc.turnover() > 0
@@ -541,3 +542,25 @@ def test_lineage_summary_scores_the_living_by_the_configured_fitness(monkeypatch
         got = [seen[i] for i in lc.graph.ids(layer).tolist()]
         np.testing.assert_array_equal(got, want)
         assert not np.array_equal(want, lc.graph.normalized_fitness(layer))  # the default differs
+
+
+@pytest.mark.parametrize(
+    ("changed", "key"),
+    [
+        ({"interval": 4}, "interval"),
+        ({"strategy": "random"}, "layers"),
+        ({"fraction": 0.1}, "layers"),
+        ({"senescence": True}, "senescence"),
+        ({"end": 50}, "end"),
+    ],
+)
+def test_a_checkpoint_is_refused_by_a_lifecycle_built_differently(changed, key) -> None:
+    model = net((10,))
+    lc = Lifecycle(model, torch.optim.SGD(model.parameters(), lr=0.05), interval=5, fraction=0.2)
+    state = lc.state_dict()
+    other_model = net((10,))
+    other = Lifecycle(other_model, torch.optim.SGD(other_model.parameters(), lr=0.05), **{"interval": 5, "fraction": 0.2, **changed})
+    before = other.graph.copy()
+    with pytest.raises(growcore.StateDictError, match=rf"state\['config'\]\['{key}'\]"):
+        other.load_state_dict(state)
+    assert other.graph == before

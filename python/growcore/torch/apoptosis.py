@@ -10,8 +10,9 @@ applied by :func:`growcore.torch.neurons.replace` (the strategies are documented
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 import numpy as np
 import torch
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 
 #: The fitness kinds the engine's rules take ("multi" needs Lifecycle's activation profiles).
 ENGINE_FITNESS = tuple(f for f in FITNESS if f != "multi")
+#: A fitness of one's own: (engine, group) -> one raw score per unit, or None for the default.
+FitnessFn = Callable[["Plasticity", "NeuronGroup"], Union[np.ndarray, None]]
+#: The options of Apoptosis that may differ per neuron group.
+GROUP_OPTIONS = ("strategy", "fraction", "maturity_age", "senior_age", "threshold", "alpha", "noise", "fitness")
 
 
 def _select(rule: str, engine: Plasticity, patterns: list[str] | None) -> list[NeuronGroup]:
@@ -46,8 +51,10 @@ def _select(rule: str, engine: Plasticity, patterns: list[str] | None) -> list[N
     return [g for g in engine.groups if any(fnmatch.fnmatchcase(g.name, p) for p in patterns)]
 
 
-def _fitness(engine: Plasticity, group: NeuronGroup, kind: str) -> np.ndarray | None:
+def _fitness(engine: Plasticity, group: NeuronGroup, kind: str | FitnessFn) -> np.ndarray | None:
     """The group's raw fitness of ``kind`` (None: the accumulated default)."""
+    if callable(kind):
+        return kind(engine, group)
     if kind == "utility":
         w = group.consumer.matrix(group.consumer.weight.detach()).abs()
         per_unit = w.reshape(w.shape[0], group.size, group.consumer.kernel).mean(dim=(0, 2))
@@ -77,8 +84,14 @@ class Apoptosis(Rule):
         alpha: crossover's ``(low, high)`` range for the first parent's weight, or ``"fitness"``.
         noise: mutation and crossover noise, relative to the parent's weight standard deviation.
         end: no apoptosis from this step on (None: never stops).
-        fitness: ``"default"``, ``"utility"`` (Continual Backprop) or ``"dormancy"`` (ReDo).
+        fitness: ``"default"``, ``"utility"`` (Continual Backprop), ``"dormancy"`` (ReDo), or a
+            function ``(engine, group) -> scores`` (one raw score per unit, higher is fitter;
+            None for the default).
+        senior_age: age from which a neuron is ``senior`` (its stage; :class:`Senescence` only
+            ages seniors); default ``10 * interval``.
         groups: name patterns of the neuron groups it acts on (None: all).
+        group_options: per group (by name), overrides of ``strategy``, ``fraction``,
+            ``maturity_age``, ``senior_age``, ``threshold``, ``alpha``, ``noise`` and ``fitness``.
     """
 
     name: ClassVar[str] = "apoptosis"
@@ -91,22 +104,51 @@ class Apoptosis(Rule):
     alpha: tuple[float, float] | str | None = None
     noise: float = 0.1
     end: int | None = None
-    fitness: str = "default"
+    fitness: str | FitnessFn = "default"
+    senior_age: int | None = None
     groups: list[str] | None = None
+    group_options: Mapping[str, Mapping[str, Any]] | None = None
     _acting: list[NeuronGroup] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not is_int(self.interval) or self.interval < 1:
             raise InvalidArgumentError(f"interval: must be a positive integer, got {self.interval!r}")
-        if self.fitness not in ENGINE_FITNESS:
-            raise InvalidArgumentError(
-                f"fitness: expected one of {list(ENGINE_FITNESS)}, got {self.fitness!r}"
-                + ("; 'multi' needs activation profiles: use Lifecycle" if self.fitness == "multi" else "")
-            )
-        check_apoptosis_options("", {**self.options(), "maturity_age": self.mature_age, "senior_age": 0})
+        self._check("", self._defaults())
         if self.end is not None and (not is_int(self.end) or self.end < 0):
             raise InvalidArgumentError(f"end: must be a non-negative integer step or None, got {self.end!r}")
         _check_groups_option("Apoptosis", self.groups)
+        if self.group_options is not None and not isinstance(self.group_options, Mapping):
+            raise TypeError(f"group_options: expected a mapping of group name to options, got {self.group_options!r}")
+        for name, overrides in (self.group_options or {}).items():
+            unknown = sorted(set(overrides) - set(GROUP_OPTIONS))
+            if unknown:
+                raise InvalidArgumentError(f"group_options[{name!r}]: unknown options {unknown}; expected some of {sorted(GROUP_OPTIONS)}")
+            self._check(f"group_options[{name!r}].", {**self._defaults(), **overrides})
+
+    def _defaults(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in GROUP_OPTIONS}
+
+    @staticmethod
+    def _check(prefix: str, o: Mapping[str, Any]) -> None:
+        fitness = o["fitness"]
+        if not callable(fitness) and fitness not in ENGINE_FITNESS:
+            raise InvalidArgumentError(
+                f"{prefix}fitness: expected one of {list(ENGINE_FITNESS)} or a function, got {fitness!r}"
+                + ("; 'multi' needs activation profiles: use Lifecycle" if fitness == "multi" else "")
+            )
+        interval = 1  # the ages' defaults only need to pass the range check here
+        resolved = {**o, "fitness": "default", "maturity_age": o["maturity_age"] if o["maturity_age"] is not None else interval,
+                    "senior_age": o["senior_age"] if o["senior_age"] is not None else interval}
+        check_apoptosis_options(prefix, resolved)
+
+    def options_for(self, group: NeuronGroup) -> dict[str, Any]:
+        """The group's options, with the defaults of the ages filled in."""
+        o = {**self._defaults(), **(self.group_options or {}).get(group.name, {})}
+        if o["maturity_age"] is None:
+            o["maturity_age"] = self.interval
+        if o["senior_age"] is None:
+            o["senior_age"] = 10 * self.interval
+        return o
 
     @property
     def mature_age(self) -> int:
@@ -122,24 +164,21 @@ class Apoptosis(Rule):
             "alpha": self.alpha,
             "noise": self.noise,
             "end": self.end,
-            "fitness": self.fitness,
+            "fitness": "function" if callable(self.fitness) else self.fitness,
+            "senior_age": self.senior_age,
             "groups": self.groups,
+            "group_options": {k: dict(v) for k, v in (self.group_options or {}).items()},
         }
 
     def bind(self, engine: Plasticity) -> None:
         self._acting = _select("Apoptosis", engine, self.groups)
-        if self.strategy == "function_preserving":
-            for g in self._acting:
-                if g.consumer.bias is None:
-                    raise InvalidArgumentError(
-                        f"Apoptosis: function_preserving moves a dying neuron's mean contribution into the "
-                        f"consumer's bias, but {g.consumer.name!r} (reading {g.name!r}) has no bias; use another strategy"
-                    )
-                if any(isinstance(m, torch.nn.LayerNorm) for m in g.norms):
-                    raise InvalidArgumentError(
-                        f"Apoptosis: function_preserving cannot keep the output with a LayerNorm over {g.name!r}: "
-                        "it normalises across the units, so a newborn shifts every unit; use another strategy"
-                    )
+        names = [g.name for g in engine.groups]
+        unknown = sorted(set(self.group_options or {}) - set(names))
+        if unknown:
+            raise InvalidArgumentError(f"group_options: unknown groups {unknown}; the neuron groups are {names}")
+        for g in self._acting:
+            if self.options_for(g)["strategy"] == "function_preserving":
+                _check_preservable(g)
 
     def acts_on(self, group: NeuronGroup) -> bool:
         return any(g is group for g in self._acting)
@@ -150,10 +189,11 @@ class Apoptosis(Rule):
     def decide(self, engine: Plasticity, step: int) -> list[Plan]:
         plans: list[Plan] = []
         for group in self._acting:
+            o = self.options_for(group)
             kwargs: dict[str, Any] = {}
-            if self.alpha is not None:
-                kwargs["alpha"] = self.alpha
-            fitness = _fitness(engine, group, self.fitness)
+            if o["alpha"] is not None:
+                kwargs["alpha"] = o["alpha"]
+            fitness = _fitness(engine, group, o["fitness"])
             if fitness is not None:
                 kwargs["fitness"] = fitness
             escalated = engine.handoff.pop(("escalated", group.name), None)
@@ -162,14 +202,28 @@ class Apoptosis(Rule):
             mean_activation = engine.graph.stats(group.layer)["mean"]  # before the dead lose theirs
             plan = engine.graph.apoptosis(
                 group.layer,
-                self.fraction,
-                strategy=self.strategy,  # type: ignore[arg-type]  # checked above
-                threshold=self.threshold,
-                maturity_age=self.mature_age,
+                o["fraction"],
+                strategy=o["strategy"],
+                threshold=o["threshold"],
+                maturity_age=o["maturity_age"],
                 **kwargs,
             )
-            plans.append(_replacement(engine, group, plan, mean_activation, self.noise))
+            plans.append(_replacement(engine, group, plan, mean_activation, o["noise"]))
         return plans
+
+
+def _check_preservable(g: NeuronGroup) -> None:
+    """Function-preserving replacement needs a consumer bias and no LayerNorm over the units."""
+    if g.consumer.bias is None:
+        raise InvalidArgumentError(
+            f"Apoptosis: function_preserving moves a dying neuron's mean contribution into the "
+            f"consumer's bias, but {g.consumer.name!r} (reading {g.name!r}) has no bias; use another strategy"
+        )
+    if any(isinstance(m, torch.nn.LayerNorm) for m in g.norms):
+        raise InvalidArgumentError(
+            f"Apoptosis: function_preserving cannot keep the output with a LayerNorm over {g.name!r}: "
+            "it normalises across the units, so a newborn shifts every unit; use another strategy"
+        )
 
 
 def _replacement(engine: Plasticity, group: NeuronGroup, plan: Any, mean_activation: np.ndarray, noise: float) -> Plan:
@@ -201,8 +255,11 @@ class Senescence(Rule):
         window, epsilon, flat_steps, escalate_after, max_fraction, lr_scale: as for
             :class:`growcore.Senescence` (``flat_steps`` and ``escalate_after`` default to
             ``5 * interval``).
-        senior_age: age from which a neuron can turn senescent (default ``10 * interval``).
-        maturity_age: an escalated neuron younger than this waits (default ``interval``).
+        senior_age: age from which a neuron can turn senescent (default: the Apoptosis rule's
+            for the group, else ``10 * interval``).
+        maturity_age: an escalated neuron younger than this waits (default: the Apoptosis
+            rule's for the group, else ``interval``).
+        end: no sampling from this step on (None: never stops).
         strategy, noise: how this rule replaces escalated neurons on its own.
         groups: name patterns of the neuron groups it acts on (None: all).
     """
@@ -220,6 +277,7 @@ class Senescence(Rule):
     maturity_age: int | None = None
     strategy: str = "function_preserving"
     noise: float = 0.1
+    end: int | None = None
     groups: list[str] | None = None
     tracker: growcore.Senescence = field(default_factory=growcore.Senescence, init=False, repr=False, compare=False)
     _acting: list[NeuronGroup] = field(default_factory=list, init=False, repr=False, compare=False)
@@ -232,6 +290,8 @@ class Senescence(Rule):
         if self.interval is not None and (not is_int(self.interval) or self.interval < 1):
             raise InvalidArgumentError(f"interval: must be a positive integer or None, got {self.interval!r}")
         self._resolve(self.interval or 100)
+        if self.end is not None and (not is_int(self.end) or self.end < 0):
+            raise InvalidArgumentError(f"end: must be a non-negative integer step or None, got {self.end!r}")
         _check_groups_option("Senescence", self.groups)
 
     def _resolve(self, interval: int) -> None:
@@ -255,25 +315,43 @@ class Senescence(Rule):
             k: getattr(self, k)
             for k in (
                 "interval", "window", "epsilon", "flat_steps", "escalate_after", "max_fraction", "lr_scale",
-                "senior_age", "maturity_age", "strategy", "noise", "groups",
+                "senior_age", "maturity_age", "strategy", "noise", "end", "groups",
             )
         }
 
     def bind(self, engine: Plasticity) -> None:
         self._acting = _select("Senescence", engine, self.groups)
-        apoptosis = next((r for r in engine.rules if isinstance(r, Apoptosis)), None)
+        self._apoptosis = next((r for r in engine.rules if isinstance(r, Apoptosis)), None)
         if self.interval is None:
-            self._resolve(apoptosis.interval if apoptosis is not None else 100)
+            self._resolve(self._apoptosis.interval if self._apoptosis is not None else 100)
+        if self.strategy == "function_preserving":
+            for g in self._acting:
+                if self._apoptosis is None or not self._apoptosis.acts_on(g):
+                    _check_preservable(g)
+
+    _apoptosis: Apoptosis | None = field(default=None, init=False, repr=False, compare=False)
 
     def due(self, step: int, total_steps: int) -> bool:
-        return step % int(self._resolved["interval"]) == 0
+        return step % int(self._resolved["interval"]) == 0 and (self.end is None or step < self.end)
+
+    def _group_options(self, group: NeuronGroup) -> dict[str, Any]:
+        """The fitness and ages for ``group``: this rule's where set, else the Apoptosis rule's
+        for the group, else the defaults."""
+        o = dict(self._resolved)
+        apoptosis = self._apoptosis if self._apoptosis is not None and self._apoptosis.acts_on(group) else None
+        theirs = apoptosis.options_for(group) if apoptosis is not None else {}
+        o["fitness"] = theirs.get("fitness", "default")
+        for age in ("senior_age", "maturity_age"):
+            if getattr(self, age) is None and age in theirs:
+                o[age] = theirs[age]
+        return o
 
     def decide(self, engine: Plasticity, step: int) -> list[Plan]:
-        o = self._resolved
         apoptosis = next((r for r in engine.acting if isinstance(r, Apoptosis)), None)
         plans: list[Plan] = []
         for group in self._acting:
-            kind = apoptosis.fitness if apoptosis is not None and apoptosis.acts_on(group) else "default"
+            o = self._group_options(group)
+            kind = o["fitness"]
             up = self.tracker.update(
                 engine.graph,
                 group.layer,

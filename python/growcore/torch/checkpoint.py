@@ -23,6 +23,29 @@ def check_state(state: Any, keys: set[str], version: int) -> int:
     return int(step)  # a numpy integer is kept as a Python int
 
 
+def check_config(saved: Any, mine: Mapping[str, Any]) -> None:
+    """Refuses a checkpoint whose options (``state['config']``) differ from the loading
+    object's: a run resumed with another interval, strategy or density would not continue the
+    saved one. Tuples and lists compare alike (a state that went through JSON still loads)."""
+    if not isinstance(saved, Mapping) or set(saved) != set(mine):
+        got = sorted(saved) if isinstance(saved, Mapping) else repr(saved)
+        raise StateDictError(f"state['config']: expected the keys {sorted(mine)}, got {got}")
+    for key, value in mine.items():
+        if _plain(saved[key]) != _plain(value):
+            raise StateDictError(
+                f"state['config'][{key!r}]: saved {saved[key]!r}, this one has {value!r} "
+                "(a resumed run must be built with the same options)"
+            )
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, Mapping):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
+
+
 def load_graph(data: Any, like: growcore.Graph) -> growcore.Graph:
     """The saved graph, which must have the layer sizes and blocks of ``like``."""
     try:

@@ -177,7 +177,7 @@ class SparseController(Plasticity):
             raise StateDictError(f"state['step']: {step}, but the saved graph is at step {graph.step}")
         masks = [self._mask_of(l, graph) for l in self.layers]
         # Everything checked: swap in, in place (a caller may hold the graph).
-        self.graph.load_state_dict(graph.state_dict())
+        self.graph.restore(graph)
         self._step = step
         self._deferred = {}
         self._unmask(masks)

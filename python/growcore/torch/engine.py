@@ -45,13 +45,13 @@ from torch import nn
 
 import growcore
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
-from growcore.torch.checkpoint import check_state, load_graph
+from growcore.torch.checkpoint import check_config, check_state, load_graph
 from growcore.torch.distributed import broadcast_graph, is_distributed, mean_summaries
 from growcore.torch.hooks import CopyDropped
 from growcore.torch.journal import Journal
 from growcore.torch.masking import mask_in_place
 from growcore.torch.rules import Event, Plan, Rule
-from growcore.torch.sites import MODULE_SITES, NeuronGroup, Site, Wiring, check_masks, find_sites, infer_pairs, wire
+from growcore.torch.sites import MODULE_SITES, NORMS, NeuronGroup, Site, Wiring, check_masks, find_sites, infer_pairs, wire
 from growcore.torch.stats import ActivationStats
 
 STATE_VERSION = 1
@@ -403,7 +403,7 @@ class Plasticity:
         except BaseException:
             journal.rollback()
             graph, rule_states, self._deferred = snapshot
-            self.graph.load_state_dict(graph.state_dict())  # in place: callers may hold the graph
+            self.graph.restore(graph)  # in place: callers may hold the graph
             for rule, state in zip(self.rules, rule_states):
                 rule.restore(state)
             self._step = step - 1
@@ -455,10 +455,12 @@ class Plasticity:
         summaries = outputs.collect(grads, masks, grad_norms=norms)
         by_group = inputs.collect({})
         before = sum(self.graph.nonfinite_counts)
+        # Under torch.distributed every rank observes the ranks' mean, so graphs stay equal.
+        average = mean_summaries if is_distributed() else dict
         for site in self.sites:
             summary = summaries.get(site.name)
             if summary:
-                self.graph.observe(site.block[1], **summary)
+                self.graph.observe(site.block[1], **average(summary))
         for g in self.groups:
             summary = dict(by_group.get(g.name, {}))
             producer = summaries.get(g.producer.name) or {}
@@ -467,7 +469,7 @@ class Plasticity:
             elif "grad_norm" in producer:
                 summary["grad_norm"] = producer["grad_norm"]
             if summary:
-                self.graph.observe(g.layer, **(mean_summaries(summary) if is_distributed() else summary))
+                self.graph.observe(g.layer, **average(summary))
         if sum(self.graph.nonfinite_counts) > before:
             return [{"kind": "nonfinite", "step": step, "what": "statistics", "value": "NaN or inf"}]
         return []
@@ -524,16 +526,7 @@ class Plasticity:
         (rules and their options, density, distribution, total_steps, sites) raises
         :class:`growcore.StateDictError` and changes nothing."""
         step = check_state(state, {"version", "graph", "step", "config", "rule_state", "deferred", "events"}, STATE_VERSION)
-        mine = self._config()
-        saved = state["config"]
-        if not isinstance(saved, Mapping) or set(saved) != set(mine):
-            raise StateDictError(f"state['config']: expected the keys {sorted(mine)}, got {saved!r}")
-        for key, value in mine.items():
-            if _plain(saved[key]) != _plain(value):
-                raise StateDictError(
-                    f"state['config'][{key!r}]: saved {saved[key]!r}, this engine has {value!r} "
-                    "(a resumed run must be built with the same options)"
-                )
+        check_config(state["config"], self._config())
         graph = load_graph(state["graph"], self.graph)
         if graph.step != step:
             raise StateDictError(f"state['step']: {step}, but the saved graph is at step {graph.step}")
@@ -550,7 +543,7 @@ class Plasticity:
             raise StateDictError("state['events']: expected a list of events (mappings with a 'kind')")
         masks = [self._mask_of(s, graph) for s in self.sparse_sites]
         # Everything checked: swap in, in place (a caller may hold the graph).
-        self.graph.load_state_dict(graph.state_dict())
+        self.graph.restore(graph)
         self._step = step
         self._deferred = {int(k): int(v) for k, v in deferred.items()}
         self.events = [dict(e) for e in events]
@@ -614,11 +607,25 @@ def _explicit_pairs(model: nn.Module, sites: list[Site], pairs: Any) -> list[tup
     if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (list, tuple)):
         raise TypeError(f"pairs: expected a list of (producer, consumer) module names, got {pairs!r}")
     out: list[tuple[str, str, list[nn.Module]]] = []
+    modules = dict(model.named_modules())
     for p in pairs:
         if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(n, str) for n in p)):
             raise TypeError(f"pairs: expected (producer, consumer) pairs of module names, got {p!r}")
-        out.append((p[0], p[1], []))
+        out.append((p[0], p[1], _norms_between(model, modules.get(p[0]), modules.get(p[1]))))
     return out
+
+
+def _norms_between(model: nn.Module, a: nn.Module | None, b: nn.Module | None) -> list[nn.Module]:
+    """The normalisation modules between ``a`` and ``b`` where both are children of one
+    ``nn.Sequential`` (their units are the pair's: a newborn's are reset)."""
+    for m in model.modules():
+        if isinstance(m, nn.Sequential):
+            children = list(m.children())
+            ids = [id(c) for c in children]
+            if id(a) in ids and id(b) in ids and ids.index(id(a)) < ids.index(id(b)):
+                between = children[ids.index(id(a)) + 1 : ids.index(id(b))]
+                return [c for c in between if isinstance(c, NORMS)]
+    return []
 
 
 def _nonfinite_loss(loss: Any, step: int) -> list[Event]:
@@ -629,12 +636,3 @@ def _nonfinite_loss(loss: Any, step: int) -> list[Event]:
         return []
     text = "NaN" if value != value else ("inf" if value > 0 else "-inf")
     return [{"kind": "nonfinite", "step": step, "what": "loss", "value": text}]
-
-
-def _plain(x: Any) -> Any:
-    """``x`` with tuples as lists (a state that went through JSON or torch.save compares equal)."""
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, Mapping):
-        return {k: _plain(v) for k, v in x.items()}
-    return x

@@ -64,7 +64,7 @@ import torch
 
 import growcore
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
-from growcore.torch.checkpoint import check_state
+from growcore.torch.checkpoint import check_config, check_state
 from growcore.torch.rewire import apply_rewire, decide_rewire
 from growcore.torch.distributed import all_reduce_mean, is_distributed, mean_summaries
 from growcore.torch.growing import Block, GrowingMLP
@@ -73,7 +73,7 @@ from growcore.torch.policies import Policy
 from growcore.torch.stats import ActivationStats
 from growcore.torch.triggers import Interval, Trigger
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 SELECTIONS = ("extrema", "random")
 Event = dict[str, Any]
 
@@ -138,6 +138,11 @@ class Grower:
         seed: int = 0,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
+        if not isinstance(model, GrowingMLP):
+            raise TypeError(
+                f"model: expected a GrowingMLP (whose graph can gain neurons and blocks), got {type(model).__name__}; "
+                "for a fixed architecture use Plasticity with connection and neuron rules"
+            )
         for name, value in (("gain", gain), ("noise", noise)):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise InvalidArgumentError(f"{name}: must be a finite non-negative number, got {value!r}")
@@ -208,6 +213,11 @@ class Grower:
         step's loss (needed by the Braess guard and the plateau trigger)."""
         if loss is None and self.braess is not None:
             raise InvalidArgumentError("loss: the Braess guard needs the step's loss; call step(loss)")
+        if loss is None and self.trigger.needs_loss:
+            raise InvalidArgumentError(
+                f"loss: the {self.trigger.name} trigger grows when the loss stops improving, so it needs "
+                "the step's loss; call step(loss)"
+            )
         loss_value = None if loss is None else _loss_value(loss)  # checked before anything changes
         if loss_value is not None and is_distributed():  # a collective that may fail: before any change
             loss_value = float(all_reduce_mean(np.array([loss_value]))[0])
@@ -225,7 +235,7 @@ class Grower:
                 plans = self._decide_rewires(fraction)
             except BaseException:
                 # Put back in place: the model and any caller may hold this graph object.
-                self.model.graph.load_state_dict(before.state_dict())
+                self.model.graph.restore(before)
                 self._step -= 1
                 raise
             events += self._apply_rewires(fraction, plans)
@@ -503,6 +513,7 @@ class Grower:
         """The grower's own state (the structure is in the model's state dict)."""
         return {
             "version": STATE_VERSION,
+            "config": self._config(),
             "step": self._step,
             "trigger": self.trigger.state_dict(),
             "recent": list(self._recent),
@@ -512,7 +523,8 @@ class Grower:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restores a :meth:`state_dict` (after the model's own state); strict."""
-        step = check_state(state, {"version", "step", "trigger", "recent", "pending", "events"}, STATE_VERSION)
+        step = check_state(state, {"version", "config", "step", "trigger", "recent", "pending", "events"}, STATE_VERSION)
+        check_config(state["config"], self._config())
         if step != self.model.graph.step:
             raise StateDictError(f"state['step']: {step} does not match the model's graph step {self.model.graph.step}")
         pending = _pending_copy(state["pending"])
@@ -529,6 +541,22 @@ class Grower:
         self._recent = deque((float(x) for x in recent), maxlen=self._recent.maxlen)
         self._pending = pending
         self.events = [dict(e) for e in events]
+
+    def _config(self) -> dict[str, Any]:
+        """The options a resumed run must share (the trigger's are checked with its state)."""
+        return {
+            "grow": dict(self.grow_options),
+            "extrema": dict(self.extrema_options),
+            "katz": None if self.katz_options is None else dict(self.katz_options),
+            "saturation": list(self.saturation),
+            "selection": self.selection,
+            "gain": self.gain,
+            "noise": self.noise,
+            "route_init": self.route_init,
+            "braess": None if self.braess is None else dict(self.braess),
+            "policy": None if self.policy is None else self.policy.to_dict(),
+            "total_steps": self.total_steps,
+        }
 
     def remove(self) -> None:
         """Detaches the statistics hooks."""

@@ -74,27 +74,22 @@ from torch import nn
 import growcore
 from growcore import lineage
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
-from growcore.torch.checkpoint import check_state, load_graph
-from growcore.torch.distributed import all_reduce_sum, broadcast_from_rank0, broadcast_graph, is_distributed, mean_summaries
-from growcore.torch.journal import Journal
-from growcore.torch.neurons import (
-    FITNESS,
-    STRATEGIES,
-    check_apoptosis_options,
-    replace,
-    senescence_options,
-)
-from growcore.torch.sites import NeuronGroup, Site
-from growcore.torch.stats import ActivationStats
+from growcore.torch.checkpoint import check_config, check_state, load_graph
+from growcore.torch.distributed import all_reduce_sum, broadcast_from_rank0, is_distributed
+from growcore.torch.apoptosis import Apoptosis, Senescence
+from growcore.torch.engine import Plasticity
+from growcore.torch.hooks import CopyDropped
+from growcore.torch.neurons import FITNESS, SENESCENCE, STRATEGIES, check_apoptosis_options, senescence_options
+from growcore.torch.rules import Rule
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 STAGES = ("newborn", "mature", "senior", "dying")
 #: Normalisation modules whose per-unit state is reset for a newborn.
 _NORMS = (nn.BatchNorm1d, nn.LayerNorm)
 Event = dict[str, Any]
 
 
-class Lifecycle:
+class Lifecycle(Plasticity):
     """Apoptosis and regrowth of the hidden neurons of a chain of linear layers.
 
     Args:
@@ -242,31 +237,57 @@ class Lifecycle:
                 )
         self.norms = norms
         self.linears = linears
-        self._groups = {
-            l: NeuronGroup(f"hidden{l}", l, Site(str(l - 1), linears[l - 1], "weight"), Site(str(l), linears[l], "weight"), norms.get(l, []))
-            for l in self.hidden
-        }
-        self.optimizer = optimizer
         self.interval = interval
         self.end = end
-        self.on_event = on_event
         self.objective_weights = tuple(float(w) for w in objective_weights)
         self.specialization = specialization
-        self.events: list[Event] = []
-        self._step = 0
-        sizes = [linears[0].in_features] + [m.out_features for m in linears]
-        self.graph = growcore.Graph(sizes, 1.0, seed=seed)
-        if is_distributed():  # rank 0's graph (and so its random draws) on every rank
-            self.graph = broadcast_graph(self.graph)
-        self.tracker = growcore.Senescence()
-        self.stats = ActivationStats([(str(l), linears[l]) for l in self.hidden], saturation, on="input")
+        # The chain as a model of its own (its modules are the caller's): hidden layer l is the
+        # neuron group "hidden{l}" of the pair (linear l-1, linear l).
+        chain = layers if isinstance(layers, nn.Sequential) else nn.Sequential(*layers)
+        child_names = {id(m): n for n, m in chain.named_children()}
+        linear_names = [child_names[id(m)] for m in linears]
+        apoptosis = Apoptosis(
+            interval=interval,
+            fraction=fraction,
+            strategy=strategy,
+            maturity_age=self.options[1]["maturity_age"],
+            senior_age=self.options[1]["senior_age"],
+            threshold=threshold,
+            alpha=alpha,
+            noise=noise,
+            end=end,
+            fitness=lambda engine, group: self._fitness(int(group.name[len("hidden") :])),
+            group_options={
+                f"hidden{l}": {k: v for k, v in self.options[l].items() if k != "fitness"} for l in self.hidden
+            },
+        )
+        rules: list[Rule] = [apoptosis]
+        tracker = growcore.Senescence()
+        if self.senescence is not None:
+            o = self.senescence
+            aging = Senescence(interval=interval, end=end, **{k: o[k] for k in SENESCENCE})
+            tracker = aging.tracker
+            rules.append(aging)
+        super().__init__(
+            chain,
+            optimizer,
+            rules,
+            total_steps=1,  # no rule of the lifecycle reads a schedule
+            layers=list(linears),
+            pairs=[(linear_names[l - 1], linear_names[l]) for l in self.hidden],
+            seed=seed,
+            saturation=saturation,
+            on_event=on_event,
+            _group_names={linear_names[l - 1]: f"hidden{l}" for l in self.hidden},
+        )
+        #: The senescence tracker (the Senescence rule's, or an idle one with senescence off).
+        self.tracker = tracker
         # The last training batch's activations of each hidden layer, kept for profiles.
         self._last: dict[int, torch.Tensor] = {}
-        self._handles: list[Any] = []
         wants_profiles = specialization is not None or any(o["fitness"] == "multi" for o in self.options.values())
         if wants_profiles:
             self._handles += [
-                linears[l].register_forward_pre_hook(lambda mod, inputs, l=l: self._keep(mod, l, inputs[0]))
+                linears[l].register_forward_pre_hook(CopyDropped(lambda mod, inputs, l=l: self._keep(mod, l, inputs[0])))
                 for l in self.hidden
             ]
         self._class_sum: dict[int, torch.Tensor] = {}
@@ -276,20 +297,15 @@ class Lifecycle:
                 w = linears[l].weight
                 self._class_sum[l] = torch.zeros(specialization, w.shape[1], dtype=torch.float32, device=w.device)
                 self._class_count[l] = torch.zeros(specialization, w.shape[1], dtype=torch.float32, device=w.device)
-        # Slots of senescent neurons per layer, and their rows saved before an optimizer step.
-        self._senescent: dict[int, torch.Tensor] = {}
-        self._saved: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
-        if self.senescence is not None and self.senescence["lr_scale"] != 1.0:
-            self._handles.append(optimizer.register_step_pre_hook(lambda *_: self._save_senescent()))
-            self._handles.append(optimizer.register_step_post_hook(lambda *_: self._scale_senescent()))
 
     # ------------------------------------------------------------------ the training-loop call
 
     @property
-    def step_count(self) -> int:
-        return self._step
+    def stats(self) -> Any:
+        """The statistics hooks of the hidden layers (None with statistics off)."""
+        return None if self.stats_feed is None else self.stats_feed[1]
 
-    def step(self, labels: torch.Tensor | None = None) -> list[Event]:
+    def step(self, labels: torch.Tensor | None = None) -> list[Event]:  # type: ignore[override]
         """Call once after every ``optimizer.step()``: feeds the step's statistics to the graph
         and, every ``interval`` steps, updates senescence (if on) and replaces the least fit
         mature hidden neurons and the escalated senescent ones. ``labels``: the class of each
@@ -298,62 +314,20 @@ class Lifecycle:
         At an event every layer is decided on the same weights before any of them changes, so
         a failed decision (a non-finite fitness, say) leaves the clock, the graph, the tracker,
         the weights and the optimizer state as they were (the step's statistics are dropped)."""
-        step = self._step + 1
-        if step % self.interval != 0 or (self.end is not None and step >= self.end):
-            self._count(labels)
-            return []
-        # An event is decided in the core, every layer, before any weight changes; if anything
-        # fails until then (e.g. a non-finite fitness after a diverged step) the graph, the
-        # clock, the tracker and the class counts are put back.
-        saved = (
-            self.graph.copy(),
-            self.tracker.to_bytes(),
-            {l: t.clone() for l, t in self._class_sum.items()},
-            {l: t.clone() for l, t in self._class_count.items()},
-        )
-        try:
-            self._count(labels)
-            decisions = [self._decide(layer) for layer in self.hidden]
-        except BaseException:
-            graph, tracker, self._class_sum, self._class_count = saved
-            # Put back in place: a caller may hold the graph or the tracker.
-            self.graph.load_state_dict(graph.state_dict())
-            self.tracker.load_bytes(tracker)
-            self._step = step - 1
-            raise
-        events: list[Event] = []
-        for layer, (found, plan, mean_activation) in zip(self.hidden, decisions):
-            events += found
-            events += self._apoptosis(layer, plan, mean_activation)
-            if self.senescence is not None:
-                self._senescent[layer] = torch.as_tensor(
-                    self.tracker.senescent(self.graph, layer), device=self.linears[layer - 1].weight.device
-                )
-        self.events += events
-        if self.on_event is not None:
-            for event in events:
-                self.on_event(event)
-        return events
-
-    def _count(self, labels: torch.Tensor | None) -> None:
-        """Advances the clock and feeds the step's statistics (and classes) to the graph."""
+        saved = ({l: t.clone() for l, t in self._class_sum.items()}, {l: t.clone() for l, t in self._class_count.items()})
         if labels is not None:
-            self._observe_classes(labels)
-        self._step += 1
-        self.graph.advance(1)
-        self._observe()
-
-    def _observe(self) -> None:
-        grads = {
-            str(l): self.linears[l - 1].weight.grad
-            for l in self.hidden
-            if self.linears[l - 1].weight.grad is not None
-        }
-        summaries = self.stats.collect(grads)  # type: ignore[arg-type]
-        for layer in self.hidden:
-            summary = summaries.get(str(layer))
-            if summary:
-                self.graph.observe(layer, **(mean_summaries(summary) if is_distributed() else summary))
+            self._observe_classes(labels)  # checks the labels before any count changes
+        try:
+            events = super().step()
+        except BaseException:
+            self._class_sum, self._class_count = saved
+            raise
+        for e in events:
+            layer = int(e["layer"][len("hidden") :]) if e["kind"] == "apoptosis" else None
+            if layer in self._class_sum:  # a newborn's class profile starts over
+                self._class_sum[layer][:, e["slot"]] = 0.0
+                self._class_count[layer][:, e["slot"]] = 0.0
+        return events
 
     def _keep(self, module: nn.Module, layer: int, activations: torch.Tensor) -> None:
         if module.training:
@@ -457,100 +431,6 @@ class Lifecycle:
         if layer not in self.hidden:
             raise InvalidArgumentError(f"layer: {layer!r} is not a hidden layer; the hidden layers are {self.hidden}")
 
-    def _senescence(self, layer: int, fitness: np.ndarray | None) -> tuple[list[Event], list[int]]:
-        """Samples the layer's fitness; returns the senescence and escalation events and the
-        escalated slots old enough to die."""
-        o, s = self.options[layer], self.senescence
-        assert s is not None
-        up = self.tracker.update(
-            self.graph,
-            layer,
-            fitness,
-            window=s["window"],
-            epsilon=s["epsilon"],
-            flat_steps=s["flat_steps"],
-            escalate_after=s["escalate_after"],
-            max_fraction=s["max_fraction"],
-            min_age=o["senior_age"],
-        )
-        ids, ages = self.graph.ids(layer), self.graph.ages(layer)
-        events: list[Event] = []
-        for kind, slots in (("senescence", up["newly_senescent"]), ("escalation", up["escalated"])):
-            for slot in slots.tolist():
-                events.append({
-                    "kind": kind,
-                    "step": self._step,
-                    "layer": f"hidden{layer}",
-                    "slot": slot,
-                    "id": int(ids[slot]),
-                    "age": int(ages[slot]),
-                    "slope": float(up["slope"][slot]),
-                })
-        # Never kill a neuron younger than the maturity age, escalated or not: it waits.
-        due = [slot for slot in up["escalated"].tolist() if ages[slot] >= o["maturity_age"]]
-        return events, due
-
-    @torch.no_grad()
-    def _save_senescent(self) -> None:
-        self._saved = {}
-        for layer, slots in self._senescent.items():
-            if len(slots):
-                m = self.linears[layer - 1]
-                self._saved[layer] = (m.weight[slots].clone(), None if m.bias is None else m.bias[slots].clone())
-
-    @torch.no_grad()
-    def _scale_senescent(self) -> None:
-        scale = self.senescence["lr_scale"] if self.senescence is not None else 1.0
-        for layer, (rows, bias) in self._saved.items():
-            m, slots = self.linears[layer - 1], self._senescent[layer]
-            m.weight[slots] = rows + scale * (m.weight[slots] - rows)
-            if bias is not None and m.bias is not None:
-                m.bias[slots] = bias + scale * (m.bias[slots] - bias)
-        self._saved = {}
-
-    @torch.no_grad()
-    def _decide(self, layer: int) -> tuple[list[Event], dict[str, np.ndarray], np.ndarray]:
-        """The core's decisions for one hidden layer: its senescence events and its apoptosis
-        plan (the graph and the tracker are updated), and the mean activations before it."""
-        options = self.options[layer]
-        fitness = self._fitness(layer)
-        found: list[Event] = []
-        escalated: list[int] = []
-        if self.senescence is not None:
-            found, escalated = self._senescence(layer, fitness)
-        mean_activation = self.graph.stats(layer)["mean"]  # read before the dead lose their statistics
-        kwargs: dict[str, Any] = {}
-        if options["alpha"] is not None:
-            kwargs["alpha"] = options["alpha"]
-        if fitness is not None:
-            kwargs["fitness"] = fitness
-        if escalated:
-            kwargs["escalated"] = np.asarray(escalated, dtype=np.int64)
-        plan = self.graph.apoptosis(
-            layer,
-            options["fraction"],
-            strategy=options["strategy"],
-            threshold=options["threshold"],
-            maturity_age=options["maturity_age"],
-            **kwargs,
-        )
-        return found, plan, mean_activation
-
-    @torch.no_grad()
-    def _apoptosis(self, layer: int, plan: Mapping[str, np.ndarray], mean_activation: np.ndarray) -> list[Event]:
-        """Applies a layer's apoptosis plan to the weights, the optimizer state and the norms."""
-        if len(plan["slot"]) == 0:
-            return []
-        group = self._groups[layer]
-        events = replace(
-            group, plan, mean_activation, self.graph.lineage(), self.options[layer]["noise"], self.optimizer, Journal(), self._step
-        )
-        slots = torch.as_tensor(plan["slot"])
-        if layer in self._class_sum:  # a newborn's class profile starts over
-            self._class_sum[layer][:, slots.to(self._class_sum[layer].device)] = 0.0
-            self._class_count[layer][:, slots.to(self._class_count[layer].device)] = 0.0
-        return events
-
     # ------------------------------------------------------------------ reports
 
     def turnover(self) -> float:
@@ -610,6 +490,7 @@ class Lifecycle:
         profiles (CPU tensors), for :meth:`load_state_dict`."""
         return {
             "version": STATE_VERSION,
+            "config": self._lifecycle_config(),
             "graph": self.graph.to_bytes(),
             "step": self._step,
             "senescence": self.tracker.to_bytes(),
@@ -618,12 +499,25 @@ class Lifecycle:
             "class_count": {l: t.cpu().clone() for l, t in self._class_count.items()},
         }
 
+    def _lifecycle_config(self) -> dict[str, Any]:
+        """The options a resumed run must share."""
+        return {
+            "interval": self.interval,
+            "end": self.end,
+            "layers": {f"hidden{l}": dict(o) for l, o in self.options.items()},
+            "senescence": None if self.senescence is None else dict(self.senescence),
+            "objective_weights": list(self.objective_weights),
+            "specialization": self.specialization,
+        }
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Strict: a missing or extra key, a wrong version, a graph that does not fit the layers
-        or class profiles that do not fit the tracking raise :class:`growcore.StateDictError`
-        and change nothing."""
-        keys = {"version", "graph", "step", "senescence", "events", "class_sum", "class_count"}
+        """Strict: a missing or extra key, a wrong version, options other than this lifecycle's
+        (interval, strategy, fraction, ...: ``state['config']``), a graph that does not fit the
+        layers or class profiles that do not fit the tracking raise
+        :class:`growcore.StateDictError` and change nothing."""
+        keys = {"version", "config", "graph", "step", "senescence", "events", "class_sum", "class_count"}
         step = check_state(state, keys, STATE_VERSION)
+        check_config(state["config"], self._lifecycle_config())
         graph = load_graph(state["graph"], self.graph)
         if graph.step != step:
             raise StateDictError(f"state['step']: {step}, but the saved graph is at step {graph.step}")
@@ -643,24 +537,14 @@ class Lifecycle:
                 raise StateDictError(f"state[{key!r}]: does not fit the class tracking of these layers")
             profiles[key] = {l: saved[l].to(mine[l].device, mine[l].dtype) for l in mine}
         # In place, as a failed step restores them: references to the graph or tracker stay live.
-        self.graph.load_state_dict(graph.state_dict())
+        self.graph.restore(graph)
         self.tracker.load_bytes(state["senescence"])
         self._step = step
         self.events = [dict(e) for e in events]
+        self._deferred = {}
         for key, values in profiles.items():
             for l, t in values.items():
                 getattr(self, f"_{key}")[l].copy_(t)
-        self._senescent = {
-            l: torch.as_tensor(self.tracker.senescent(self.graph, l), device=self.linears[l - 1].weight.device)
-            for l in self.hidden
-        }
-
-    def remove(self) -> None:
-        """Removes every hook this object installed (statistics, profiles, optimizer)."""
-        self.stats.remove()
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
 
 
 def _norm_size(m: nn.Module) -> int:

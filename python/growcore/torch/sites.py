@@ -45,7 +45,7 @@ MODULE_SITES = (nn.Linear, *CONVS)
 #: The projection parameters of nn.MultiheadAttention that are sites.
 ATTENTION_PARAMS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
 #: Unit-wise modules that may stand between a producer and its consumer in a Sequential.
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)
 _PASS = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 #: Activations that mix units, so they break a chain.
 _MIXING = (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d, nn.MultiheadAttention, nn.GLU)
@@ -227,7 +227,7 @@ def infer_pairs(model: nn.Module, sites: Sequence[Site]) -> list[tuple[str, str,
                         found.append((previous.name, site.name, norms))
                     previous, norms = site, []
                 elif previous is not None and _unit_wise(child, previous):
-                    if isinstance(child, _NORMS):
+                    if isinstance(child, NORMS):
                         norms = [*norms, child]
                 else:
                     previous, norms = None, []
@@ -242,7 +242,7 @@ def _unit_wise(m: nn.Module, producer: Site) -> bool:
     """Whether ``m`` acts on each of the producer's units on its own."""
     if isinstance(m, nn.LayerNorm):
         return tuple(m.normalized_shape) == (producer.shape[0],)
-    if isinstance(m, _NORMS):
+    if isinstance(m, NORMS):
         return int(m.num_features) == producer.shape[0]  # type: ignore[arg-type]
     if isinstance(m, _PASS):
         return True

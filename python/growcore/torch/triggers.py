@@ -43,6 +43,8 @@ class Trigger:
     """Base of the triggers."""
 
     name = "trigger"
+    #: Whether the trigger reads the step's loss (so a step without one is a mistake).
+    needs_loss = False
 
     def update(self, step: int, loss: float | None, grad_norm: float | None) -> bool:
         raise NotImplementedError
@@ -121,6 +123,7 @@ class Plateau(Trigger):
     ``patience`` windows (ReduceLROnPlateau's rule)."""
 
     name = "plateau"
+    needs_loss = True
     window: int = 100
     patience: int = 2
     threshold: float = 1e-3

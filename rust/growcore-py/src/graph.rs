@@ -1460,6 +1460,18 @@ impl PyGraph {
         PyGraph::wrap(py.detach(|| self.inner.read().clone()))
     }
 
+    /// Makes this graph equal to `snapshot` (a copy taken earlier), in place: every holder of
+    /// this object sees the restored graph. No state-dict round trip; how a failed step puts
+    /// the graph back.
+    fn restore(&self, py: Python<'_>, snapshot: &Bound<'_, PyGraph>) {
+        let other = snapshot.get();
+        if std::ptr::eq(self, other) {
+            return; // restoring a graph from itself (and no lock taken twice)
+        }
+        let copy = py.detach(|| other.inner.read().clone());
+        *self.inner.write() = copy;
+    }
+
     fn __copy__(&self, py: Python<'_>) -> Self {
         self.copy(py)
     }
