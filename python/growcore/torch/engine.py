@@ -370,6 +370,7 @@ class Plasticity:
         step = self._step + 1
         skipped = self._optimizer_steps == self._optimizer_steps_at_last_step and not self._gradients_finite()
         due = {i: step for i, r in enumerate(self.rules) if r.due(step, self.total_steps)}
+        deferred_before = dict(self._deferred)
         events: list[Event] = []
         if loss is not None:
             events += _nonfinite_loss(loss, step)
@@ -385,7 +386,9 @@ class Plasticity:
                     feed.reset()
         else:
             due = {**self._deferred, **due}
-        snapshot = (self.graph.copy(), [r.snapshot() for r in self.rules], dict(self._deferred))
+        # Only a step with decisions copies the graph and the rules' state to roll back to (a
+        # step without one only feeds statistics, which the core checks before it changes them).
+        snapshot = (self.graph.copy(), [r.snapshot() for r in self.rules]) if due else None
         journal = Journal()
         try:
             self._step = step
@@ -402,10 +405,12 @@ class Plasticity:
                 events += plan(journal)
         except BaseException:
             journal.rollback()
-            graph, rule_states, self._deferred = snapshot
-            self.graph.restore(graph)  # in place: callers may hold the graph
-            for rule, state in zip(self.rules, rule_states):
-                rule.restore(state)
+            if snapshot is not None:
+                graph, rule_states = snapshot
+                self.graph.restore(graph)  # in place: callers may hold the graph
+                for rule, state in zip(self.rules, rule_states):
+                    rule.restore(state)
+            self._deferred = deferred_before
             self._step = step - 1
             if not self._masked_since_step:
                 self.apply_masks()
