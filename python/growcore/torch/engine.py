@@ -55,6 +55,13 @@ from growcore.torch.sites import MODULE_SITES, NORMS, NeuronGroup, Site, Wiring,
 from growcore.torch.stats import ActivationStats
 
 STATE_VERSION = 1
+#: Optimizers whose update leaves a coordinate with a zero gradient and zero state where it is
+#: (a zero weight stays exactly zero, weight decay included). After a step whose gradients were
+#: all masked by the gradient hook, their weights need no re-masking; any other optimizer's do.
+_ZERO_PRESERVING = (
+    torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adamax, torch.optim.NAdam,
+    torch.optim.RAdam, torch.optim.RMSprop, torch.optim.Adagrad, torch.optim.Adadelta, torch.optim.ASGD,
+)
 #: Which engine manages a parameter, by id(parameter): (the parameter, the engine), both weakly
 #: (tensors compare elementwise, so they cannot be the keys of a WeakKeyDictionary).
 _OWNERS: dict[int, tuple[weakref.ref[torch.Tensor], weakref.ref[Plasticity]]] = {}
@@ -163,6 +170,8 @@ class Plasticity:
         self.handoff: dict[Any, Any] = {}
         #: Dense gradients kept aside before masking, for the rules that grow by gradient.
         self._dense_grads: dict[str, torch.Tensor] = {}
+        #: The sites whose gradient the hook masked since the last optimizer step.
+        self._grads_masked: set[str] = set()
 
         sites = find_sites(model, layers, dense, self.site_kinds, self.attention_sites)
         self._check_optimizer(sites)
@@ -321,6 +330,7 @@ class Plasticity:
         if self._gradient_due():
             self._dense_grads[site.name] = grad.detach().clone()
         mask_in_place(grad, site.mask)
+        self._grads_masked.add(site.name)
 
     def gradient(self, site: Site) -> torch.Tensor:
         """The site's dense gradient for a decision: the one kept aside before masking, or the
@@ -347,7 +357,13 @@ class Plasticity:
 
     def _after_optimizer_step(self) -> None:
         self._optimizer_steps += 1
-        self.apply_masks()
+        # A weight whose gradient the hook masked, under an optimizer that keeps zero-gradient,
+        # zero-state coordinates fixed, is still exactly zero outside its mask: masking it again
+        # would be a second pass over every weight per step for nothing.
+        unmasked = [s for s in self.sparse_sites if s.weight.grad is not None and s.name not in self._grads_masked]
+        if unmasked or type(self.optimizer) not in _ZERO_PRESERVING:
+            self.apply_masks()
+        self._grads_masked.clear()
         self._masked_since_step = True
         for rule in self.rules:
             rule.after_optimizer_step(self)
