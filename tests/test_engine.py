@@ -212,9 +212,9 @@ def test_function_preserving_replacement_keeps_the_output(kind: str) -> None:
     # check on a model whose replaced units are constant, by giving them zero incoming weights.
     group = engine.groups[0]
     with torch.no_grad():
-        group.producer.weight.zero_()
-        if group.producer.bias is not None:
-            group.producer.bias.fill_(0.3)
+        group.producers[0].weight.zero_()
+        if group.bias is not None:
+            group.bias.fill_(0.3)
     engine.stats_feed[1].reset()
     model.train()
     model(x)  # the statistics of the constant units

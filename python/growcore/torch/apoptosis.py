@@ -56,9 +56,14 @@ def _fitness(engine: Plasticity, group: NeuronGroup, kind: str | FitnessFn) -> n
     if callable(kind):
         return kind(engine, group)
     if kind == "utility":
-        w = group.consumer.matrix(group.consumer.weight.detach()).abs()
-        per_unit = w.reshape(w.shape[0], group.size, group.consumer.kernel).mean(dim=(0, 2))
-        return engine.graph.fitness_scores(group.layer, "utility", per_unit.double().cpu().numpy())
+        # Continual Backprop's mean |outgoing weight| of each unit, over every consumer.
+        total, count = 0.0, 0
+        for c in group.consumers:
+            w = c.matrix(c.weight.detach()).abs().double()
+            total = total + w.reshape(w.shape[0], group.size, c.kernel).sum(dim=(0, 2))
+            count += w.shape[0] * c.kernel
+        per_unit = total / max(count, 1)
+        return engine.graph.fitness_scores(group.layer, "utility", per_unit.cpu().numpy())
     if kind == "dormancy":
         return engine.graph.fitness_scores(group.layer, "dormancy")
     return None
@@ -214,11 +219,12 @@ class Apoptosis(Rule):
 
 def _check_preservable(g: NeuronGroup) -> None:
     """Function-preserving replacement needs a consumer bias and no LayerNorm over the units."""
-    if g.consumer.bias is None:
-        raise InvalidArgumentError(
-            f"Apoptosis: function_preserving moves a dying neuron's mean contribution into the "
-            f"consumer's bias, but {g.consumer.name!r} (reading {g.name!r}) has no bias; use another strategy"
-        )
+    for consumer, bias in zip(g.consumers, g.consumer_biases):
+        if bias is None:
+            raise InvalidArgumentError(
+                f"Apoptosis: function_preserving moves a dying neuron's mean contribution into the "
+                f"consumer's bias, but {consumer.name!r} (reading {g.name!r}) has no bias; use another strategy"
+            )
     if any(isinstance(m, torch.nn.LayerNorm) for m in g.norms):
         raise InvalidArgumentError(
             f"Apoptosis: function_preserving cannot keep the output with a LayerNorm over {g.name!r}: "
@@ -282,7 +288,7 @@ class Senescence(Rule):
     tracker: growcore.Senescence = field(default_factory=growcore.Senescence, init=False, repr=False, compare=False)
     _acting: list[NeuronGroup] = field(default_factory=list, init=False, repr=False, compare=False)
     _resolved: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _saved: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = field(
+    _saved: dict[str, tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -410,19 +416,20 @@ class Senescence(Rule):
         for group in self._acting:
             slots = self.tracker.senescent(engine.graph, group.layer)
             if len(slots):
-                p = group.producer
-                index = torch.as_tensor(slots, device=p.weight.device)
-                bias = p.bias
-                self._saved[group.name] = (index, p.weight[index].clone(), None if bias is None else bias[index].clone())
+                index = torch.as_tensor(slots, device=group.producers[0].weight.device)
+                rows = [p.weight[index].clone() for p in group.producers]
+                bias = group.bias
+                self._saved[group.name] = (index, rows, None if bias is None else bias[index].clone())
 
     @torch.no_grad()
     def after_optimizer_step(self, engine: Plasticity) -> None:
         scale = self._resolved["lr_scale"]
         for name, (index, rows, bias_rows) in self._saved.items():
-            p = engine.group(name).producer
-            p.weight[index] = rows + scale * (p.weight[index] - rows)
-            if bias_rows is not None and p.bias is not None:
-                p.bias[index] = bias_rows + scale * (p.bias[index] - bias_rows)
+            group = engine.group(name)
+            for p, old in zip(group.producers, rows):
+                p.weight[index] = old + scale * (p.weight[index] - old)
+            if bias_rows is not None and group.bias is not None:
+                group.bias[index] = bias_rows + scale * (group.bias[index] - bias_rows)
         self._saved = {}
 
     def state_dict(self) -> Any:

@@ -264,9 +264,10 @@ class Plasticity:
     def _make_stats(self, on: bool, saturation: tuple[float, float]) -> tuple[ActivationStats, ActivationStats] | None:
         if not on:
             return None
-        grouped = {g.producer.name for g in self.groups}
+        grouped = {p.name for g in self.groups for p in g.producers}
         outputs = [(s.name, s.module) for s in self.sites if s.forwards and s.name not in grouped]
-        inputs = [(g.name, g.consumer.module) for g in self.groups]
+        outputs += [(g.name, g.observer) for g in self.groups if g.observer is not None and g.observe_on == "output"]
+        inputs = [(g.name, g.observer) for g in self.groups if g.observer is not None and g.observe_on == "input"]
         return ActivationStats(outputs, saturation), ActivationStats(inputs, saturation, on="input")
 
     def _install_hooks(self) -> None:
@@ -474,7 +475,7 @@ class Plasticity:
                 grads[site.name] = site.matrix(grad)
         masks = {s.name: s.mask for s in self.sparse_sites if s.mask is not None}
         summaries = outputs.collect(grads, masks, grad_norms=norms)
-        by_group = inputs.collect({})
+        by_group = {**inputs.collect({}), **{g.name: summaries.pop(g.name) for g in self.groups if g.name in summaries and g.observe_on == "output"}}
         before = sum(self.graph.nonfinite_counts)
         # Under torch.distributed every rank observes the ranks' mean, so graphs stay equal.
         average = mean_summaries if is_distributed() else dict
@@ -484,11 +485,13 @@ class Plasticity:
                 self.graph.observe(site.block[1], **average(summary))
         for g in self.groups:
             summary = dict(by_group.get(g.name, {}))
-            producer = summaries.get(g.producer.name) or {}
-            if g.producer.name in norms:
-                summary["grad_norm"] = np.asarray(norms[g.producer.name], dtype=np.float32)
-            elif "grad_norm" in producer:
-                summary["grad_norm"] = producer["grad_norm"]
+            # The norm of each unit's incoming gradient, over all its producers.
+            parts = [norms[p.name] if p.name in norms else summaries.get(p.name, {}).get("grad_norm") for p in g.producers]
+            known = [np.asarray(x, dtype=np.float32) for x in parts if x is not None]
+            if len(known) == 1:
+                summary["grad_norm"] = known[0]
+            elif known:
+                summary["grad_norm"] = np.sqrt(sum(x.astype(np.float64) ** 2 for x in known)).astype(np.float32)
             if summary:
                 self.graph.observe(g.layer, **average(summary))
         if sum(self.graph.nonfinite_counts) > before:
@@ -525,7 +528,7 @@ class Plasticity:
             "distribution": self.distribution,
             "rules": [r.to_dict() for r in self.rules],
             "sites": [s.name for s in self.sites],
-            "groups": [[g.name, g.producer.name, g.consumer.name] for g in self.groups],
+            "groups": [[g.name, [p.name for p in g.producers], [c.name for c in g.consumers]] for g in self.groups],
         }
 
     def state_dict(self) -> dict[str, Any]:

@@ -169,36 +169,42 @@ def replace(
     journal: Journal,
     step: int,
 ) -> list[Event]:
-    """Applies a core apoptosis plan to a producer -> consumer pair through ``journal``; returns
-    one ``apoptosis`` event per replaced neuron."""
+    """Applies a core apoptosis plan to a neuron group through ``journal``; returns one
+    ``apoptosis`` event per replaced neuron. A newborn's incoming weights are one row over every
+    producer (fan-in: all of them), split back into each producer's row and masked by its edges."""
     if len(plan["slot"]) == 0:
         return []
-    producer, consumer = group.producer, group.consumer
-    w_in, w_out = producer.weight, consumer.weight
-    in_matrix = producer.matrix(w_in.detach())  # parents are survivors: read them in place
-    bias_in, bias_out = producer.bias, consumer.bias
+    producers, consumers = group.producers, group.consumers
+    # Parents are survivors, whose rows this event never writes: read them in place.
+    parts = [p.matrix(p.weight.detach()) for p in producers]
+    in_matrix = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    widths = [m.shape[1] for m in parts]
+    bias_in = group.bias
     old_bias = bias_in.detach() if bias_in is not None else None
-    device = w_in.device
-    fan_in = in_matrix.shape[1]
-    n_out, k = consumer.shape[1], consumer.kernel
-    out_rows = torch.arange(w_out.shape[0], device=device)
+    device = producers[0].weight.device
     events: list[Event] = []
     for j in range(len(plan["slot"])):
         slot, strategy = int(plan["slot"][j]), str(plan["strategy"][j])
         gen = torch.Generator().manual_seed(int(plan["noise_seed"][j]))
         row, bias = newborn_row(strategy, plan, j, in_matrix, old_bias, gen, noise)
-        row = row.to(device, w_in.dtype)
-        if producer.mask is not None:
-            row = row * producer.mask[slot]  # only the neuron's edges carry weights
-        journal.write(w_in, slot * fan_in + torch.arange(fan_in, device=device), row)
+        for producer, part in zip(producers, row.split(widths)):
+            w_in = producer.weight
+            part = part.to(device, w_in.dtype)
+            if producer.mask is not None:
+                part = part * producer.mask[slot]  # only the neuron's edges carry weights
+            journal.write(w_in, slot * part.numel() + torch.arange(part.numel(), device=device), part)
         if bias_in is not None and bias is not None:
             journal.write(bias_in, torch.tensor([slot], device=device), bias.reshape(1))
-        cols = (out_rows[:, None] * n_out + slot * k + torch.arange(k, device=device)).reshape(-1)
-        if strategy == "function_preserving" and bias_out is not None:
-            contribution = consumer.matrix(w_out.detach())[:, slot * k : (slot + 1) * k].sum(dim=1)
-            journal.add(bias_out, out_rows, contribution * float(mean_activation[slot]))
-        journal.write(w_out, cols, 0.0)
-        journal.forget(optimizer, w_out, cols)
+        for consumer, bias_out in zip(consumers, group.consumer_biases):
+            w_out = consumer.weight
+            n_out, k = consumer.shape[1], consumer.kernel
+            out_rows = torch.arange(w_out.shape[0], device=device)
+            cols = (out_rows[:, None] * n_out + slot * k + torch.arange(k, device=device)).reshape(-1)
+            if strategy == "function_preserving" and bias_out is not None:
+                contribution = consumer.matrix(w_out.detach())[:, slot * k : (slot + 1) * k].sum(dim=1)
+                journal.add(bias_out, out_rows, contribution * float(mean_activation[slot]))
+            journal.write(w_out, cols, 0.0)
+            journal.forget(optimizer, w_out, cols)
         born = int(plan["born"][j])
         events.append({
             "kind": "apoptosis",
@@ -216,8 +222,9 @@ def replace(
             "cause": "senescence" if plan["escalated"][j] else "fitness",
         })
     slots = torch.as_tensor(plan["slot"], device=device)
-    rows = (slots[:, None] * fan_in + torch.arange(fan_in, device=device)).reshape(-1)
-    journal.forget(optimizer, w_in, rows)
+    for producer, width in zip(producers, widths):
+        rows = (slots[:, None] * width + torch.arange(width, device=device)).reshape(-1)
+        journal.forget(optimizer, producer.weight, rows)
     if bias_in is not None:
         journal.forget(optimizer, bias_in, slots)
     for norm in group.norms:  # the newborns' normalisation starts afresh

@@ -98,22 +98,30 @@ class Site:
 
 @dataclass
 class NeuronGroup:
-    """The output units of ``producer``, read unit by unit by ``consumer``."""
+    """Units that ``producers`` compute (a unit is one row of each) and ``consumers`` read
+    (``kernel`` columns of each per unit): a producer -> consumer pair of modules, or a hidden
+    layer of a :class:`GrowingMLP` with its incoming and outgoing blocks."""
 
     name: str
     layer: int  #: the graph layer of the units
-    producer: Site
-    consumer: Site
+    producers: list[Site]
+    consumers: list[Site]
     norms: list[nn.Module] = field(default_factory=list)
+    #: The units' bias (None: none), and the bias of each consumer's outputs.
+    bias: torch.Tensor | None = None
+    consumer_biases: list[torch.Tensor | None] = field(default_factory=list)
+    #: The module whose input (or output) is the units' activations, for the statistics.
+    observer: nn.Module | None = None
+    observe_on: str = "input"
 
     @property
     def size(self) -> int:
-        return self.producer.shape[0]
+        return self.producers[0].shape[0]
 
-    def out_columns(self, slots: torch.Tensor) -> torch.Tensor:
-        """The consumer's matrix columns that read ``slots`` (``kernel`` columns per unit)."""
-        k = self.consumer.kernel
-        return (slots[:, None] * k + torch.arange(k, device=slots.device)).reshape(-1)
+
+def pair_group(name: str, layer: int, producer: Site, consumer: Site, norms: list[nn.Module]) -> NeuronGroup:
+    """The group of a producer module whose outputs ``consumer`` reads (observed at its input)."""
+    return NeuronGroup(name, layer, [producer], [consumer], norms, producer.bias, [consumer.bias], consumer.module, "input")
 
 
 @dataclass
@@ -306,9 +314,7 @@ def wire(
         out_layer[site.name] = len(sizes)
         sizes.append(rows)
         site.block = (source, len(sizes) - 1)
-    groups = [
-        NeuronGroup((names or {}).get(pa.name, pa.name), out_layer[pa.name], pa, pb, norms) for pa, pb, norms in links
-    ]
+    groups = [pair_group((names or {}).get(pa.name, pa.name), out_layer[pa.name], pa, pb, norms) for pa, pb, norms in links]
     return Wiring(sizes, sites, groups)
 
 
