@@ -15,7 +15,17 @@ from hypothesis import strategies as st  # noqa: E402
 from torch import nn  # noqa: E402
 
 import growcore  # noqa: E402
-from growcore.torch import SET, Apoptosis, Plasticity, RigL, Senescence, SparseController, Static, check_event  # noqa: E402
+from growcore.torch import (  # noqa: E402
+    SET,
+    Apoptosis,
+    GrowingMLP,
+    Plasticity,
+    RigL,
+    Senescence,
+    SparseController,
+    Static,
+    check_event,
+)
 
 # ---------------------------------------------------------------------- small models of each kind
 
@@ -54,9 +64,16 @@ def cnn() -> nn.Module:
     )
 
 
-MODELS = {"mlp": mlp, "cnn": cnn, "residual": Residual, "transformer": Transformer}
+def growing() -> nn.Module:
+    return GrowingMLP([12, 16, 12, 4], density=0.5, skips=[(1, 3)], seed=int(torch.initial_seed()) % 1000)
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "residual": Residual, "transformer": Transformer, "growing": growing}
 #: The neuron groups the engine should infer in each model.
-GROUPS = {"mlp": ["0", "2"], "cnn": ["0"], "residual": ["block.0"], "transformer": ["layer.linear1"]}
+GROUPS = {
+    "mlp": ["0", "2"], "cnn": ["0"], "residual": ["block.0"], "transformer": ["layer.linear1"],
+    "growing": ["hidden1", "hidden2"],
+}
 
 
 def batch(kind: str, seed: int = 0, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +86,7 @@ def build(kind: str, rules: list, seed: int = 0, **kwargs):
     torch.manual_seed(seed)
     model = MODELS[kind]()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=0.01)
-    density = 0.5 if any(r.connections for r in rules) else None
+    density = 0.5 if any(r.connections for r in rules) and kind != "growing" else None
     engine = Plasticity(model, opt, rules, total_steps=40, density=density, seed=seed, **kwargs)
     return model, opt, engine
 
@@ -198,8 +215,8 @@ def test_the_order_of_the_rules_list_does_not_change_the_run(kind: str) -> None:
         losses = train(model, opt, engine, 6)
         runs.append((losses, engine.graph.to_bytes(), [dict(e) for e in engine.events], copy.deepcopy(model.state_dict())))
     assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1] and runs[0][2] == runs[1][2]
-    for k in runs[0][3]:
-        assert torch.equal(runs[0][3][k], runs[1][3][k]), k
+    for k, v in runs[0][3].items():
+        assert torch.equal(v, runs[1][3][k]) if isinstance(v, torch.Tensor) else v == runs[1][3][k], k
 
 
 @pytest.mark.parametrize("kind", sorted(MODELS))
@@ -416,6 +433,12 @@ def test_misuse_is_refused_naming_the_argument() -> None:
         (lambda: Apoptosis(fitness="multi"), growcore.InvalidArgumentError, "Lifecycle"),
         (lambda: Apoptosis(interval=0), growcore.InvalidArgumentError, "interval"),
         (lambda: Senescence(lr_scale=2.0), growcore.InvalidArgumentError, "lr_scale"),
+    ]
+    grown = GrowingMLP([4, 6, 2])
+    grown_opt = torch.optim.SGD(grown.parameters(), lr=0.1)
+    cases += [
+        (lambda: Plasticity(grown, grown_opt, [RigL()], total_steps=10, density=0.5), growcore.InvalidArgumentError, "density: a GrowingMLP brings its own"),
+        (lambda: Plasticity(grown, grown_opt, [Apoptosis()], total_steps=10, pairs=[("a", "b")]), growcore.InvalidArgumentError, "pairs: a GrowingMLP"),
     ]
     for make, error, words in cases:
         with pytest.raises(error, match=words):

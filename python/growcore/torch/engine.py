@@ -47,11 +47,23 @@ import growcore
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_config, check_state, load_graph
 from growcore.torch.distributed import broadcast_graph, is_distributed, mean_summaries
+from growcore.torch.growing import GrowingMLP
 from growcore.torch.hooks import CopyDropped
 from growcore.torch.journal import Journal
 from growcore.torch.masking import mask_in_place
 from growcore.torch.rules import Event, Plan, Rule
-from growcore.torch.sites import MODULE_SITES, NORMS, NeuronGroup, Site, Wiring, check_masks, find_sites, infer_pairs, wire
+from growcore.torch.sites import (
+    MODULE_SITES,
+    NORMS,
+    NeuronGroup,
+    Site,
+    Wiring,
+    check_masks,
+    find_sites,
+    growing_wiring,
+    infer_pairs,
+    wire,
+)
 from growcore.torch.stats import ActivationStats
 
 STATE_VERSION = 1
@@ -102,7 +114,13 @@ class Plasticity:
         stats: feed per-neuron statistics to the graph every step. A neuron group's units are
             observed at the consumer's input (after the activation function); a site's other
             outputs at the site's output.
-        saturation: (low, high) thresholds of the statistics' saturation fractions.
+        saturation: (low, high) thresholds of the statistics' saturation fractions (default
+            ``(0, 2)``; for a ``GrowingMLP``, its activation's preset, as for ``Grower``).
+
+    A :class:`GrowingMLP` brings its own structure: its graph is the engine's, its blocks are
+    the sites and its hidden layers (``hidden1``, ...: every incoming and outgoing block of the
+    layer) the neuron groups, so ``density``, ``layers``, ``dense``, ``layer_density``,
+    ``masks`` and ``pairs`` do not apply to it.
         on_event: called with every event at the end of the step that made it.
     """
 
@@ -126,7 +144,7 @@ class Plasticity:
         pairs: Sequence[tuple[str, str]] | None = None,
         seed: int = 0,
         stats: bool = True,
-        saturation: tuple[float, float] = (0.0, 2.0),
+        saturation: tuple[float, float] | None = None,
         on_event: Callable[[Event], None] | None = None,
         _group_names: Mapping[str, str] | None = None,
     ) -> None:
@@ -141,7 +159,16 @@ class Plasticity:
             raise InvalidArgumentError(f"total_steps: must be a positive integer, got {total_steps!r}")
         self.rules = _check_rules(rules)
         connection = [r for r in self.rules if r.connections]
-        if connection:
+        growing = isinstance(model, GrowingMLP)
+        if growing:
+            given = [k for k, v in (("density", density), ("layers", layers), ("layer_density", layer_density),
+                                    ("masks", masks), ("pairs", pairs)) if v is not None] + (["dense"] if dense else [])
+            if given:
+                raise InvalidArgumentError(
+                    f"{given[0]}: a GrowingMLP brings its own structure (its graph's blocks and hidden layers); "
+                    "set it with GrowingMLP(sizes, density=..., skips=...)"
+                )
+        elif connection:
             if density is None:
                 raise InvalidArgumentError(f"density: required with the connection rule {connection[0].name!r}, e.g. density=0.1")
             if not is_real(density) or not 0.0 < density <= 1.0:
@@ -173,18 +200,33 @@ class Plasticity:
         #: The sites whose gradient the hook masked since the last optimizer step.
         self._grads_masked: set[str] = set()
 
-        sites = find_sites(model, layers, dense, self.site_kinds, self.attention_sites)
-        self._check_optimizer(sites)
-        self._check_owner(sites)
-        found = infer_pairs(model, sites) if pairs is None else _explicit_pairs(model, sites, pairs)
-        self.wiring: Wiring = wire(sites, found, names=dict(_group_names or {}))
-        self.graph = self._build_graph(layer_density, masks)
-        if is_distributed():
-            self.graph = broadcast_graph(self.graph)
-        self.sparse = bool(connection)
-        if self.sparse:
-            for site in self.sites:
-                site.mask = self._mask_of(site)
+        if isinstance(model, GrowingMLP):
+            # The model's graph is the structure: its blocks are the sites (masked by the
+            # model's own masks) and its hidden layers the neuron groups.
+            if is_distributed():
+                model.graph = broadcast_graph(model.graph)
+                model.refresh_masks()
+            self.wiring = growing_wiring(model)
+            sites = self.wiring.sites
+            self._check_optimizer(sites)
+            self._check_owner(sites)
+            self.graph = model.graph
+            self.sparse = True
+            if saturation is None:
+                saturation = growcore.saturation_thresholds(model.activation, 0.05)  # type: ignore[arg-type]
+        else:
+            sites = find_sites(model, layers, dense, self.site_kinds, self.attention_sites)
+            self._check_optimizer(sites)
+            self._check_owner(sites)
+            found = infer_pairs(model, sites) if pairs is None else _explicit_pairs(model, sites, pairs)
+            self.wiring = wire(sites, found, names=dict(_group_names or {}))
+            self.graph = self._build_graph(layer_density, masks)
+            if is_distributed():
+                self.graph = broadcast_graph(self.graph)
+            self.sparse = bool(connection)
+            if self.sparse:
+                for site in self.sites:
+                    site.mask = self._mask_of(site)
         for rule in self.rules:
             rule.bind(self)
         self.stats_feed = self._make_stats(stats, saturation)
@@ -261,9 +303,10 @@ class Plasticity:
             )
         return graph
 
-    def _make_stats(self, on: bool, saturation: tuple[float, float]) -> tuple[ActivationStats, ActivationStats] | None:
+    def _make_stats(self, on: bool, saturation: tuple[float, float] | None) -> tuple[ActivationStats, ActivationStats] | None:
         if not on:
             return None
+        saturation = (0.0, 2.0) if saturation is None else saturation
         grouped = {p.name for g in self.groups for p in g.producers}
         outputs = [(s.name, s.module) for s in self.sites if s.forwards and s.name not in grouped]
         outputs += [(g.name, g.observer) for g in self.groups if g.observer is not None and g.observe_on == "output"]
@@ -588,6 +631,8 @@ class Plasticity:
             if before is not None and torch.equal(w, before * site.mask.view_as(w)):
                 w.copy_(before)
             site.mask = mask
+            if isinstance(self.model, GrowingMLP):
+                self.model.masks[site.block] = mask  # the model masks with the same tensors
         self._unmasked = {}
         self.apply_masks()
 

@@ -377,3 +377,22 @@ def check_masks(masks: Any, sites: list[Site]) -> dict[str, np.ndarray]:
             )
         out[name] = t.detach().cpu().reshape(matrix).numpy()
     return out
+
+
+def growing_wiring(model: Any) -> Wiring:
+    """A :class:`growcore.torch.GrowingMLP`'s structure as sites and neuron groups: one site per
+    block ``(a, b)`` (named ``"a->b"``, masked by the model's mask of the block), and one group
+    per hidden layer ``l`` (``"hidden{l}"``) whose producers are the blocks into ``l``, whose
+    consumers are the blocks out of it, observed at the layer's activation module."""
+    sites = [Site(f"{a}->{b}", model.params, f"w{a}_{b}", (a, b), model.masks[(a, b)]) for a, b in model.blocks()]
+    groups = []
+    for layer in range(1, model.num_layers - 1):
+        producers = [s for s in sites if s.block[1] == layer]
+        consumers = [s for s in sites if s.block[0] == layer]
+        groups.append(
+            NeuronGroup(
+                f"hidden{layer}", layer, producers, consumers, [], model.bias(layer),
+                [model.bias(c.block[1]) for c in consumers], model.acts[layer - 1], "output",
+            )
+        )
+    return Wiring(model.sizes, sites, groups)
