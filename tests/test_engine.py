@@ -19,6 +19,8 @@ from growcore.torch import (  # noqa: E402
     SET,
     Apoptosis,
     GrowingMLP,
+    Growth,
+    Interval,
     Plasticity,
     RigL,
     Senescence,
@@ -184,8 +186,9 @@ def test_a_model_without_neuron_groups_is_refused_by_neuron_rules() -> None:
     order=st.sampled_from(["before", "after"]),
     skip=st.frozensets(st.integers(0, 7), max_size=2),
     seed=st.integers(0, 3),
+    growth=st.booleans(),
 )
-def test_any_subset_of_rules_keeps_every_invariant(kind, connection, apoptosis, senescence, strategy, order, skip, seed) -> None:
+def test_any_subset_of_rules_keeps_every_invariant(kind, connection, apoptosis, senescence, strategy, order, skip, seed, growth) -> None:
     rules: list = []
     if connection is not None:
         rules.append({"static": Static(), "set": SET(interval=2), "rigl": RigL(interval=2)}[connection])
@@ -193,12 +196,16 @@ def test_any_subset_of_rules_keeps_every_invariant(kind, connection, apoptosis, 
         rules.append(Apoptosis(interval=2, fraction=0.25, maturity_age=0, strategy=strategy))
     if senescence:
         rules.append(Senescence(interval=2, window=2, flat_steps=0, escalate_after=2, senior_age=0, maturity_age=0, epsilon=1e9, lr_scale=0.5))
+    growth = growth and kind == "growing"
+    if growth:
+        rules.append(Growth(trigger=Interval(3), clone_budget=2, extrema={"high_z": 0.0, "fraction": 0.5}))
     if not rules:
         rules = [Static()]
     model, opt, engine = build(kind, rules, seed)
     nnz = {s.name: engine.graph.block_nnz(*s.block) for s in engine.sites}
     train(model, opt, engine, 8, order=order, skip=skip, seed=seed)
-    assert {s.name: engine.graph.block_nnz(*s.block) for s in engine.sites} == nnz  # density exact
+    if not growth:  # (growth adds edges; every other rule keeps each site's count exact)
+        assert {s.name: engine.graph.block_nnz(*s.block) for s in engine.sites} == nnz
     assert engine.step_count == 8 - len(skip)
     kinds = {e["kind"] for e in engine.events}
     if connection in ("set", "rigl"):
@@ -495,3 +502,80 @@ def test_torch_compile_traces_the_statistics_hooks_without_graph_breaks() -> Non
         check_invariants(engine, opt)
     assert {"rewire", "apoptosis"} <= {e["kind"] for e in engine.events}
     assert engine.graph.stats(1)["observations"][0] == 4  # the compiled forward fed the statistics
+
+
+# ---------------------------------------------------------------------- growth in the engine
+
+
+def growing_rules():
+    return [
+        RigL(interval=3),
+        Apoptosis(interval=3, maturity_age=0, fraction=0.25, strategy="crossover"),
+        Growth(trigger=Interval(4), clone_budget=2, extrema={"high_z": 0.0, "fraction": 0.5}),
+    ]
+
+
+def test_rigl_apoptosis_and_growth_compose_on_a_growing_mlp() -> None:
+    model, opt, engine = build("growing", growing_rules())
+    sizes = model.sizes
+    train(model, opt, engine, 12)
+    kinds = {e["kind"] for e in engine.events}
+    assert {"rewire", "apoptosis", "growth", "clone"} <= kinds
+    assert model.sizes != sizes and sum(model.sizes) > sum(sizes)
+    assert {s.name for s in engine.sites} == {f"{a}->{b}" for a, b in model.blocks()}
+    assert all(p in {id(q) for g in opt.param_groups for q in g["params"]} for p in map(id, model.parameters()))
+
+
+def test_a_failed_growth_puts_the_model_and_optimizer_back(monkeypatch) -> None:
+    model, opt, engine = build("growing", growing_rules())
+    train(model, opt, engine, 3)  # the next step grows, rewires and replaces
+    x, y = batch("x", 9)
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    before = (
+        model.sizes, engine.graph.copy(), dict(model.params.items()), [list(g["params"]) for g in opt.param_groups],
+        {k: v.detach().clone() for k, v in model.params.items()}, len(engine.events), engine.step_count,
+    )
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(Growth, "_apply_clones", fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        engine.step()
+    assert model.sizes == before[0] and engine.graph == before[1]
+    assert all(model.params[k] is p for k, p in before[2].items()) and list(model.params) == list(before[2])
+    assert [list(g["params"]) for g in opt.param_groups] == before[3]
+    for k, v in before[4].items():
+        assert torch.equal(model.params[k], v), k
+    assert len(engine.events) == before[5] and engine.step_count == before[6]
+    check_invariants(engine, opt)
+    monkeypatch.undo()
+    engine.step()  # the same step goes through now
+    assert any(e["kind"] == "growth" and e["step"] == 4 for e in engine.events)
+
+
+def test_a_growing_run_resumes_bit_identically() -> None:
+    model, opt, engine = build("growing", growing_rules())
+    train(model, opt, engine, 10)
+    ref = (engine.graph.to_bytes(), [dict(e) for e in engine.events], {k: v.detach().clone() for k, v in model.params.items()})
+
+    model, opt, engine = build("growing", growing_rules())
+    train(model, opt, engine, 5)
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "engine": engine.state_dict()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=False)
+    engine.remove()
+    torch.manual_seed(0)
+    model2 = growing()
+    model2.load_state_dict(saved["model"])  # rebuilds the saved structure
+    opt2 = torch.optim.Adam(model2.parameters(), lr=1e-2, weight_decay=0.01)
+    opt2.load_state_dict(saved["opt"])
+    engine2 = Plasticity(model2, opt2, growing_rules(), total_steps=40)
+    engine2.load_state_dict(saved["engine"])
+    train(model2, opt2, engine2, 5, seed=5)
+    assert engine2.graph.to_bytes() == ref[0] and engine2.events == ref[1]
+    for k, v in ref[2].items():
+        assert torch.equal(model2.params[k], v), k

@@ -763,4 +763,5 @@ def test_a_grower_checkpoint_is_refused_by_a_grower_built_differently(changed, k
     grower = Grower(other, torch.optim.SGD(other.parameters(), lr=0.1), **changed)
     with pytest.raises(growcore.StateDictError, match=rf"state\['config'\]\['{key}'\]"):
         grower.load_state_dict(state)
-    Grower(GrowingMLP([4, 6, 2]), torch.optim.SGD(other.parameters(), lr=0.1)).load_state_dict(state)
+    same = GrowingMLP([4, 6, 2])
+    Grower(same, torch.optim.SGD(same.parameters(), lr=0.1)).load_state_dict(state)

@@ -20,7 +20,7 @@ from growcore.torch.controller import SparseController
 from growcore.torch.engine import Plasticity
 from growcore.torch.events import check_event
 from growcore.torch.growing import GrowingMLP
-from growcore.torch.growth import Grower
+from growcore.torch.growth import Grower, Growth
 from growcore.torch.lifecycle import Lifecycle
 from growcore.torch.optim import zero_state
 from growcore.torch.policies import SET, Policy, RigL, Static, make_policy
@@ -34,6 +34,7 @@ __all__ = [
     "Apoptosis",
     "GradVariance",
     "Grower",
+    "Growth",
     "GrowingMLP",
     "Interval",
     "Lifecycle",

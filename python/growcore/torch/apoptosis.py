@@ -188,7 +188,7 @@ class Apoptosis(Rule):
     def acts_on(self, group: NeuronGroup) -> bool:
         return any(g is group for g in self._acting)
 
-    def due(self, step: int, total_steps: int) -> bool:
+    def due(self, step: int, engine: Plasticity) -> bool:
         return step % self.interval == 0 and (self.end is None or step < self.end)
 
     def decide(self, engine: Plasticity, step: int) -> list[Plan]:
@@ -337,7 +337,7 @@ class Senescence(Rule):
 
     _apoptosis: Apoptosis | None = field(default=None, init=False, repr=False, compare=False)
 
-    def due(self, step: int, total_steps: int) -> bool:
+    def due(self, step: int, engine: Plasticity) -> bool:
         return step % int(self._resolved["interval"]) == 0 and (self.end is None or step < self.end)
 
     def _group_options(self, group: NeuronGroup) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from torch import nn
 import growcore
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_config, check_state, load_graph
-from growcore.torch.distributed import broadcast_graph, is_distributed, mean_summaries
+from growcore.torch.distributed import all_reduce_mean, broadcast_graph, is_distributed, mean_summaries
 from growcore.torch.growing import GrowingMLP
 from growcore.torch.hooks import CopyDropped
 from growcore.torch.journal import Journal
@@ -192,6 +192,10 @@ class Plasticity:
         self._optimizer_steps_at_last_step = 0
         self._masked_since_step = False
         self._handles: list[Any] = []
+        self._grad_handles: list[Any] = []
+        #: The step's loss (as given to step(), a float) and its gradient norm, for the rules.
+        self.loss: float | None = None
+        self._grad_norm: float | None = None
         #: The rules acting in the current step, in order, and what they pass each other.
         self.acting: list[Rule] = []
         self.handoff: dict[Any, Any] = {}
@@ -210,7 +214,7 @@ class Plasticity:
             sites = self.wiring.sites
             self._check_optimizer(sites)
             self._check_owner(sites)
-            self.graph = model.graph
+            self._graph = model.graph  # (read through the model: it may replace its graph)
             self.sparse = True
             if saturation is None:
                 saturation = growcore.saturation_thresholds(model.activation, 0.05)  # type: ignore[arg-type]
@@ -220,9 +224,9 @@ class Plasticity:
             self._check_owner(sites)
             found = infer_pairs(model, sites) if pairs is None else _explicit_pairs(model, sites, pairs)
             self.wiring = wire(sites, found, names=dict(_group_names or {}))
-            self.graph = self._build_graph(layer_density, masks)
+            self._graph = self._build_graph(layer_density, masks)
             if is_distributed():
-                self.graph = broadcast_graph(self.graph)
+                self._graph = broadcast_graph(self._graph)
             self.sparse = bool(connection)
             if self.sparse:
                 for site in self.sites:
@@ -313,19 +317,62 @@ class Plasticity:
         inputs = [(g.name, g.observer) for g in self.groups if g.observer is not None and g.observe_on == "input"]
         return ActivationStats(outputs, saturation), ActivationStats(inputs, saturation, on="input")
 
-    def _install_hooks(self) -> None:
+    def _hook_gradients(self) -> None:
+        for handle in self._grad_handles:
+            handle.remove()
+        self._grad_handles = []
         if self.sparse:
             for site in self.sites:
                 if site.weight.requires_grad:
-                    self._handles.append(
+                    self._grad_handles.append(
                         site.weight.register_post_accumulate_grad_hook(  # type: ignore[no-untyped-call]
                             CopyDropped(lambda p, site=site: self._on_gradient(site, p))
                         )
                     )
+
+    def refresh(self) -> None:
+        """Follows a :class:`GrowingMLP` whose structure changed (a growth event resized its
+        parameters and masks, or a checkpoint or rollback restored them): its sites, groups,
+        masks and gradient hooks are derived anew. Nothing to do for other models."""
+        if not isinstance(self.model, GrowingMLP):
+            return
+        self.model.refresh_masks()
+        self.wiring = growing_wiring(self.model)
+        self._hook_gradients()
+        for site in self.sites:
+            _OWNERS[id(site.weight)] = (weakref.ref(site.weight), weakref.ref(self))
+        for rule in self.rules:
+            rule.bind(self)
+
+    def gradient_norm(self) -> float | None:
+        """The norm of the whole masked gradient of the sites this step (the ranks' mean under
+        torch.distributed), computed once per step; None without gradients."""
+        if self._grad_norm is None:
+            squares = [
+                (s.weight.grad if s.mask is None else s.matrix(s.weight.grad) * s.mask).float().pow(2).sum()
+                for s in self.sites
+                if s.weight.grad is not None
+            ]
+            if not squares:
+                return None
+            total = float(torch.stack(squares).sum().sqrt())
+            if is_distributed():
+                total = float(all_reduce_mean(np.array([total]))[0])
+            self._grad_norm = total
+        return self._grad_norm
+
+    def _install_hooks(self) -> None:
+        self._hook_gradients()
         self._handles.append(self.optimizer.register_step_pre_hook(CopyDropped(lambda *_: self._before_optimizer_step())))
         self._handles.append(self.optimizer.register_step_post_hook(CopyDropped(lambda *_: self._after_optimizer_step())))
 
     # ------------------------------------------------------------------ structure
+
+    @property
+    def graph(self) -> growcore.Graph:
+        """The one graph: the structure, the neurons' ids, lineage and statistics (a
+        GrowingMLP's own graph)."""
+        return self.model.graph if isinstance(self.model, GrowingMLP) else self._graph
 
     @property
     def sites(self) -> list[Site]:
@@ -362,9 +409,7 @@ class Plasticity:
     def _gradient_due(self) -> bool:
         """Whether the next step runs a rule that reads the dense gradient."""
         step = self._step + 1
-        return any(
-            r.reads_gradient and (i in self._deferred or r.due(step, self.total_steps)) for i, r in enumerate(self.rules)
-        )
+        return any(r.reads_gradient and (i in self._deferred or r.due(step, self)) for i, r in enumerate(self.rules))
 
     @torch.no_grad()
     def _on_gradient(self, site: Site, param: torch.Tensor) -> None:
@@ -429,11 +474,14 @@ class Plasticity:
         """
         step = self._step + 1
         skipped = self._optimizer_steps == self._optimizer_steps_at_last_step and not self._gradients_finite()
-        due = {i: step for i, r in enumerate(self.rules) if r.due(step, self.total_steps)}
+        self.loss = None if loss is None else _loss_float(loss)
+        self._grad_norm = None
+        early = {i: r.snapshot() for i, r in enumerate(self.rules) if r.stateful_due}
+        due = {i: step for i, r in enumerate(self.rules) if r.due(step, self)}
         deferred_before = dict(self._deferred)
         events: list[Event] = []
-        if loss is not None:
-            events += _nonfinite_loss(loss, step)
+        if self.loss is not None and not math.isfinite(self.loss):
+            events.append({"kind": "nonfinite", "step": step, "what": "loss", "value": _float_text(self.loss)})
         if skipped:
             # The optimizer step did not run (a GradScaler found non-finite gradients): its
             # statistics and gradients are not the model's; act at the next real step.
@@ -448,7 +496,7 @@ class Plasticity:
             due = {**self._deferred, **due}
         # Only a step with decisions copies the graph and the rules' state to roll back to (a
         # step without one only feeds statistics, which the core checks before it changes them).
-        snapshot = (self.graph.copy(), [r.snapshot() for r in self.rules]) if due else None
+        snapshot = (self.graph.copy(), [early[i] if i in early else r.snapshot() for i, r in enumerate(self.rules)]) if due else None
         journal = Journal()
         try:
             self._step = step
@@ -463,6 +511,8 @@ class Plasticity:
                 plans += self.rules[i].decide(self, due[i])
             for plan in plans:
                 events += plan(journal)
+            for rule in self.rules:
+                rule.end_step(self)
         except BaseException:
             journal.rollback()
             if snapshot is not None:
@@ -470,6 +520,10 @@ class Plasticity:
                 self.graph.restore(graph)  # in place: callers may hold the graph
                 for rule, state in zip(self.rules, rule_states):
                     rule.restore(state)
+                self.refresh()  # a resized model's sites follow its restored structure
+            else:
+                for i, state in early.items():
+                    self.rules[i].restore(state)
             self._deferred = deferred_before
             self._step = step - 1
             if not self._masked_since_step:
@@ -617,6 +671,7 @@ class Plasticity:
         for rule, s in zip(self.rules, rule_state):
             rule.load_state_dict(s)
         self._unmask(masks)
+        self.refresh()
 
     @torch.no_grad()
     def _unmask(self, masks: list[torch.Tensor]) -> None:
@@ -642,9 +697,10 @@ class Plasticity:
         if self.stats_feed is not None:
             for feed in self.stats_feed:
                 feed.remove()
-        for handle in self._handles:
+        for handle in self._handles + self._grad_handles:
             handle.remove()
         self._handles = []
+        self._grad_handles = []
         for site in self.sites:
             if _owner(site.weight) is None:
                 _OWNERS.pop(id(site.weight), None)
@@ -697,11 +753,12 @@ def _norms_between(model: nn.Module, a: nn.Module | None, b: nn.Module | None) -
     return []
 
 
-def _nonfinite_loss(loss: Any, step: int) -> list[Event]:
+def _loss_float(loss: Any) -> float:
     value = float(loss.detach().float().sum()) if isinstance(loss, torch.Tensor) else loss
     if not is_real(value):
         raise TypeError(f"loss: expected a number or a tensor, got {loss!r}")
-    if math.isfinite(value):
-        return []
-    text = "NaN" if value != value else ("inf" if value > 0 else "-inf")
-    return [{"kind": "nonfinite", "step": step, "what": "loss", "value": text}]
+    return float(value)
+
+
+def _float_text(x: float) -> str:
+    return "NaN" if x != x else ("inf" if x > 0 else "-inf")

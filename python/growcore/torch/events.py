@@ -14,8 +14,11 @@ Kinds:
 - ``deferred``: a structural update was due, but the optimizer step before it did not happen
   (a ``torch.amp.GradScaler`` found non-finite gradients and skipped it); the update runs at the
   next step that follows a real optimizer step;
-- ``nonfinite``: the loss given to :meth:`Plasticity.step`, or a managed weight, was NaN or inf
-  at this step.
+- ``nonfinite``: the loss given to :meth:`Plasticity.step`, or a statistic, was NaN or inf at
+  this step;
+- ``growth`` (one per growth event, even one that added nothing), ``clone`` (one per clone),
+  ``route`` (one per routed edge) and ``rollback`` (the Braess guard undid an event): the
+  :class:`Growth` rule's, on a :class:`GrowingMLP`.
 """
 
 from __future__ import annotations
@@ -74,6 +77,51 @@ class NonFiniteEvent(TypedDict):
     value: str  #: "NaN", "inf" or "-inf" (the first non-finite value)
 
 
+class GrowthEvent(TypedDict):
+    kind: Literal["growth"]
+    step: int
+    cause: str  #: the trigger's name, or "manual"
+    clones: int
+    routes: int
+    new_blocks: list[list[int]]
+    sizes_before: list[int]
+    sizes: list[int]
+    nnz: int
+
+
+class CloneEvent(TypedDict):
+    kind: Literal["clone"]
+    step: int
+    type: Literal["vertical", "horizontal"]
+    source_layer: int
+    source_slot: int
+    source_id: int
+    layer: int
+    slot: int
+    id: int
+
+
+class RouteEvent(TypedDict):
+    kind: Literal["route"]
+    step: int
+    src_layer: int
+    src_slot: int
+    dst_layer: int
+    dst_slot: int
+
+
+class RollbackEvent(TypedDict):
+    kind: Literal["rollback"]
+    step: int
+    event_step: int  #: the growth event undone
+    loss_before: float
+    loss_after: float
+    clones_removed: int
+    routes_removed: int
+    sizes: list[int]
+    nnz: int
+
+
 SCHEMAS: dict[str, type] = {
     "rewire": RewireEvent,
     "apoptosis": ApoptosisEvent,
@@ -81,6 +129,10 @@ SCHEMAS: dict[str, type] = {
     "escalation": SenescenceEvent,
     "deferred": DeferredEvent,
     "nonfinite": NonFiniteEvent,
+    "growth": GrowthEvent,
+    "clone": CloneEvent,
+    "route": RouteEvent,
+    "rollback": RollbackEvent,
 }
 
 #: The Python types each annotation of the schemas accepts.
@@ -90,6 +142,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "list[int]": (list,),
     "list[str]": (list,),
+    "list[list[int]]": (list,),
     "float | None": (float, int, type(None)),
 }
 

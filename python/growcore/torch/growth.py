@@ -57,7 +57,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -65,21 +66,403 @@ import torch
 import growcore
 from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
 from growcore.torch.checkpoint import check_config, check_state
-from growcore.torch.rewire import apply_rewire, decide_rewire
-from growcore.torch.distributed import all_reduce_mean, is_distributed, mean_summaries
-from growcore.torch.growing import Block, GrowingMLP
-from growcore.torch.optim import zero_state
+from growcore.torch.distributed import all_reduce_mean, is_distributed
+from growcore.torch.engine import Plasticity
+from growcore.torch.growing import GrowingMLP
 from growcore.torch.policies import Policy
-from growcore.torch.stats import ActivationStats
+from growcore.torch.rules import Event, Plan, Rule
 from growcore.torch.triggers import Interval, Trigger
+
+if TYPE_CHECKING:
+    from growcore.torch.journal import Journal
 
 STATE_VERSION = 2
 SELECTIONS = ("extrema", "random")
-Event = dict[str, Any]
 
 
-class Grower:
-    """Grows a :class:`GrowingMLP` where its neurons saturate.
+@dataclass
+class Growth(Rule):
+    """Grow a :class:`GrowingMLP` where it saturates, when ``trigger`` fires (see the module
+    docs for the clones, routes, Katz guidance and the Braess guard). The options are those of
+    :class:`Grower`."""
+
+    name: ClassVar[str] = "growth"
+    order: ClassVar[int] = 40
+    stateful_due: ClassVar[bool] = True
+    trigger: Trigger = field(default_factory=lambda: Interval(500))
+    clone_type: str = "both"
+    clone_budget: int = 4
+    gain: float = 0.7
+    noise: float = 0.05
+    radius: int = 3
+    routes_per_source: int = 2
+    max_routes: int | None = None
+    fan_in_cap: int | None = None
+    load: str = "fan_in"
+    max_layer_size: int | None = None
+    max_params: int | None = None
+    epsilon: float = 0.05
+    saturation: tuple[float, float] | None = None
+    extrema: Mapping[str, Any] | None = None
+    katz: bool | Mapping[str, Any] = False
+    selection: str = "extrema"
+    braess: bool | Mapping[str, Any] | None = None
+    route_init: float = 0.0
+    seed: int = 0
+    _recent: deque[float] = field(default_factory=deque, init=False, repr=False, compare=False)
+    _pending: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _verdict_due: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("gain", "noise"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise InvalidArgumentError(f"{name}: must be a finite non-negative number, got {value!r}")
+        if not isinstance(self.route_init, (int, float)) or not math.isfinite(self.route_init):
+            raise InvalidArgumentError(f"route_init: must be a finite number, got {self.route_init!r}")
+        if self.selection not in SELECTIONS:
+            raise InvalidArgumentError(f"selection: expected one of {SELECTIONS}, got {self.selection!r}")
+        if not is_int(self.seed) or not 0 <= self.seed < 2**64:
+            raise InvalidArgumentError(f"seed: must be an integer in [0, 2**64), got {self.seed!r}")
+        if not isinstance(self.trigger, Trigger):
+            raise TypeError(f"trigger: expected a Trigger (e.g. Interval(500), or make_trigger(name)), got {self.trigger!r}")
+        self.gain, self.noise, self.route_init = float(self.gain), float(self.noise), float(self.route_init)
+        self.katz_options = _katz_options(self.katz)
+        self.braess_options = _braess_options(self.braess)
+        self.extrema_options = dict(self.extrema or {})
+        self._recent = deque(maxlen=self.braess_options["window"] if self.braess_options else 1)
+
+    @property
+    def grow_options(self) -> dict[str, Any]:
+        """The options of ``Graph.grow``."""
+        return {
+            "clone_type": self.clone_type,
+            "clone_budget": self.clone_budget,
+            "max_layer_size": self.max_layer_size,
+            "max_params": self.max_params,
+            "radius": self.radius,
+            "routes_per_source": self.routes_per_source,
+            "max_routes": self.max_routes,
+            "fan_in_cap": self.fan_in_cap,
+            "load": self.load,
+        }
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "trigger": {k: v for k, v in self.trigger.state_dict().items() if not k.startswith("_")},
+            "grow": self.grow_options,
+            "extrema": dict(self.extrema_options),
+            "katz": None if self.katz_options is None else dict(self.katz_options),
+            "saturation": None if self.saturation is None else list(self.saturation),
+            "epsilon": self.epsilon,
+            "selection": self.selection,
+            "gain": self.gain,
+            "noise": self.noise,
+            "route_init": self.route_init,
+            "braess": None if self.braess_options is None else dict(self.braess_options),
+            "seed": self.seed,
+        }
+
+    def bind(self, engine: Plasticity) -> None:
+        model = engine.model
+        if not isinstance(model, GrowingMLP):
+            raise TypeError(
+                f"Growth: the model must be a GrowingMLP (whose graph can gain neurons and blocks), got "
+                f"{type(model).__name__}"
+            )
+        check_options(model.num_layers, model.activation, self.grow_options, self.extrema_options)
+
+    # ------------------------------------------------------------------ when
+
+    def due(self, step: int, engine: Plasticity) -> bool:
+        """Feeds the trigger (every step); due when it fires with no Braess verdict pending, or
+        when the pending verdict's window is complete."""
+        loss, grad_norm = engine.loss, engine.gradient_norm()
+        fire = self.trigger.update(step, loss, grad_norm)
+        self._verdict_due = False
+        if self._pending is not None:
+            if loss is not None:
+                self._pending["after"].append(loss)
+            self._verdict_due = len(self._pending["after"]) >= self.braess_options["window"]  # type: ignore[index]
+            due = self._verdict_due
+        else:
+            due = fire
+        return due
+
+    def end_step(self, engine: Plasticity) -> None:
+        if engine.loss is not None:  # the last `window` losses before an event, guard or not
+            self._recent.append(engine.loss)
+
+    def decide(self, engine: Plasticity, step: int) -> list[Plan]:
+        return [self._judge(engine) if self._verdict_due else self.plan(engine, self.trigger.name)]
+
+    # ------------------------------------------------------------------ growth
+
+    def high_low(self, engine: Plasticity) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """Each hidden layer's high and low extrema (slots, strongest first)."""
+        model = engine.model
+        assert isinstance(model, GrowingMLP)
+        high, low = {}, {}
+        for layer in range(1, model.num_layers - 1):
+            e = model.graph.extrema(layer, model.activation, **self.extrema_options)  # type: ignore[arg-type]
+            high[layer], low[layer] = e["high"], e["low"]
+        return high, low
+
+    def random_sets(
+        self, engine: Plasticity, high: dict[int, np.ndarray], low: dict[int, np.ndarray]
+    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        rng = np.random.default_rng([self.seed, engine.step_count])
+        sizes = engine.graph.layer_sizes
+        for layer in high:
+            order = rng.permutation(sizes[layer])
+            n_high, n_low = len(high[layer]), len(low[layer])
+            high[layer], low[layer] = order[:n_high], order[n_high : n_high + n_low]
+        return high, low
+
+    def katz_scores(self, engine: Plasticity) -> np.ndarray:
+        model = engine.model
+        assert isinstance(model, GrowingMLP)
+        weights = {}
+        for key in model.blocks():
+            indptr, indices = model.graph.csr(*key)
+            rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            w = model.weight(key).detach().abs()
+            weights[key] = w[torch.as_tensor(rows), torch.as_tensor(indices)].double().cpu().numpy()
+        return growcore.katz(model.graph, weights=weights, **(self.katz_options or {}))  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def plan(self, engine: Plasticity, cause: str) -> Plan:
+        """Decides one growth event now (the graph grows) and returns the plan that mirrors it on
+        the tensors."""
+        model = engine.model
+        assert isinstance(model, GrowingMLP)
+        high, low = self.high_low(engine)
+        if self.selection == "random":
+            high, low = self.random_sets(engine, high, low)
+        katz = self.katz_scores(engine) if self.katz_options is not None else None
+        sizes_before = model.sizes
+        decided = model.graph.grow(high, low, katz=katz, **self.grow_options)
+
+        @torch.no_grad()
+        def apply(journal: Journal) -> list[Event]:
+            _resize(engine, journal)
+            self._apply_clones(model, decided["clones"])
+            for key, rows, cols in _by_block(decided["routes"]):
+                _set_edges(model.weight(key), rows, cols, self.route_init, engine.optimizer, journal)
+            events = self._events_of(engine, decided, cause, sizes_before)
+            if self.braess_options is not None and (len(decided["clones"]["id"]) or len(decided["routes"]["src_slot"])):
+                before = float(np.mean(self._recent)) if self._recent else None
+                self._pending = {"step": engine.step_count, "plan": _plain(decided), "before": before, "after": []}
+            return events
+
+        return apply
+
+    @torch.no_grad()
+    def _apply_clones(self, model: GrowingMLP, clones: Mapping[str, np.ndarray]) -> None:
+        """Every incoming copy first, from the weights as they were; then the outgoing splits
+        (all on parameters the resize made: a failed step discards them)."""
+        n = len(clones["id"])
+        for i in range(n):
+            src_layer, src, layer, slot = (int(clones[k][i]) for k in ("source_layer", "source_slot", "layer", "slot"))
+            scale = self.gain if clones["vertical"][i] else 1.0
+            for a, b in model.blocks():
+                if b == src_layer and model.graph.has_block(a, layer):
+                    target = model.weight((a, layer))
+                    row = model.weight((a, b))[src]
+                    target[slot] = row * scale * model.masks[(a, layer)][slot]
+            model.bias(layer)[slot] = model.bias(src_layer)[src] * scale
+        for i in range(n):
+            if clones["vertical"][i]:
+                continue
+            layer, src, slot = (int(clones[k][i]) for k in ("layer", "source_slot", "slot"))
+            generator = torch.Generator().manual_seed(int(clones["noise_seed"][i]) % (1 << 63))
+            for a, b in model.blocks():
+                if a != layer:
+                    continue
+                w = model.weight((a, b))
+                ratio = 0.5 + self.noise * torch.randn(w.shape[0], generator=generator, dtype=torch.float64)
+                # Only the source's edges before the event split (the clone has exactly those):
+                # a row new in this event (another clone's copy) keeps its full weight.
+                shared = model.masks[(a, b)][:, slot]
+                ratio = torch.where(shared, ratio.to(device=w.device, dtype=w.dtype), 1.0)
+                column = w[:, src].clone()
+                w[:, src] = column * ratio
+                w[:, slot] = column * (1 - ratio) * shared
+        model.apply_masks()
+
+    def _events_of(self, engine: Plasticity, plan: Mapping[str, Any], cause: str, sizes_before: list[int]) -> list[Event]:
+        step = engine.step_count
+        model = engine.model
+        assert isinstance(model, GrowingMLP)
+        clones, routes = plan["clones"], plan["routes"]
+        events: list[Event] = [
+            {
+                "kind": "growth",
+                "step": step,
+                "cause": cause,
+                "clones": int(len(clones["id"])),
+                "routes": int(len(routes["src_slot"])),
+                "new_blocks": [list(k) for k in plan["new_blocks"]],
+                "sizes_before": sizes_before,
+                "sizes": model.sizes,
+                "nnz": int(model.graph.nnz),
+            }
+        ]
+        for i in range(len(clones["id"])):
+            events.append(
+                {
+                    "kind": "clone",
+                    "step": step,
+                    "type": "vertical" if clones["vertical"][i] else "horizontal",
+                    "source_layer": int(clones["source_layer"][i]),
+                    "source_slot": int(clones["source_slot"][i]),
+                    "source_id": int(clones["source_id"][i]),
+                    "layer": int(clones["layer"][i]),
+                    "slot": int(clones["slot"][i]),
+                    "id": int(clones["id"][i]),
+                }
+            )
+        for i in range(len(routes["src_slot"])):
+            events.append(
+                {"kind": "route", "step": step, **{k: int(routes[k][i]) for k in ("src_layer", "src_slot", "dst_layer", "dst_slot")}}
+            )
+        return events
+
+    # ------------------------------------------------------------------ the Braess guard
+
+    def _judge(self, engine: Plasticity) -> Plan:
+        pending, self._pending = self._pending, None
+        assert pending is not None and self.braess_options is not None
+        before, after = pending["before"], float(np.mean(pending["after"]))
+        if before is None or after <= before * (1.0 + self.braess_options["threshold"]):
+            return lambda journal: []
+
+        def apply(journal: Journal) -> list[Event]:
+            removed = self._rollback(engine, pending["plan"], journal)
+            model = engine.model
+            assert isinstance(model, GrowingMLP)
+            return [
+                {
+                    "kind": "rollback",
+                    "step": engine.step_count,
+                    "event_step": pending["step"],
+                    "loss_before": before,
+                    "loss_after": after,
+                    **removed,
+                    "sizes": model.sizes,
+                    "nnz": int(model.graph.nnz),
+                }
+            ]
+
+        return apply
+
+    @torch.no_grad()
+    def _rollback(self, engine: Plasticity, plan: Mapping[str, Any], journal: Journal) -> dict[str, int]:
+        model = engine.model
+        assert isinstance(model, GrowingMLP)
+        graph = model.graph
+        routes_removed = 0
+        for (a, b), rows, cols in _by_block(plan["routes"]):
+            if not graph.has_block(a, b):
+                continue
+            present = graph.has_edges(a, b, rows, cols)
+            rows, cols = rows[present], cols[present]
+            graph.remove_edges(a, b, rows, cols)
+            _set_edges(model.weight((a, b)), rows, cols, 0.0, engine.optimizer, journal)
+            routes_removed += len(rows)
+        clones = plan["clones"]
+        ids = np.asarray(clones["id"], dtype=np.int64)
+        slot_of = graph.lineage()["slot"]  # -1 once dead
+        alive = slot_of[ids] >= 0
+        # Merge each surviving horizontal clone's outgoing weights back into its source.
+        for i in np.flatnonzero(alive & ~np.asarray(clones["vertical"], dtype=bool)):
+            layer, slot, src = int(clones["layer"][i]), int(slot_of[ids[i]]), int(slot_of[clones["source_id"][i]])
+            if src < 0:
+                continue
+            for a, b in model.blocks():
+                if a == layer:
+                    w = model.weight((a, b))
+                    cols = torch.arange(w.shape[0], device=w.device) * w.shape[1]
+                    journal.add(w, cols + src, w[:, slot].clone())
+        by_layer: dict[int, list[int]] = {}
+        for i in np.flatnonzero(alive):
+            by_layer.setdefault(int(clones["layer"][i]), []).append(int(slot_of[ids[i]]))
+        _keep_params(engine, journal)
+        for layer, slots in sorted(by_layer.items()):
+            kept = graph.remove_neurons(layer, slots)
+            model.keep_slots(layer, kept, engine.optimizer)
+        for a, b in plan["new_blocks"]:
+            if graph.has_block(a, b) and graph.block_nnz(a, b) == 0:
+                graph.remove_block(a, b)
+        model.sync(engine.optimizer)
+        engine.refresh()
+        return {"clones_removed": int(alive.sum()), "routes_removed": routes_removed}
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> Any:
+        return {"trigger": self.trigger.state_dict(), "recent": list(self._recent), "pending": _pending_copy(self._pending)}
+
+    def check_state(self, state: Any) -> None:
+        if not isinstance(state, Mapping) or set(state) != {"trigger", "recent", "pending"}:
+            raise StateDictError(f"state (growth): expected the keys ['pending', 'recent', 'trigger'], got {state!r:.100}")
+        _pending_copy(state["pending"])
+        recent = state["recent"]
+        if not isinstance(recent, (list, tuple)) or not all(is_real(x) for x in recent):
+            raise StateDictError(f"state['recent']: expected a list of losses, got {type(recent).__name__}")
+        if not isinstance(state["trigger"], Mapping):
+            raise StateDictError(f"state['trigger']: expected a dict, got {type(state['trigger']).__name__}")
+        probe = type(self.trigger)(**{k: v for k, v in self.trigger.state_dict().items() if k != "trigger" and not k.startswith("_")})
+        probe.load_state_dict(dict(state["trigger"]))  # checks it without changing this trigger
+
+    def load_state_dict(self, state: Any) -> None:
+        self.trigger.load_state_dict(dict(state["trigger"]))
+        self._recent = deque((float(x) for x in state["recent"]), maxlen=self._recent.maxlen)
+        self._pending = _pending_copy(state["pending"])
+
+
+def _keep_params(engine: Plasticity, journal: Journal) -> None:
+    """Records the model's parameters, the optimizer's param groups and state, so a failed step
+    can put them back after a resize replaced them (the engine restores the graph and masks)."""
+    model, optimizer = engine.model, engine.optimizer
+    assert isinstance(model, GrowingMLP)
+    params = list(model.params.items())
+    groups = [list(g["params"]) for g in optimizer.param_groups]
+    state = {p: optimizer.state[p] for _, p in params if p in optimizer.state}
+
+    def undo() -> None:
+        current = {id(p) for _, p in model.params.items()}
+        for p in list(optimizer.state):
+            if id(p) in current and p not in state:
+                del optimizer.state[p]
+        for key in list(model.params.keys()):
+            del model.params[key]
+        for key, p in params:
+            model.params[key] = p
+        for g, kept in zip(optimizer.param_groups, groups):
+            g["params"] = kept
+        for p, s in state.items():
+            optimizer.state[p] = s
+
+    journal.on_rollback(undo)
+
+
+def _resize(engine: Plasticity, journal: Journal) -> None:
+    """Brings the model's tensors up to its grown graph (new slots and blocks, at zero) and the
+    engine's sites to the new parameters; a failed step gets the old ones back."""
+    model = engine.model
+    assert isinstance(model, GrowingMLP)
+    _keep_params(engine, journal)
+    model.sync(engine.optimizer)
+    engine.refresh()
+    if engine.stats_feed is not None:  # sums taken at the old sizes
+        for feed in engine.stats_feed:
+            feed.reset()
+
+
+class Grower(Plasticity):
+    """Grows a :class:`GrowingMLP` where its neurons saturate: a preset of the plasticity engine
+    with a :class:`Growth` rule (and an optional connection rule ``policy``).
 
     Args:
         model: the network; its graph is the structure.
@@ -143,72 +526,64 @@ class Grower:
                 f"model: expected a GrowingMLP (whose graph can gain neurons and blocks), got {type(model).__name__}; "
                 "for a fixed architecture use Plasticity with connection and neuron rules"
             )
-        for name, value in (("gain", gain), ("noise", noise)):
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise InvalidArgumentError(f"{name}: must be a finite non-negative number, got {value!r}")
-        if not isinstance(route_init, (int, float)) or not math.isfinite(route_init):
-            raise InvalidArgumentError(f"route_init: must be a finite number, got {route_init!r}")
-        if selection not in SELECTIONS:
-            raise InvalidArgumentError(f"selection: expected one of {SELECTIONS}, got {selection!r}")
-        if total_steps is not None and (
-            not is_int(total_steps) or total_steps < 1
-        ):
+        if total_steps is not None and (not is_int(total_steps) or total_steps < 1):
             raise InvalidArgumentError(f"total_steps: must be a positive integer or None, got {total_steps!r}")
-        if not is_int(seed) or not 0 <= seed < 2**64:
-            raise InvalidArgumentError(f"seed: must be an integer in [0, 2**64), got {seed!r}")
         if policy is not None and policy.grow != "none" and total_steps is None:
             raise InvalidArgumentError(f"total_steps: the {policy.name} policy needs the run's total_steps")
         if trigger is not None and not isinstance(trigger, Trigger):
             raise TypeError(f"trigger: expected a Trigger (e.g. Interval(500), or make_trigger(name)), got {trigger!r}")
-        katz_options = _katz_options(katz)
-        self.model = model
-        self.optimizer = optimizer
-        self.trigger = trigger if trigger is not None else Interval(500)
-        self.gain, self.noise, self.route_init = float(gain), float(noise), float(route_init)
-        self.selection = selection
-        self.policy = policy
-        self.total_steps = total_steps
-        self.seed = seed
-        self.on_event = on_event
-        self.grow_options: dict[str, Any] = {
-            "clone_type": clone_type,
-            "clone_budget": clone_budget,
-            "max_layer_size": max_layer_size,
-            "max_params": max_params,
-            "radius": radius,
-            "routes_per_source": routes_per_source,
-            "max_routes": max_routes,
-            "fan_in_cap": fan_in_cap,
-            "load": load,
-        }
-        self.extrema_options = dict(extrema or {})
-        self.katz_options = katz_options
+        self.growth = Growth(
+            trigger=trigger if trigger is not None else Interval(500), clone_type=clone_type, clone_budget=clone_budget,
+            gain=gain, noise=noise, radius=radius, routes_per_source=routes_per_source, max_routes=max_routes,
+            fan_in_cap=fan_in_cap, load=load, max_layer_size=max_layer_size, max_params=max_params, epsilon=epsilon,
+            saturation=saturation, extrema=extrema, katz=katz, selection=selection, braess=braess,
+            route_init=route_init, seed=seed,
+        )
         low, high = saturation if saturation is not None else (None, None)
         self.saturation = growcore.saturation_thresholds(model.activation, epsilon, low=low, high=high)  # type: ignore[arg-type]
-        self.braess = _braess_options(braess)
-        check_options(model.num_layers, model.activation, self.grow_options, self.extrema_options)
-
-        if is_distributed():
-            from growcore.torch.distributed import broadcast_graph
-
-            model.graph = broadcast_graph(model.graph)
-            model.refresh_masks()
-        self._step = 0
-        self.events: list[Event] = []
-        self._recent: deque[float] = deque(maxlen=self.braess["window"] if self.braess else 1)
-        self._pending: dict[str, Any] | None = None
-        self.stats = ActivationStats(
-            [(str(layer), act) for layer, act in enumerate(model.acts, start=1)], self.saturation
+        self.policy = policy
+        rules: list[Rule] = [self.growth] + ([policy] if policy is not None else [])
+        super().__init__(
+            model, optimizer, rules, total_steps=total_steps if total_steps is not None else 1,
+            saturation=self.saturation, seed=seed, on_event=on_event,
         )
+        self.model = model
+        self.total_steps_given = total_steps
         model.apply_masks()
 
-    # ------------------------------------------------------------------ the training-loop call
+    # The Growth rule's options and state, under the names Grower always had.
+    @property
+    def trigger(self) -> Trigger:
+        return self.growth.trigger
+
+    @trigger.setter
+    def trigger(self, trigger: Trigger) -> None:
+        if not isinstance(trigger, Trigger):
+            raise TypeError(f"trigger: expected a Trigger, got {trigger!r}")
+        self.growth.trigger = trigger
 
     @property
-    def step_count(self) -> int:
-        return self._step
+    def selection(self) -> str:
+        return self.growth.selection
 
-    def step(self, loss: float | torch.Tensor | None = None) -> list[Event]:
+    @selection.setter
+    def selection(self, selection: str) -> None:
+        if selection not in SELECTIONS:
+            raise InvalidArgumentError(f"selection: expected one of {SELECTIONS}, got {selection!r}")
+        self.growth.selection = selection
+
+    grow_options = property(lambda self: self.growth.grow_options)
+    extrema_options = property(lambda self: self.growth.extrema_options)
+    katz_options = property(lambda self: self.growth.katz_options)
+    braess = property(lambda self: self.growth.braess_options)
+    _pending = property(lambda self: self.growth._pending)
+
+    @property
+    def stats(self) -> Any:
+        """The statistics hooks of the hidden layers."""
+        return None if self.stats_feed is None else self.stats_feed[0]
+
+    def step(self, loss: float | torch.Tensor | None = None) -> list[Event]:  # type: ignore[override]
         """Call once after every ``optimizer.step()``, before gradients are zeroed, with the
         step's loss (needed by the Braess guard and the plateau trigger)."""
         if loss is None and self.braess is not None:
@@ -221,346 +596,73 @@ class Grower:
         loss_value = None if loss is None else _loss_value(loss)  # checked before anything changes
         if loss_value is not None and is_distributed():  # a collective that may fail: before any change
             loss_value = float(all_reduce_mean(np.array([loss_value]))[0])
-        fraction = 0.0
-        if self.policy is not None and self.total_steps is not None:
-            fraction = self.policy.fraction(self._step + 1, self.total_steps)
-        before = self.model.graph.copy() if fraction > 0.0 else None
-        self._step += 1
-        self.model.graph.advance(1)
-        events: list[Event] = []
-        if before is not None:
-            # Every block is decided before any plan is applied; if a decision fails (e.g.
-            # non-finite weights) the graph and the clock are put back and nothing else changed.
-            try:
-                plans = self._decide_rewires(fraction)
-            except BaseException:
-                # Put back in place: the model and any caller may hold this graph object.
-                self.model.graph.restore(before)
-                self._step -= 1
-                raise
-            events += self._apply_rewires(fraction, plans)
-        self.model.apply_masks()
-        grad_norm = self._observe()
-        fire = self.trigger.update(self._step, loss_value, grad_norm)
-        if self._pending is not None:
-            if loss_value is not None:
-                self._pending["after"].append(loss_value)
-            if len(self._pending["after"]) >= self.braess["window"]:  # type: ignore[index]
-                events += self._judge()
-        elif fire:
-            events += self.grow(cause=self.trigger.name)
-        if loss_value is not None:  # the last `window` losses, guard or not
-            self._recent.append(loss_value)
-        self._emit(events)
-        return events
+        return super().step(loss_value)
 
-    # ------------------------------------------------------------------ growth
-
-    @torch.no_grad()
     def grow(self, cause: str = "manual") -> list[Event]:
         """One growth event now (the trigger calls this); returns its events. Not logged to
         ``on_event`` when called directly."""
-        model, graph = self.model, self.model.graph
-        high, low = self.extrema()
-        if self.selection == "random":
-            high, low = self._random_sets(high, low)
-        katz = self._katz() if self.katz_options is not None else None
-        sizes_before = model.sizes
-        plan = graph.grow(high, low, katz=katz, **self.grow_options)
-        model.sync(self.optimizer)
-        self.stats.reset()  # sums taken at the old sizes
-        self._apply_clones(plan["clones"])
-        self._apply_routes(plan["routes"])
-        events = self._events_of(plan, cause, sizes_before)
-        if self.braess is not None and (len(plan["clones"]["id"]) or len(plan["routes"]["src_slot"])):
-            before = float(np.mean(self._recent)) if self._recent else None
-            self._pending = {"step": self._step, "plan": _plain(plan), "before": before, "after": []}
-        return events
+        from growcore.torch.journal import Journal
+
+        return self.growth.plan(self, cause)(Journal())
 
     def extrema(self) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
         """Each hidden layer's high and low extrema (slots, strongest first)."""
-        high, low = {}, {}
-        for layer in range(1, self.model.num_layers - 1):
-            e = self.model.graph.extrema(layer, self.model.activation, **self.extrema_options)  # type: ignore[arg-type]
-            high[layer], low[layer] = e["high"], e["low"]
-        return high, low
+        return self.growth.high_low(self)
 
-    def _random_sets(
-        self, high: dict[int, np.ndarray], low: dict[int, np.ndarray]
-    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-        rng = np.random.default_rng([self.seed, self._step])
-        for layer in high:
-            order = rng.permutation(self.model.sizes[layer])
-            n_high, n_low = len(high[layer]), len(low[layer])
-            high[layer], low[layer] = order[:n_high], order[n_high : n_high + n_low]
-        return high, low
+    def _random_sets(self, high: dict[int, np.ndarray], low: dict[int, np.ndarray]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        return self.growth.random_sets(self, high, low)
 
     def _katz(self) -> np.ndarray:
-        weights = {}
-        for key in self.model.blocks():
-            indptr, indices = self.model.graph.csr(*key)
-            rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-            w = self.model.weight(key).detach().abs()
-            weights[key] = w[torch.as_tensor(rows), torch.as_tensor(indices)].double().cpu().numpy()
-        return growcore.katz(self.model.graph, weights=weights, **self.katz_options)  # type: ignore[arg-type]
+        return self.growth.katz_scores(self)
 
-    def _apply_clones(self, clones: Mapping[str, np.ndarray]) -> None:
-        model = self.model
-        n = len(clones["id"])
-        # Every incoming copy first, from the weights as they were; then the outgoing splits.
-        for i in range(n):
-            src_layer, src, layer, slot = (int(clones[k][i]) for k in ("source_layer", "source_slot", "layer", "slot"))
-            scale = self.gain if clones["vertical"][i] else 1.0
-            for a, b in model.blocks():
-                if b == src_layer and model.graph.has_block(a, layer):
-                    target = model.weight((a, layer))
-                    row = model.weight((a, b))[src]
-                    target[slot] = row * scale * model.masks[(a, layer)][slot]
-            model.bias(layer)[slot] = model.bias(src_layer)[src] * scale
-        for i in range(n):
-            if clones["vertical"][i]:
-                continue
-            layer, src, slot = (int(clones[k][i]) for k in ("layer", "source_slot", "slot"))
-            generator = torch.Generator().manual_seed(int(clones["noise_seed"][i]) % (1 << 63))
-            for a, b in model.blocks():
-                if a != layer:
-                    continue
-                w = model.weight((a, b))
-                ratio = 0.5 + self.noise * torch.randn(w.shape[0], generator=generator, dtype=torch.float64)
-                # Only the source's edges before the event split (the clone has exactly those):
-                # a row new in this event (another clone's copy) keeps its full weight.
-                shared = model.masks[(a, b)][:, slot]
-                ratio = torch.where(shared, ratio.to(device=w.device, dtype=w.dtype), 1.0)
-                column = w[:, src].clone()
-                w[:, src] = column * ratio
-                w[:, slot] = column * (1 - ratio) * shared
-        model.apply_masks()
-
-    def _apply_routes(self, routes: Mapping[str, np.ndarray]) -> None:
-        for key, rows, cols in _by_block(routes):
-            _set_edges(self.model.weight(key), rows, cols, self.route_init, self.optimizer)
-
-    def _events_of(self, plan: Mapping[str, Any], cause: str, sizes_before: list[int]) -> list[Event]:
-        step = self._step
-        clones, routes = plan["clones"], plan["routes"]
-        events: list[Event] = [
-            {
-                "kind": "growth",
-                "step": step,
-                "cause": cause,
-                "clones": int(len(clones["id"])),
-                "routes": int(len(routes["src_slot"])),
-                "new_blocks": [list(k) for k in plan["new_blocks"]],
-                "sizes_before": sizes_before,
-                "sizes": self.model.sizes,
-                "nnz": int(self.model.graph.nnz),
-            }
-        ]
-        for i in range(len(clones["id"])):
-            events.append(
-                {
-                    "kind": "clone",
-                    "step": step,
-                    "type": "vertical" if clones["vertical"][i] else "horizontal",
-                    "source_layer": int(clones["source_layer"][i]),
-                    "source_slot": int(clones["source_slot"][i]),
-                    "source_id": int(clones["source_id"][i]),
-                    "layer": int(clones["layer"][i]),
-                    "slot": int(clones["slot"][i]),
-                    "id": int(clones["id"][i]),
-                }
-            )
-        for i in range(len(routes["src_slot"])):
-            events.append(
-                {"kind": "route", "step": step, **{k: int(routes[k][i]) for k in ("src_layer", "src_slot", "dst_layer", "dst_slot")}}
-            )
-        return events
-
-    # ------------------------------------------------------------------ the Braess guard
-
-    def _judge(self) -> list[Event]:
-        pending, self._pending = self._pending, None
-        assert pending is not None and self.braess is not None
-        before, after = pending["before"], float(np.mean(pending["after"]))
-        if before is None or after <= before * (1.0 + self.braess["threshold"]):
-            return []
-        removed = self._rollback(pending["plan"])
-        return [
-            {
-                "kind": "rollback",
-                "step": self._step,
-                "event_step": pending["step"],
-                "loss_before": before,
-                "loss_after": after,
-                **removed,
-                "sizes": self.model.sizes,
-                "nnz": int(self.model.graph.nnz),
-            }
-        ]
-
-    @torch.no_grad()
-    def _rollback(self, plan: Mapping[str, Any]) -> dict[str, int]:
-        model, graph = self.model, self.model.graph
-        routes_removed = 0
-        for (a, b), rows, cols in _by_block(plan["routes"]):
-            if not graph.has_block(a, b):
-                continue
-            present = graph.has_edges(a, b, rows, cols)
-            rows, cols = rows[present], cols[present]
-            graph.remove_edges(a, b, rows, cols)
-            _set_edges(model.weight((a, b)), rows, cols, 0.0, self.optimizer)
-            routes_removed += len(rows)
-        clones = plan["clones"]
-        ids = np.asarray(clones["id"], dtype=np.int64)
-        slot_of = graph.lineage()["slot"]  # -1 once dead
-        alive = slot_of[ids] >= 0
-        # Merge each surviving horizontal clone's outgoing weights back into its source.
-        for i in np.flatnonzero(alive & ~np.asarray(clones["vertical"], dtype=bool)):
-            layer, slot, src = int(clones["layer"][i]), int(slot_of[ids[i]]), int(slot_of[clones["source_id"][i]])
-            if src < 0:
-                continue
-            for a, b in model.blocks():
-                if a == layer:
-                    w = model.weight((a, b))
-                    w[:, src] += w[:, slot]
-        by_layer: dict[int, list[int]] = {}
-        for i in np.flatnonzero(alive):
-            by_layer.setdefault(int(clones["layer"][i]), []).append(int(slot_of[ids[i]]))
-        for layer, slots in sorted(by_layer.items()):
-            kept = graph.remove_neurons(layer, slots)
-            model.keep_slots(layer, kept, self.optimizer)
-        for a, b in plan["new_blocks"]:
-            if graph.has_block(a, b) and graph.block_nnz(a, b) == 0:
-                graph.remove_block(a, b)
-        model.sync(self.optimizer)
-        model.apply_masks()
-        self.stats.reset()
-        return {"clones_removed": int(alive.sum()), "routes_removed": routes_removed}
-
-    # ------------------------------------------------------------------ rewiring and statistics
-
-    @torch.no_grad()
-    def _decide_rewires(self, fraction: float) -> list[tuple[Block, dict[str, np.ndarray]]]:
-        """Every block's prune-and-regrow plan (the graph is updated as each is decided)."""
-        assert self.policy is not None
-        plans = []
-        for key in self.model.blocks():
-            count = round(fraction * self.model.graph.block_nnz(*key))
-            w = self.model.weight(key)
-            if count == 0 or (w.grad is None and self.policy.grow == "gradient"):
-                continue
-            g = None if w.grad is None else w.grad.detach()
-            plans.append((key, decide_rewire(self.model.graph, key, w.detach(), g, self.model.masks[key], count, self.policy)))
-        return plans
-
-    @torch.no_grad()
-    def _apply_rewires(self, fraction: float, plans: list[tuple[Block, dict[str, np.ndarray]]]) -> list[Event]:
-        assert self.policy is not None
-        events = []
-        for key, plan in plans:
-            apply_rewire(plan, self.model.masks[key], self.model.weight(key), self.optimizer)
-            events.append(
-                {
-                    "kind": "rewire",
-                    "step": self._step,
-                    "layer": f"{key[0]}->{key[1]}",
-                    "policy": self.policy.name,
-                    "fraction": fraction,
-                    "dropped": int(len(plan["drop_rows"])),
-                    "grown": int(len(plan["grow_rows"])),
-                    "nnz": self.model.graph.block_nnz(*key),
-                }
-            )
-        return events
-
-    @torch.no_grad()
-    def _observe(self) -> float | None:
-        """Feeds the step's activation summaries and gradient norms to the graph; returns the
-        norm of the whole (masked) gradient, or None without gradients."""
-        model = self.model
-        summaries = self.stats.collect({})
-        squares: dict[int, torch.Tensor] = {}
-        for key in model.blocks():
-            g = model.weight(key).grad
-            if g is not None:
-                part = (g * model.masks[key]).float().pow(2).sum(1)
-                squares[key[1]] = squares[key[1]] + part if key[1] in squares else part
-        total = None
-        if squares:
-            total = float(torch.stack([s.sum() for s in squares.values()]).sum().sqrt())
-        for layer in range(1, model.num_layers - 1):
-            summary = dict(summaries.get(str(layer), {}))
-            if layer in squares:
-                summary["grad_norm"] = squares[layer].sqrt().cpu().numpy()
-            if not summary:
-                continue
-            if is_distributed():
-                summary = mean_summaries(summary)
-            model.graph.observe(layer, **summary)
-        if total is not None and is_distributed():
-            total = float(all_reduce_mean(np.array([total]))[0])
-        return total
-
-    def _emit(self, events: list[Event]) -> None:
-        self.events.extend(events)
-        if self.on_event is not None:
-            for event in events:
-                self.on_event(event)
-
-    # ------------------------------------------------------------------ queries and checkpoints
+    # ------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
         """The grower's own state (the structure is in the model's state dict)."""
+        growth = self.growth.state_dict()
         return {
             "version": STATE_VERSION,
-            "config": self._config(),
+            "config": self._grower_config(),
             "step": self._step,
-            "trigger": self.trigger.state_dict(),
-            "recent": list(self._recent),
-            "pending": _pending_copy(self._pending),
+            "trigger": growth["trigger"],
+            "recent": growth["recent"],
+            "pending": growth["pending"],
             "events": list(self.events),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restores a :meth:`state_dict` (after the model's own state); strict."""
         step = check_state(state, {"version", "config", "step", "trigger", "recent", "pending", "events"}, STATE_VERSION)
-        check_config(state["config"], self._config())
-        if step != self.model.graph.step:
-            raise StateDictError(f"state['step']: {step} does not match the model's graph step {self.model.graph.step}")
-        pending = _pending_copy(state["pending"])
-        recent = state["recent"]
-        if not isinstance(recent, (list, tuple)) or not all(is_real(x) for x in recent):
-            raise StateDictError(f"state['recent']: expected a list of losses, got {type(recent).__name__}")
-        events, trigger = state["events"], state["trigger"]
+        check_config(state["config"], self._grower_config())
+        if step != self.graph.step:
+            raise StateDictError(f"state['step']: {step} does not match the model's graph step {self.graph.step}")
+        events = state["events"]
         if not isinstance(events, (list, tuple)) or not all(isinstance(e, Mapping) for e in events):
             raise StateDictError(f"state['events']: expected a list of events, got {type(events).__name__}")
-        if not isinstance(trigger, Mapping):
-            raise StateDictError(f"state['trigger']: expected a dict, got {type(trigger).__name__}")
-        self.trigger.load_state_dict(dict(trigger))  # checks it before changing anything
+        growth = {"trigger": state["trigger"], "recent": state["recent"], "pending": state["pending"]}
+        self.growth.check_state(growth)
+        self.growth.load_state_dict(growth)
         self._step = step
-        self._recent = deque((float(x) for x in recent), maxlen=self._recent.maxlen)
-        self._pending = pending
+        self._deferred = {}
         self.events = [dict(e) for e in events]
+        self.refresh()  # the model's structure was loaded: sites and masks follow it
 
-    def _config(self) -> dict[str, Any]:
+    def _grower_config(self) -> dict[str, Any]:
         """The options a resumed run must share (the trigger's are checked with its state)."""
+        g = self.growth
         return {
-            "grow": dict(self.grow_options),
-            "extrema": dict(self.extrema_options),
-            "katz": None if self.katz_options is None else dict(self.katz_options),
+            "grow": dict(g.grow_options),
+            "extrema": dict(g.extrema_options),
+            "katz": None if g.katz_options is None else dict(g.katz_options),
             "saturation": list(self.saturation),
-            "selection": self.selection,
-            "gain": self.gain,
-            "noise": self.noise,
-            "route_init": self.route_init,
-            "braess": None if self.braess is None else dict(self.braess),
+            "selection": g.selection,
+            "gain": g.gain,
+            "noise": g.noise,
+            "route_init": g.route_init,
+            "braess": None if g.braess_options is None else dict(g.braess_options),
             "policy": None if self.policy is None else self.policy.to_dict(),
-            "total_steps": self.total_steps,
+            "total_steps": self.total_steps_given,
         }
-
-    def remove(self) -> None:
-        """Detaches the statistics hooks."""
-        self.stats.remove()
 
 
 def _braess_options(braess: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -594,12 +696,12 @@ def check_options(
 
 
 def _set_edges(
-    w: torch.Tensor, rows: np.ndarray, cols: np.ndarray, value: float, optimizer: torch.optim.Optimizer
+    w: torch.Tensor, rows: np.ndarray, cols: np.ndarray, value: float, optimizer: torch.optim.Optimizer, journal: Journal
 ) -> None:
     """Sets the weights at (rows, cols) of a block to ``value`` and zeroes their optimizer state."""
     flat = torch.as_tensor(rows * w.shape[1] + cols, device=w.device)
-    w.view(-1).index_fill_(0, flat, value)
-    zero_state(optimizer, w, flat)
+    journal.write(w, flat, float(value))
+    journal.forget(optimizer, w, flat)
 
 
 def _by_block(routes: Mapping[str, Any]) -> list[tuple[tuple[int, int], np.ndarray, np.ndarray]]:

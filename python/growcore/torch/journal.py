@@ -9,6 +9,8 @@ not the layer), unlike a copy of every tensor a step might touch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -33,7 +35,12 @@ class Journal:
     """Records the old values of the coordinates it writes; :meth:`rollback` restores them."""
 
     def __init__(self) -> None:
-        self._undo: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._undo: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor] | Callable[[], None]] = []
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Runs ``undo`` on rollback, in order with the writes (for changes that are not
+        coordinate writes, such as parameters a resize replaced)."""
+        self._undo.append(undo)
 
     @torch.no_grad()
     def write(self, t: torch.Tensor, flat_index: torch.Tensor, values: torch.Tensor | float) -> None:
@@ -75,8 +82,12 @@ class Journal:
     def rollback(self) -> None:
         """Restores every recorded coordinate, newest write first, and empties the journal."""
         while self._undo:
-            t, flat_index, old = self._undo.pop()
-            _scatter(t, flat_index, old)
+            entry = self._undo.pop()
+            if callable(entry):
+                entry()
+            else:
+                t, flat_index, old = entry
+                _scatter(t, flat_index, old)
 
     def clear(self) -> None:
         """Forgets the recorded values (the transaction committed)."""

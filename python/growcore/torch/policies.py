@@ -83,8 +83,8 @@ class Policy(Rule):
 
     # ------------------------------------------------------------------ as a rule of the engine
 
-    def due(self, step: int, total_steps: int) -> bool:
-        return self.fraction(step, total_steps) > 0.0
+    def due(self, step: int, engine: Plasticity) -> bool:
+        return self.fraction(step, engine.total_steps) > 0.0
 
     def decide(self, engine: Plasticity, step: int) -> list[Plan]:
         """Every sparse site's prune-and-regrow plan (the graph is updated as each is decided)."""

@@ -42,11 +42,14 @@ class Rule:
     connections: ClassVar[bool] = False
     #: Whether the rule reads the dense gradient of its sites when it decides.
     reads_gradient: ClassVar[bool] = False
+    #: Whether :meth:`due` changes the rule's state (a trigger fed every step): the engine then
+    #: keeps a snapshot of it from before the call, to undo a failed step.
+    stateful_due: ClassVar[bool] = False
 
     def bind(self, engine: Plasticity) -> None:
         """Checks the rule against the engine's sites; raises on misuse. Called once."""
 
-    def due(self, step: int, total_steps: int) -> bool:
+    def due(self, step: int, engine: Plasticity) -> bool:
         """Whether the rule acts at ``step`` (1-based: the step being completed)."""
         raise NotImplementedError
 
@@ -55,6 +58,10 @@ class Rule:
         change the graph (the engine restores it if the step fails); tensors are changed only by
         the returned plans."""
         raise NotImplementedError
+
+    def end_step(self, engine: Plasticity) -> None:
+        """Called at the end of every step, after the plans were applied (still inside the
+        step's transaction)."""
 
     def after_optimizer_step(self, engine: Plasticity) -> None:
         """Called after every ``optimizer.step()``, after the masks are re-applied."""

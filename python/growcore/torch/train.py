@@ -27,7 +27,7 @@ from growcore.torch.apoptosis import Apoptosis, Senescence
 from growcore.torch.controller import SparseController
 from growcore.torch.engine import Plasticity
 from growcore.torch.growing import ACTIVATIONS, GrowingMLP
-from growcore.torch.growth import SELECTIONS, Grower, check_options
+from growcore.torch.growth import SELECTIONS, Grower, Growth, check_options
 from growcore.torch.lifecycle import Lifecycle
 from growcore.torch.neurons import STRATEGIES
 from growcore.torch.policies import POLICIES, make_policy
@@ -35,7 +35,7 @@ from growcore.torch.triggers import TRIGGERS, Trigger, make_trigger
 
 METHODS = ("dense", *POLICIES, "apoptosis", "grow")
 #: The methods a combination (``rigl+apoptosis``) may join, run by one Plasticity engine.
-COMBINABLE = (*POLICIES, "apoptosis")
+COMBINABLE = (*POLICIES, "apoptosis", "grow")
 CLONE_TYPES = ("vertical", "horizontal", "both")
 
 
@@ -94,9 +94,12 @@ class RunConfig:
         apoptosis strategy (``rigl+apoptosis-crossover``)."""
         if self.method == "grow":
             return "grow" if self.selection == "extrema" else f"grow-{self.selection}"
-        if "apoptosis" not in self.parts:
-            return self.method
-        return f"{self.method}-{self.strategy}" + ("+senescence" if self.senescence else "")
+        label = self.method
+        if "apoptosis" in self.parts:
+            label += f"-{self.strategy}" + ("+senescence" if self.senescence else "")
+        if "grow" in self.parts and self.selection != "extrema":
+            label += f"-{self.selection}"
+        return label
 
     @property
     def growth_period(self) -> int:
@@ -155,9 +158,9 @@ class RunConfig:
             raise InvalidArgumentError("hidden: apoptosis needs at least one hidden layer")
         if any(h < 1 for h in self.hidden):
             raise InvalidArgumentError(f"hidden: layer sizes must be at least 1, got {list(self.hidden)}")
-        if self.method == "grow":
+        if "grow" in self.parts:
             self._check_grow()
-        elif self.connection is not None:
+        if self.connection is not None:
             make_policy(self.connection, interval=self.interval, drop_fraction=self.drop_fraction, **self.policy_options)
         if "apoptosis" in self.parts and self.interval < 1:
             raise InvalidArgumentError(f"interval: must be at least 1, got {self.interval!r}")
@@ -197,11 +200,7 @@ def _check_combination(method: str) -> None:
     parts = method.split("+")
     unknown = [p for p in parts if p not in COMBINABLE]
     if unknown:
-        also = (
-            "; growth is not yet a rule of the engine, so grow runs on its own"
-            if "grow" in unknown
-            else "; dense is what the rules start from, not a rule" if "dense" in unknown else ""
-        )
+        also = "; dense is what the rules start from, not a rule" if "dense" in unknown else ""
         raise InvalidArgumentError(
             f"policy: {unknown[0]!r} cannot be part of the combination {method!r}; combine {list(COMBINABLE)}{also}"
         )
@@ -237,7 +236,7 @@ def check_edges(config: RunConfig, num_features: int, num_classes: int) -> None:
     num_features, config.hidden, num_classes)``) without a single edge, naming ``density`` and
     the smallest density that gives every layer one. The edges per layer are the core's, for the
     layer shapes the :class:`SparseController` passes it."""
-    if config.connection is None:
+    if config.connection is None or "grow" in config.parts:  # (a growing network's blocks: GrowingMLP's density)
         return
     sizes = [num_features, *config.hidden, num_classes]
     shapes = list(zip(sizes[:-1], sizes[1:]))  # (in, out) per Linear layer
@@ -302,9 +301,11 @@ def train_run(
     x_test, y_test = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
     growing: GrowingMLP | None = None
     model: nn.Module
-    if config.method == "grow":
+    if "grow" in config.parts:
         sizes = [data.num_features, *config.start_hidden, data.num_classes]
-        model = growing = GrowingMLP(sizes, activation=config.activation, seed=config.seed)
+        # Sparse from the start when a connection rule joins the growth.
+        density = config.density if config.connection is not None else 1.0
+        model = growing = GrowingMLP(sizes, activation=config.activation, density=density, seed=config.seed)
     else:
         model = mlp(data.num_features, config.hidden, data.num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -324,7 +325,7 @@ def train_run(
     if config.combined:
         controller = Plasticity(
             model, optimizer, _rules(config, total_steps), total_steps=total_steps,
-            density=config.density if config.connection is not None else None,
+            density=config.density if config.connection is not None and growing is None else None,
             distribution=config.distribution, seed=config.seed, on_event=on_event,
         )
     elif growing is not None:
@@ -428,8 +429,9 @@ def train_run(
         if family_tree is not None:
             plot_family_tree(lifecycle.graph.lineage(), family_tree, layer=lifecycle.hidden,
                              title=f"{run}: hidden neurons", end=lifecycle.step_count)
-    if grower is not None and growing is not None:
+    if grower is not None:
         grower.remove()
+    if growing is not None:
         sizes = growing.sizes
         # "density" stays comparable with the other methods: every edge (adjacent and skip
         # blocks) over the weights of a dense MLP with the final layer sizes (adjacent blocks
@@ -437,8 +439,9 @@ def train_run(
         # "final_density" is the graph's own: edges over the capacity of the blocks it has.
         density = growing.graph.nnz / sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
         active_params = growing.active_params()
-        curve = growth_curves([{**e, "run": run} for e in grower.events], [{"run": run, "step": 0, **start}])[run]
+        curve = growth_curves([{**e, "run": run} for e in structural], [{"run": run, "step": 0, **start}])[run]
         extra = {
+            **extra,
             "selection": config.selection,
             "layer_sizes": sizes,
             "final_density": float(growing.graph.density()),
@@ -468,6 +471,11 @@ def train_run(
 def _rules(config: RunConfig, total_steps: int) -> list[Any]:
     """The engine's rules of a combined method, with the options its single methods use."""
     rules: list[Any] = []
+    if "grow" in config.parts:
+        rules.append(Growth(
+            trigger=config.make_trigger(), katz=config.katz, braess=config.braess or None,
+            selection=config.selection, seed=config.seed, **config.grow_options(),
+        ))
     if config.connection is not None:
         rules.append(make_policy(config.connection, interval=config.interval, drop_fraction=config.drop_fraction, **config.policy_options))
     if "apoptosis" in config.parts:
