@@ -117,6 +117,18 @@ def test_a_combination_of_rules_runs_through_one_engine(tmp_path: Path) -> None:
     assert again["runs"][0]["test_loss"] == combo["test_loss"] and again["runs"][0]["events"] == combo["events"]
 
 
+def test_growth_rigl_and_apoptosis_run_together_through_one_engine(tmp_path: Path) -> None:
+    summary = run(tmp_path, "gra", "--policy", "grow+rigl+apoptosis", "--rate", "0.2", "--epochs", "4",
+                  "--start-hidden", "8,8", "--grow-every", "5", "--density", "0.5")
+    (r,) = summary["runs"]
+    assert r["method"] == "grow+rigl+apoptosis-function_preserving" and r["policy"] == "grow+rigl+apoptosis"
+    kinds = Counter(e["kind"] for e in read_events(tmp_path / "gra") if e["run"] == r["run"])
+    assert r["events"] == dict(sorted(kinds.items()))
+    assert kinds["growth"] > 0 and kinds["rewire"] > 0 and kinds["apoptosis"] > 0
+    assert sum(r["layer_sizes"][1:-1]) >= 16 and "growth" in r and r["turnover"] > 0
+    assert (tmp_path / "gra" / "growth.png").stat().st_size > 0
+
+
 def test_senescence_logs_senescence_escalation_and_the_replacement(tmp_path: Path) -> None:
     summary = run(tmp_path, "sen", "--policy", "apoptosis", "--senescence", "--lr-scale", "0.5",
                   "--limit", "200", "--epochs", "8", "--hidden", "40")
@@ -169,7 +181,7 @@ def test_mnist_folder_in_idx_format(tmp_path: Path) -> None:
         (["--policy", "dense", "--strategy", ""], ["--strategy"]),
         (["--policy", "dense", "--selection", "bogus"], ["--selection", "bogus"]),
         (["--policy", "apoptosis", "--selection", "extrema,"], ["--selection", "empty item"]),
-        (["--policy", "grow+rigl"], ["--policy", "'grow'", "not yet a rule"]),
+        (["--policy", "grow+rigl", "--clone-budget", "-1"], ["--clone-budget", "-1"]),
         (["--policy", "rigl+set"], ["--policy", "at most one connection rule"]),
         (["--policy", "dense+apoptosis"], ["--policy", "'dense'"]),
         (["--policy", "apoptosis+apoptosis"], ["--policy", "twice"]),

@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.senescence and not any("apoptosis" in m.split("+") for m in methods):
         raise ValueError(f"--senescence: only applies to the apoptosis policy, got --policy {args.policy!r}")
     for flag in ("braess", "katz"):
-        if getattr(args, flag) and "grow" not in methods:
+        if getattr(args, flag) and not any("grow" in m.split("+") for m in methods):
             raise ValueError(f"--{flag}: only applies to the grow policy, got --policy {args.policy!r}")
     start_hidden = _ints("--start-hidden", args.start_hidden)
     # Checked whatever --policy is, like every other option.
@@ -159,13 +159,16 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     def variants(method: str) -> list[dict[str, Any]]:
-        """The runs of one method and seed: one per apoptosis strategy or grow selection."""
-        if "apoptosis" in method.split("+"):
-            return [{"strategy": x, "senescence": args.senescence} for x in strategies]
-        first = {"strategy": strategies[0]}
-        if method == "grow":
-            return [{**first, "selection": x, "braess": args.braess, "katz": args.katz} for x in selections]
-        return [first]
+        """The runs of one method and seed: one per apoptosis strategy and grow selection."""
+        parts = method.split("+")
+        by_strategy = (
+            [{"strategy": x, "senescence": args.senescence} for x in strategies]
+            if "apoptosis" in parts
+            else [{"strategy": strategies[0]}]
+        )
+        if "grow" not in parts:
+            return by_strategy
+        return [{**v, "selection": x, "braess": args.braess, "katz": args.katz} for v in by_strategy for x in selections]
 
     try:
         configs = [
@@ -216,7 +219,7 @@ def _run(args: argparse.Namespace) -> int:
         summary = _summary(args, dataset, runs)
         log.summary(summary)
         log.plot_accuracy()
-        if any(r["policy"] == "grow" for r in runs):
+        if any("grow" in r["policy"].split("+") for r in runs):
             log.plot_growth()
     if json_copy is not None:
         # The same cleaned JSON as the run folder's (non-finite numbers written as null).
