@@ -310,6 +310,20 @@ def test_a_step_the_grad_scaler_skipped_defers_the_update() -> None:
     assert engine.events[1]["rules"] == ["rigl"]
 
 
+def test_a_weight_that_turned_nan_is_named_in_an_event() -> None:
+    model, opt, engine = build("mlp", [Static()])
+    train(model, opt, engine, 1)
+    with torch.no_grad():
+        model[2].weight.view(-1)[int(engine.sites[1].mask.view(-1).nonzero()[0])] = float("nan")
+    x, y = batch("x")
+    opt.zero_grad()
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    kinds = [(e["kind"], e["what"]) for e in engine.step(loss) if e["kind"] == "nonfinite"]
+    assert ("nonfinite", "loss") in kinds and ("nonfinite", "2") in kinds
+
+
 def test_a_non_finite_loss_is_an_event() -> None:
     model, opt, engine = build("mlp", [Static()])
     events = engine.step(float("nan"))

@@ -57,12 +57,13 @@ def _fitness(engine: Plasticity, group: NeuronGroup, kind: str | FitnessFn) -> n
         return kind(engine, group)
     if kind == "utility":
         # Continual Backprop's mean |outgoing weight| of each unit, over every consumer.
-        total, count = 0.0, 0
+        total: torch.Tensor | float = 0.0
+        count = 0
         for c in group.consumers:
             w = c.matrix(c.weight.detach()).abs().double()
             total = total + w.reshape(w.shape[0], group.size, c.kernel).sum(dim=(0, 2))
             count += w.shape[0] * c.kernel
-        per_unit = total / max(count, 1)
+        per_unit = torch.as_tensor(total / max(count, 1))
         return engine.graph.fitness_scores(group.layer, "utility", per_unit.cpu().numpy())
     if kind == "dormancy":
         return engine.graph.fitness_scores(group.layer, "dormancy")

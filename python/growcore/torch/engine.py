@@ -503,6 +503,8 @@ class Plasticity:
             self.graph.advance(1)
             if not skipped:
                 events += self._observe(step)
+            if any(e["kind"] == "nonfinite" for e in events):
+                events += self._nonfinite_weights(step)
             plans: list[Plan] = []
             order = sorted(due, key=lambda i: self.rules[i].order)
             self.acting = [self.rules[i] for i in order]
@@ -594,6 +596,19 @@ class Plasticity:
         if sum(self.graph.nonfinite_counts) > before:
             return [{"kind": "nonfinite", "step": step, "what": "statistics", "value": "NaN or inf"}]
         return []
+
+    @torch.no_grad()
+    def _nonfinite_weights(self, step: int) -> list[Event]:
+        """A ``nonfinite`` event per site whose weight holds a NaN or inf (looked for only when
+        the loss or the statistics were not finite, so a finite run pays nothing)."""
+        events: list[Event] = []
+        for site in self.sites:
+            w = site.weight.detach()
+            bad = ~torch.isfinite(w)
+            if bool(bad.any()):
+                value = float(w.reshape(-1)[bad.reshape(-1).nonzero()[0]])
+                events.append({"kind": "nonfinite", "step": step, "what": site.name, "value": _float_text(value)})
+        return events
 
     # ------------------------------------------------------------------ queries
 

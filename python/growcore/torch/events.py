@@ -14,8 +14,9 @@ Kinds:
 - ``deferred``: a structural update was due, but the optimizer step before it did not happen
   (a ``torch.amp.GradScaler`` found non-finite gradients and skipped it); the update runs at the
   next step that follows a real optimizer step;
-- ``nonfinite``: the loss given to :meth:`Plasticity.step`, or a statistic, was NaN or inf at
-  this step;
+- ``nonfinite``: the loss given to :meth:`Plasticity.step` (``what: "loss"``), a statistic
+  (``"statistics"``) or, looked for then, a site's weight (``what``: the site's name) was NaN or
+  inf at this step;
 - ``growth`` (one per growth event, even one that added nothing), ``clone`` (one per clone),
   ``route`` (one per routed edge) and ``rollback`` (the Braess guard undid an event): the
   :class:`Growth` rule's, on a :class:`GrowingMLP`.
@@ -73,7 +74,7 @@ class DeferredEvent(TypedDict):
 class NonFiniteEvent(TypedDict):
     kind: Literal["nonfinite"]
     step: int
-    what: str  #: "loss" or the site whose weight is not finite
+    what: str  #: "loss", "statistics", or the site whose weight is not finite
     value: str  #: "NaN", "inf" or "-inf" (the first non-finite value)
 
 

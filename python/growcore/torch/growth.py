@@ -228,7 +228,7 @@ class Growth(Rule):
             rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
             w = model.weight(key).detach().abs()
             weights[key] = w[torch.as_tensor(rows), torch.as_tensor(indices)].double().cpu().numpy()
-        return growcore.katz(model.graph, weights=weights, **(self.katz_options or {}))  # type: ignore[arg-type]
+        return growcore.katz(model.graph, weights=weights, **(self.katz_options or {}))
 
     @torch.no_grad()
     def plan(self, engine: Plasticity, cause: str) -> Plan:
@@ -381,9 +381,9 @@ class Growth(Rule):
                 continue
             for a, b in model.blocks():
                 if a == layer:
-                    w = model.weight((a, b))
-                    cols = torch.arange(w.shape[0], device=w.device) * w.shape[1]
-                    journal.add(w, cols + src, w[:, slot].clone())
+                    weight = model.weight((a, b))
+                    starts = torch.arange(weight.shape[0], device=weight.device) * weight.shape[1]
+                    journal.add(weight, starts + src, weight[:, slot].clone())
         by_layer: dict[int, list[int]] = {}
         for i in np.flatnonzero(alive):
             by_layer.setdefault(int(clones["layer"][i]), []).append(int(slot_of[ids[i]]))
@@ -583,7 +583,7 @@ class Grower(Plasticity):
         """The statistics hooks of the hidden layers."""
         return None if self.stats_feed is None else self.stats_feed[0]
 
-    def step(self, loss: float | torch.Tensor | None = None) -> list[Event]:  # type: ignore[override]
+    def step(self, loss: float | torch.Tensor | None = None) -> list[Event]:
         """Call once after every ``optimizer.step()``, before gradients are zeroed, with the
         step's loss (needed by the Braess guard and the plateau trigger)."""
         if loss is None and self.braess is not None:

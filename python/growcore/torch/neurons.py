@@ -187,7 +187,7 @@ def replace(
         slot, strategy = int(plan["slot"][j]), str(plan["strategy"][j])
         gen = torch.Generator().manual_seed(int(plan["noise_seed"][j]))
         row, bias = newborn_row(strategy, plan, j, in_matrix, old_bias, gen, noise)
-        for producer, part in zip(producers, row.split(widths)):
+        for producer, part in zip(producers, torch.split(row, widths)):
             w_in = producer.weight
             part = part.to(device, w_in.dtype)
             if producer.mask is not None:
