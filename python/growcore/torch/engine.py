@@ -57,7 +57,6 @@ from growcore.torch.sites import (
     NORMS,
     NeuronGroup,
     Site,
-    Wiring,
     check_masks,
     find_sites,
     growing_wiring,

@@ -73,13 +73,15 @@ from torch import nn
 
 import growcore
 from growcore import lineage
-from growcore.errors import InvalidArgumentError, StateDictError, is_int, is_real
+from growcore.errors import InvalidArgumentError, StateDictError, is_int
 from growcore.torch.checkpoint import check_config, check_state, load_graph
 from growcore.torch.distributed import all_reduce_sum, broadcast_from_rank0, is_distributed
 from growcore.torch.apoptosis import Apoptosis, Senescence
 from growcore.torch.engine import Plasticity
 from growcore.torch.hooks import CopyDropped
-from growcore.torch.neurons import FITNESS, SENESCENCE, STRATEGIES, check_apoptosis_options, senescence_options
+from growcore.torch.neurons import FITNESS as FITNESS  # re-exported from their former home
+from growcore.torch.neurons import SENESCENCE, check_apoptosis_options, senescence_options
+from growcore.torch.neurons import STRATEGIES as STRATEGIES
 from growcore.torch.rules import Rule
 
 STATE_VERSION = 3

@@ -10,7 +10,7 @@ does not depend on the order of the ``rules`` list:
 1. ``Senescence`` (10): samples fitness, marks flat senior neurons, escalates old senescent ones;
 2. ``Apoptosis`` (20): replaces the least fit mature neurons and the escalated senescent ones;
 3. connection rules ``Static``/``SET``/``RigL`` (30): prune and regrow edges;
-4. ``Growth`` (40, once it is a rule of the engine): adds neurons and edges.
+4. ``Growth`` (40): adds neurons and edges to a ``GrowingMLP`` (last: it resizes tensors).
 
 Every due rule decides (on the weights as they were after the optimizer step) before any plan is
 applied, and plans are applied in the same order. So a newborn neuron's row that RigL regrows an
