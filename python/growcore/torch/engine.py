@@ -195,6 +195,7 @@ class Plasticity:
         #: The step's loss (as given to step(), a float) and its gradient norm, for the rules.
         self.loss: float | None = None
         self._grad_norm: float | None = None
+        self.gradients_pending = True
         #: The rules acting in the current step, in order, and what they pass each other.
         self.acting: list[Rule] = []
         self.handoff: dict[Any, Any] = {}
@@ -472,7 +473,12 @@ class Plasticity:
         loss, reported as a ``nonfinite`` event if it is NaN or inf. Returns this step's events.
         """
         step = self._step + 1
-        skipped = self._optimizer_steps == self._optimizer_steps_at_last_step and not self._gradients_finite()
+        no_optimizer_step = self._optimizer_steps == self._optimizer_steps_at_last_step
+        #: Whether this step's gradients may still be applied by an optimizer step (backward ran
+        #: since the last optimizer step: step() is called before optimizer.step(); or none ran
+        #: since the last call): then a changed coordinate's gradient is zeroed too.
+        self.gradients_pending = bool(self._grads_masked) or no_optimizer_step
+        skipped = no_optimizer_step and not self._gradients_finite()
         self.loss = None if loss is None else _loss_float(loss)
         self._grad_norm = None
         early = {i: r.snapshot() for i, r in enumerate(self.rules) if r.stateful_due}
@@ -552,8 +558,9 @@ class Plasticity:
         when no optimizer step ran since the last call: non-finite gradients then mean that a
         GradScaler skipped the step (after a real optimizer step they are a diverged run, and
         the decision that reads them says so)."""
-        grads = [s.weight.grad for s in self.sites] + list(self._dense_grads.values())
-        return all(bool(torch.isfinite(g).all()) for g in grads if g is not None)
+        grads = [g for g in [s.weight.grad for s in self.sites] + list(self._dense_grads.values()) if g is not None]
+        # A sum is NaN or inf when any element is (one read, no bool tensor per gradient).
+        return not grads or bool(torch.isfinite(torch.stack([g.sum(dtype=torch.float32) for g in grads])).all())
 
     def _observe(self, step: int) -> list[Event]:
         """Feeds the step's statistics to the graph; a non-finite one is an event."""

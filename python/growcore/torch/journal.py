@@ -43,12 +43,17 @@ class Journal:
         self._undo.append(undo)
 
     @torch.no_grad()
-    def write(self, t: torch.Tensor, flat_index: torch.Tensor, values: torch.Tensor | float) -> None:
-        """``t.view(-1)[flat_index] = values`` (in place, whatever ``t``'s memory layout)."""
+    def write(
+        self, t: torch.Tensor, flat_index: torch.Tensor, values: torch.Tensor | float, *, was: float | None = None
+    ) -> None:
+        """``t.view(-1)[flat_index] = values`` (in place, whatever ``t``'s memory layout).
+        ``was``: the value every one of those coordinates holds now, when the caller knows it
+        (an absent edge's weight is zero), so nothing needs reading to undo the write."""
         flat_index = flat_index.to(t.device, torch.long)
         if flat_index.numel() == 0:
             return
-        self._undo.append((t, flat_index, _gather(t, flat_index).clone()))
+        old: torch.Tensor | float = was if was is not None else _gather(t, flat_index)  # (a new tensor)
+        self._undo.append((t, flat_index, old))  # type: ignore[arg-type]
         _scatter(t, flat_index, values)
 
     @torch.no_grad()
@@ -58,24 +63,37 @@ class Journal:
         self.write(t, flat_index, _gather(t, flat_index) + values.to(t.device, t.dtype))
 
     @torch.no_grad()
-    def zero_state(self, optimizer: torch.optim.Optimizer, param: torch.Tensor, flat_index: torch.Tensor) -> None:
+    def zero_state(
+        self, optimizer: torch.optim.Optimizer, param: torch.Tensor, flat_index: torch.Tensor, *, was_zero: bool = False
+    ) -> None:
         """Zeroes every per-coordinate optimizer state tensor of ``param`` (those of its shape:
-        momentum, Adam's moments, ...) at ``flat_index``; see :mod:`growcore.torch.optim`."""
+        momentum, Adam's moments, ...) at ``flat_index``; see :mod:`growcore.torch.optim`.
+        ``was_zero``: the caller knows the state is zero there already (an absent edge's)."""
         state = optimizer.state.get(param)
         if not state:
             return
         for value in state.values():
             if isinstance(value, torch.Tensor) and value.shape == param.shape and value.dim() > 0:
-                self.write(value, flat_index, 0.0)
+                self.write(value, flat_index, 0.0, was=0.0 if was_zero else None)
 
     @torch.no_grad()
-    def forget(self, optimizer: torch.optim.Optimizer, param: torch.Tensor, flat_index: torch.Tensor) -> None:
+    def forget(
+        self,
+        optimizer: torch.optim.Optimizer,
+        param: torch.Tensor,
+        flat_index: torch.Tensor,
+        *,
+        was_zero: bool = False,
+        gradient: bool = True,
+    ) -> None:
         """Everything a changed coordinate carries besides its value: its optimizer state and
         its pending gradient (if the optimizer step comes after the change, as when the engine's
         step is called before ``optimizer.step()``, it must not apply the old coordinate's
-        gradient to the new one)."""
-        self.zero_state(optimizer, param, flat_index)
-        if param.grad is not None:
+        gradient to the new one). ``was_zero``: as for :meth:`zero_state` (the gradient is
+        read all the same: one set by hand is not masked). ``gradient=False``: the optimizer step
+        of this gradient has run already, so it is left alone."""
+        self.zero_state(optimizer, param, flat_index, was_zero=was_zero)
+        if gradient and param.grad is not None:
             self.write(param.grad, flat_index, 0.0)
 
     @torch.no_grad()

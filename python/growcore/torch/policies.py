@@ -113,7 +113,7 @@ class Policy(Rule):
             plan = broadcast_plan(here, engine.graph, site.block) if is_distributed() else here()
 
             def apply(journal: Journal, site: Any = site, plan: Any = plan, mask: torch.Tensor = mask) -> list[dict[str, Any]]:
-                apply_rewire_journaled(plan, mask, site.weight, engine.optimizer, journal)
+                apply_rewire_journaled(plan, mask, site.weight, engine.optimizer, journal, engine.gradients_pending)
                 return [{
                     "kind": "rewire",
                     "step": engine.step_count,

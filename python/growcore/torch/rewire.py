@@ -75,17 +75,21 @@ def apply_rewire(
 
 @torch.no_grad()
 def apply_rewire_journaled(plan: Mapping[str, np.ndarray], mask: torch.Tensor, weight: torch.Tensor,
-                           optimizer: torch.optim.Optimizer, journal: Journal) -> None:
-    """:func:`apply_rewire` through a journal, so a failed step can undo it."""
+                           optimizer: torch.optim.Optimizer, journal: Journal, gradient: bool = True) -> None:
+    """:func:`apply_rewire` through a journal, so a failed step can undo it; ``gradient``: zero
+    the changed coordinates' gradient too (its optimizer step is still to come)."""
     cols = mask.shape[1]
     device = mask.device
     dropped = torch.as_tensor(plan["drop_rows"] * cols + plan["drop_cols"], device=device)
     grown = torch.as_tensor(plan["grow_rows"] * cols + plan["grow_cols"], device=device)
-    journal.write(mask, dropped, False)
-    journal.write(mask, grown, True)
-    for changed in (dropped, grown):
-        journal.write(weight, changed, 0.0)
-        journal.forget(optimizer, weight, changed)
+    # What a grown (absent) coordinate holds is known: mask False, weight and state zero (the
+    # engine keeps them so), so only the dropped ones' values are read for the undo.
+    journal.write(mask, dropped, False, was=True)
+    journal.write(mask, grown, True, was=False)
+    journal.write(weight, dropped, 0.0)
+    journal.forget(optimizer, weight, dropped, gradient=gradient)
+    journal.write(weight, grown, 0.0, was=0.0)
+    journal.forget(optimizer, weight, grown, was_zero=True, gradient=gradient)
 
 
 def _numpy(t: torch.Tensor | None) -> np.ndarray:
