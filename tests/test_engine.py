@@ -375,23 +375,30 @@ def test_a_failure_while_plans_are_applied_puts_everything_back(monkeypatch) -> 
 # ---------------------------------------------------------------------- checkpoints
 
 
+def reference_and_checkpoint(kind: str, rules, steps: int, at: int):
+    """(graph bytes, events, model, model state) after ``steps`` uninterrupted steps, and the
+    checkpoint (model, optimizer, engine) of a second run saved after ``at`` steps, through
+    torch.save and torch.load."""
+    model, opt, engine = build(kind, rules())
+    train(model, opt, engine, steps)
+    ref = (engine.graph.to_bytes(), [dict(e) for e in engine.events], model, model.state_dict())
+    model, opt, engine = build(kind, rules())
+    train(model, opt, engine, at)
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "engine": engine.state_dict()}, buf)
+    buf.seek(0)
+    engine.remove()
+    return ref, torch.load(buf, weights_only=False)
+
+
 @pytest.mark.parametrize("model_first", [False, True])
 def test_resume_is_bit_identical(model_first: bool) -> None:
     """Whether the model's weights are loaded before or after the engine is built."""
     def rules():
         return [RigL(interval=2), Apoptosis(interval=3, maturity_age=0, strategy="crossover"), Senescence(interval=3, senior_age=0, flat_steps=0, escalate_after=3, window=2, epsilon=1e9)]
 
-    model, opt, engine = build("mlp", rules())
-    train(model, opt, engine, 12)
-    ref = (engine.graph.to_bytes(), [dict(e) for e in engine.events], copy.deepcopy(model.state_dict()))
-
-    model, opt, engine = build("mlp", rules())
-    train(model, opt, engine, 5)
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "engine": engine.state_dict()}, buf)
-    buf.seek(0)
-    saved = torch.load(buf, weights_only=False)
-    engine.remove()
+    ref, saved = reference_and_checkpoint("mlp", rules, 12, 5)
+    ref = (ref[0], ref[1], copy.deepcopy(ref[3]))
     if model_first:  # the engine's first masking zeroes edges the checkpoint has: load brings them back
         torch.manual_seed(1)
         model2 = mlp()
@@ -570,17 +577,8 @@ def test_a_failed_growth_puts_the_model_and_optimizer_back(monkeypatch) -> None:
 
 
 def test_a_growing_run_resumes_bit_identically() -> None:
-    model, opt, engine = build("growing", growing_rules())
-    train(model, opt, engine, 10)
-    ref = (engine.graph.to_bytes(), [dict(e) for e in engine.events], {k: v.detach().clone() for k, v in model.params.items()})
-
-    model, opt, engine = build("growing", growing_rules())
-    train(model, opt, engine, 5)
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "engine": engine.state_dict()}, buf)
-    buf.seek(0)
-    saved = torch.load(buf, weights_only=False)
-    engine.remove()
+    ref, saved = reference_and_checkpoint("growing", growing_rules, 10, 5)
+    ref = (ref[0], ref[1], {k: v.detach().clone() for k, v in ref[2].params.items()})
     torch.manual_seed(0)
     model2 = growing()
     model2.load_state_dict(saved["model"])  # rebuilds the saved structure

@@ -23,6 +23,18 @@ def inner_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     return optimizer
 
 
+class CallbackBase:
+    """What both callbacks share: the rules and options they build the engine with."""
+
+    def __init__(self, rules: Sequence[Rule], **options: Any) -> None:
+        self._holder = EngineHolder(rules, options)
+
+    @property
+    def engine(self) -> Plasticity | None:
+        """The engine, once training has started."""
+        return self._holder.engine
+
+
 class EngineHolder:
     """Builds the engine once training starts, and carries its state across a checkpoint."""
 

@@ -9,28 +9,17 @@ optimizer step, before the trainer zeroes the gradients.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from growcore.errors import InvalidArgumentError
-from growcore.torch.engine import Plasticity
-from growcore.torch.integrations._common import EngineHolder
-from growcore.torch.rules import Rule
+from growcore.torch.integrations._common import CallbackBase
 
 
-class PlasticityCallback(TrainerCallback):
+class PlasticityCallback(CallbackBase, TrainerCallback):
     """Args: the engine's ``rules``, and its other options (``density``, ``layers``, ``seed``,
     ...; everything but ``total_steps``, which comes from the trainer)."""
-
-    def __init__(self, rules: Sequence[Rule], **options: Any) -> None:
-        self._holder = EngineHolder(rules, options)
-
-    @property
-    def engine(self) -> Plasticity | None:
-        """The engine, once training has begun."""
-        return self._holder.engine
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any

@@ -10,27 +10,16 @@ trainer's checkpoints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import lightning
 
-from growcore.torch.engine import Plasticity
-from growcore.torch.integrations._common import EngineHolder
-from growcore.torch.rules import Rule
+from growcore.torch.integrations._common import CallbackBase
 
 
-class PlasticityCallback(lightning.Callback):
+class PlasticityCallback(CallbackBase, lightning.Callback):
     """Args: the engine's ``rules``, and its other options (``density``, ``layers``, ``seed``,
     ...; everything but ``total_steps``, which comes from the trainer)."""
-
-    def __init__(self, rules: Sequence[Rule], **options: Any) -> None:
-        self._holder = EngineHolder(rules, options)
-
-    @property
-    def engine(self) -> Plasticity | None:
-        """The engine, once fit has started."""
-        return self._holder.engine
 
     def on_fit_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         self._holder.start(pl_module, trainer.optimizers[0], int(trainer.estimated_stepping_batches))
