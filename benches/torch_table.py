@@ -46,7 +46,7 @@ import growcore
 from growcore.torch import SparseController
 from growcore.torch.journal import Journal
 from growcore.torch.policies import RigL
-from growcore.torch.rewire import apply_rewire_journaled, decide_rewire
+from growcore.torch.rewire import apply_rewire, decide_rewire
 from torch_common import median_time, rigl_torch_update, topk_dense_update
 
 SIDE, DENSITY, FRACTION = 4096, 0.1, 0.3
@@ -152,7 +152,7 @@ def bench_update(repeats: int) -> None:
             w, g = layer.matrix(layer.weight.detach()), layer.matrix(ctl.gradient(layer))
             plan = decide_rewire(ctl.graph, layer.block, w, g, mask, count, ctl.policy)
             t1 = time.perf_counter()
-            apply_rewire_journaled(plan, mask, layer.weight, ctl.optimizer, Journal())
+            apply_rewire(plan, mask, layer.weight, ctl.optimizer, Journal())
             t2 = time.perf_counter()
             ctl.apply_masks()
             t3 = time.perf_counter()

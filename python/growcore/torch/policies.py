@@ -89,7 +89,7 @@ class Policy(Rule):
     def decide(self, engine: Plasticity, step: int) -> list[Plan]:
         """Every sparse site's prune-and-regrow plan (the graph is updated as each is decided)."""
         from growcore.torch.distributed import broadcast_plan, is_distributed
-        from growcore.torch.rewire import apply_rewire_journaled, decide_rewire
+        from growcore.torch.rewire import apply_rewire, decide_rewire
 
         fraction = self.fraction(step, engine.total_steps)
         plans: list[Plan] = []
@@ -113,7 +113,7 @@ class Policy(Rule):
             plan = broadcast_plan(here, engine.graph, site.block) if is_distributed() else here()
 
             def apply(journal: Journal, site: Any = site, plan: Any = plan, mask: torch.Tensor = mask) -> list[dict[str, Any]]:
-                apply_rewire_journaled(plan, mask, site.weight, engine.optimizer, journal, engine.gradients_pending)
+                apply_rewire(plan, mask, site.weight, engine.optimizer, journal, engine.gradients_pending)
                 return [{
                     "kind": "rewire",
                     "step": engine.step_count,

@@ -17,7 +17,6 @@ import torch
 import growcore
 from growcore.errors import NonFiniteError
 from growcore.torch.journal import Journal
-from growcore.torch.optim import fill_at, zero_state
 from growcore.torch.policies import Policy
 
 
@@ -55,31 +54,22 @@ def decide_rewire(
 
 @torch.no_grad()
 def apply_rewire(
-    plan: Mapping[str, np.ndarray], mask: torch.Tensor, weight: torch.Tensor, optimizer: torch.optim.Optimizer
+    plan: Mapping[str, np.ndarray],
+    mask: torch.Tensor,
+    weight: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    journal: Journal | None = None,
+    gradient: bool = False,
 ) -> None:
     """Applies a plan to a block's mask (its (out, in) matrix shape), its weight (grown ones
-    start at zero) and the optimizer state of every changed coordinate."""
+    start at zero) and the optimizer state of every changed coordinate, through ``journal`` so
+    a failed step can undo it (None: not undoable). ``gradient``: zero the changed coordinates'
+    gradient too (its optimizer step is still to come)."""
+    journal = journal if journal is not None else Journal()
     cols = mask.shape[1]
     device = mask.device
-    dropped = torch.as_tensor(plan["drop_rows"] * cols + plan["drop_cols"], device=device)
-    grown = torch.as_tensor(plan["grow_rows"] * cols + plan["grow_cols"], device=device)
     # The two index sets are written apart rather than concatenated (a copy of 1M indices
     # for a 30% update of a 4096 x 4096 layer costs as much as a write).
-    flat_mask = mask.view(-1)
-    flat_mask.index_fill_(0, dropped, False)
-    flat_mask.index_fill_(0, grown, True)
-    for changed in (dropped, grown):
-        fill_at(weight, changed, 0.0)
-        zero_state(optimizer, weight, changed)
-
-
-@torch.no_grad()
-def apply_rewire_journaled(plan: Mapping[str, np.ndarray], mask: torch.Tensor, weight: torch.Tensor,
-                           optimizer: torch.optim.Optimizer, journal: Journal, gradient: bool = True) -> None:
-    """:func:`apply_rewire` through a journal, so a failed step can undo it; ``gradient``: zero
-    the changed coordinates' gradient too (its optimizer step is still to come)."""
-    cols = mask.shape[1]
-    device = mask.device
     dropped = torch.as_tensor(plan["drop_rows"] * cols + plan["drop_cols"], device=device)
     grown = torch.as_tensor(plan["grow_rows"] * cols + plan["grow_cols"], device=device)
     # What a grown (absent) coordinate holds is known: mask False, weight and state zero (the
