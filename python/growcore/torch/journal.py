@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import torch
 
+from growcore.torch.optim import per_coordinate_state
+
 
 def _gather(t: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
     if t.is_contiguous():
@@ -69,12 +71,8 @@ class Journal:
         """Zeroes every per-coordinate optimizer state tensor of ``param`` (those of its shape:
         momentum, Adam's moments, ...) at ``flat_index``; see :mod:`growcore.torch.optim`.
         ``was_zero``: the caller knows the state is zero there already (an absent edge's)."""
-        state = optimizer.state.get(param)
-        if not state:
-            return
-        for value in state.values():
-            if isinstance(value, torch.Tensor) and value.shape == param.shape and value.dim() > 0:
-                self.write(value, flat_index, 0.0, was=0.0 if was_zero else None)
+        for value in per_coordinate_state(optimizer, param):
+            self.write(value, flat_index, 0.0, was=0.0 if was_zero else None)
 
     @torch.no_grad()
     def forget(

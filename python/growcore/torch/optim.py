@@ -17,19 +17,21 @@ from __future__ import annotations
 import torch
 
 
+def per_coordinate_state(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> list[torch.Tensor]:
+    """The optimizer's state tensors of ``param`` that hold one value per coordinate (those of
+    its shape)."""
+    state = optimizer.state.get(param) or {}
+    return [v for v in state.values() if isinstance(v, torch.Tensor) and v.shape == param.shape and v.dim() > 0]
+
+
 @torch.no_grad()
 def zero_state(optimizer: torch.optim.Optimizer, param: torch.Tensor, flat_index: torch.Tensor) -> int:
     """Zeroes the optimizer state of ``param`` at the given flat (row-major) coordinates.
     Returns how many state tensors were touched."""
-    state = optimizer.state.get(param)
-    if not state:
-        return 0
-    touched = 0
-    for value in state.values():
-        if isinstance(value, torch.Tensor) and value.shape == param.shape and value.dim() > 0:
-            fill_at(value, flat_index.to(value.device), 0.0)
-            touched += 1
-    return touched
+    tensors = per_coordinate_state(optimizer, param)
+    for value in tensors:
+        fill_at(value, flat_index.to(value.device), 0.0)
+    return len(tensors)
 
 
 @torch.no_grad()
