@@ -546,6 +546,16 @@ def test_rigl_apoptosis_and_growth_compose_on_a_growing_mlp() -> None:
     assert all(p in {id(q) for g in opt.param_groups for q in g["params"]} for p in map(id, model.parameters()))
 
 
+def test_a_growth_rule_sets_the_saturation_it_grows_by() -> None:
+    model = GrowingMLP([4, 6, 2], activation="tanh")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    engine = Plasticity(model, opt, [Growth(epsilon=0.2)], total_steps=10)
+    assert (engine.stats_feed[0].low, engine.stats_feed[0].high) == pytest.approx(growcore.saturation_thresholds("tanh", 0.2))
+    engine.remove()
+    engine = Plasticity(model, opt, [Growth(saturation=(-0.5, 0.5))], total_steps=10)
+    assert (engine.stats_feed[0].low, engine.stats_feed[0].high) == (-0.5, 0.5)
+
+
 def test_a_failed_growth_puts_the_model_and_optimizer_back(monkeypatch) -> None:
     model, opt, engine = build("growing", growing_rules())
     train(model, opt, engine, 3)  # the next step grows, rewires and replaces

@@ -114,7 +114,7 @@ class Plasticity:
             observed at the consumer's input (after the activation function); a site's other
             outputs at the site's output.
         saturation: (low, high) thresholds of the statistics' saturation fractions (default
-            ``(0, 2)``; for a ``GrowingMLP``, its activation's preset, as for ``Grower``).
+            ``(0, 2)``; for a ``GrowingMLP``, its Growth rule's, else its activation's preset).
 
     A :class:`GrowingMLP` brings its own structure: its graph is the engine's, its blocks are
     the sites and its hidden layers (``hidden1``, ...: every incoming and outgoing block of the
@@ -216,8 +216,13 @@ class Plasticity:
             self._check_owner(sites)
             self._graph = model.graph  # (read through the model: it may replace its graph)
             self.sparse = True
-            if saturation is None:
-                saturation = growcore.saturation_thresholds(model.activation, 0.05)  # type: ignore[arg-type]
+            if saturation is None:  # a Growth rule's thresholds (the ones it grows by), or the preset's
+                growth = next((r for r in self.rules if hasattr(r, "thresholds")), None)
+                saturation = (
+                    growth.thresholds(model.activation)
+                    if growth is not None
+                    else growcore.saturation_thresholds(model.activation, 0.05)  # type: ignore[arg-type]
+                )
         else:
             sites = find_sites(model, layers, dense, self.site_kinds, self.attention_sites)
             self._check_optimizer(sites)

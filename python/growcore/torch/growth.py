@@ -163,6 +163,12 @@ class Growth(Rule):
             "seed": self.seed,
         }
 
+    def thresholds(self, activation: str) -> tuple[float, float]:
+        """The saturation thresholds of its statistics: ``saturation``, else the activation's
+        preset with radius ``epsilon``."""
+        low, high = self.saturation if self.saturation is not None else (None, None)
+        return tuple(growcore.saturation_thresholds(activation, self.epsilon, low=low, high=high))  # type: ignore[arg-type, return-value]
+
     def bind(self, engine: Plasticity) -> None:
         model = engine.model
         if not isinstance(model, GrowingMLP):
@@ -539,8 +545,7 @@ class Grower(Plasticity):
             saturation=saturation, extrema=extrema, katz=katz, selection=selection, braess=braess,
             route_init=route_init, seed=seed,
         )
-        low, high = saturation if saturation is not None else (None, None)
-        self.saturation = growcore.saturation_thresholds(model.activation, epsilon, low=low, high=high)  # type: ignore[arg-type]
+        self.saturation = self.growth.thresholds(model.activation)
         self.policy = policy
         rules: list[Rule] = [self.growth] + ([policy] if policy is not None else [])
         super().__init__(
@@ -648,18 +653,11 @@ class Grower(Plasticity):
         self.refresh()  # the model's structure was loaded: sites and masks follow it
 
     def _grower_config(self) -> dict[str, Any]:
-        """The options a resumed run must share (the trigger's are checked with its state)."""
-        g = self.growth
+        """The options a resumed run must share: the Growth rule's, the resolved saturation
+        thresholds, the policy and ``total_steps``."""
         return {
-            "grow": dict(g.grow_options),
-            "extrema": dict(g.extrema_options),
-            "katz": None if g.katz_options is None else dict(g.katz_options),
+            **self.growth.options(),
             "saturation": list(self.saturation),
-            "selection": g.selection,
-            "gain": g.gain,
-            "noise": g.noise,
-            "route_init": g.route_init,
-            "braess": None if g.braess_options is None else dict(g.braess_options),
             "policy": None if self.policy is None else self.policy.to_dict(),
             "total_steps": self.total_steps_given,
         }
